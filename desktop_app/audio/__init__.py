@@ -1,0 +1,1 @@
+"""Qt-free audio: file I/O, signal processing, voice-reference preparation, devices."""

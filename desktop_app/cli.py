@@ -1,0 +1,362 @@
+"""Command line: ``python -m desktop_app [command]``; without a command the studio window starts.
+
+Exit codes: 0 success, 2 a user error (one line ``error: ...`` on stderr), 1 an internal error (the
+traceback goes to the log file, whose path is printed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from desktop_app import __version__, logs
+from desktop_app.errors import OutputFileError, RequestError, UserError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USER = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ``error:`` line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, sub-commands included."""
+    from desktop_app.inference.model_store import DEFAULT_MODEL_ID
+
+    parser = _Parser(
+        prog="python -m desktop_app",
+        description="CSM Studio: offline voice cloning with Sesame's CSM-1B.",
+    )
+    parser.add_argument("--version", action="version", version=f"CSM Studio {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    clone = sub.add_parser("clone", help="speak a text in the voice of reference clips")
+    clone.add_argument("--model", default=DEFAULT_MODEL_ID, help="checkpoint folder or hub id")
+    clone.add_argument(
+        "--ref",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="reference recording of the voice (repeatable)",
+    )
+    clone.add_argument(
+        "--ref-text",
+        action="append",
+        required=True,
+        metavar="TEXT",
+        help="exact transcript of each --ref, in the same order",
+    )
+    clone.add_argument("--text", required=True, help="what the voice should say")
+    clone.add_argument("--out", required=True, metavar="FILE", help="output .wav or .flac")
+    clone.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    clone.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
+    clone.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    clone.add_argument("--temperature", type=float, default=0.9, help="0 means greedy")
+    clone.add_argument("--top-k", type=int, default=50)
+    clone.add_argument("--top-p", type=float, default=1.0)
+    clone.add_argument(
+        "--max-seconds", type=float, default=10.0, help="longest audio to generate (default 10)"
+    )
+    clone.add_argument("--denoise", action="store_true", help="lightly denoise the references")
+    clone.add_argument("--report-json", metavar="FILE", help="write timings and settings as JSON")
+    clone.add_argument(
+        "--codes-out", metavar="FILE.npy", help="save the codes (frames x codebooks)"
+    )
+
+    doctor = sub.add_parser("doctor", help="report Python, torch, GPU, model and audio devices")
+    doctor.add_argument("--model", default=DEFAULT_MODEL_ID, help="checkpoint folder or hub id")
+
+    download = sub.add_parser("download-model", help="download the checkpoint (needs network)")
+    download.add_argument("--model", default=DEFAULT_MODEL_ID, help="hub id to download")
+    download.add_argument(
+        "--token",
+        default=None,
+        help="Hugging Face access token (default: $HF_TOKEN or a saved login)",
+    )
+    download.add_argument(
+        "--dir", default=None, help="download into this folder instead of the cache"
+    )
+    download.add_argument("--revision", default=None, help="branch, tag or commit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the process exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command != "download-model":
+        # Everything but the explicit download stays offline, whatever the libraries would like.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    log_path = logs.configure_logging()
+    log.info("command line: %s", _redacted(sys.argv if argv is None else ["", *argv]))
+    try:
+        handler = {
+            "clone": run_clone,
+            "doctor": run_doctor,
+            "download-model": run_download,
+            None: run_default,
+        }[args.command]
+        return handler(args)
+    except UserError as exc:
+        log.info("user error: %s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        log.exception("internal error")
+        print(
+            f"error: internal error ({type(exc).__name__}); details in {log_path}", file=sys.stderr
+        )
+        return EXIT_INTERNAL
+
+
+def _redacted(argv: Sequence[str]) -> list[str]:
+    """The command line with the value after --token hidden, for the log."""
+    out: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide:
+            out.append("***")
+            hide = False
+        elif arg.startswith("--token="):
+            out.append("--token=***")
+        else:
+            hide = arg == "--token"
+            out.append(arg)
+    return out
+
+
+def run_default(args: argparse.Namespace) -> int:
+    """No sub-command: the studio window will start here; until then, report the setup."""
+    args.model = None
+    code = run_doctor(args)
+    print("\nThe studio window is not built yet; use `python -m desktop_app clone --help`.")
+    return code
+
+
+def _check_output(path: str, suffixes: tuple[str, ...], what: str) -> Path:
+    out = Path(path).expanduser()
+    if out.suffix.lower() not in suffixes:
+        raise OutputFileError(f"{what} {out.name}: the name must end in {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise OutputFileError(f"cannot write {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise OutputFileError(f"cannot write {out}: the folder {out.parent} is not writable")
+    return out
+
+
+def run_clone(args: argparse.Namespace) -> int:
+    """``clone``: references + text in, a take file (and optional report and codes) out."""
+    import numpy as np
+
+    from desktop_app.audio.io import TakeMetadata, atomic_write, write_audio
+    from desktop_app.audio.reference import load_reference
+    from desktop_app.inference import DEFAULT_ENGINE, GenerationRequest, ReferenceClip, load_engine
+    from desktop_app.inference.model_store import resolve_model
+
+    if len(args.ref) != len(args.ref_text):
+        raise RequestError(
+            f"{len(args.ref)} --ref file(s) but {len(args.ref_text)} --ref-text; give one "
+            f"transcript per reference, in the same order"
+        )
+    out = _check_output(args.out, (".wav", ".flac"), "cannot save")
+    report = (
+        _check_output(args.report_json, (".json",), "cannot write") if args.report_json else None
+    )
+    codes_out = _check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
+    if not args.text.strip():
+        raise RequestError("nothing to say: --text is empty")
+    references = tuple(
+        ReferenceClip(load_reference(path, denoise=args.denoise), text)
+        for path, text in zip(args.ref, args.ref_text, strict=True)
+    )
+    request = GenerationRequest(
+        text=args.text,
+        references=references,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+    )
+    model_dir = resolve_model(args.model)
+    _quiet_transformers()
+    engine_name = args.engine or DEFAULT_ENGINE
+    _status(f"loading {args.model} ({engine_name}) ...")
+    engine = load_engine(engine_name, model_dir, args.device)
+    _status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
+    with _FrameBar(request.max_seconds) as bar:
+        result = engine.generate(request, on_progress=bar.update)
+    for notice in result.notices:
+        _status(f"note: {notice}")
+    write_audio(
+        out,
+        result.audio,
+        result.sample_rate,
+        TakeMetadata(text=request.text, model=args.model, seed=result.seed, engine=result.engine),
+    )
+    if codes_out is not None:
+        with atomic_write(codes_out) as handle:
+            np.save(handle, result.codes.astype(np.int64))
+    if report is not None:
+        _write_report(report, args, engine, result, out)
+    t = result.timings
+    print(
+        f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
+        f"seed {result.seed}, real-time factor {t.real_time_factor:.2f} on {result.device}"
+    )
+    return EXIT_OK
+
+
+def _write_report(
+    path: Path, args: argparse.Namespace, engine: Any, result: Any, out: Path
+) -> None:
+    t = result.timings
+    data = {
+        "output": str(out),
+        "model": args.model,
+        "engine": result.engine,
+        "device": result.device,
+        "dtype": result.dtype,
+        "seed": result.seed,
+        "frames": result.frames,
+        "seconds": result.seconds,
+        "sample_rate": result.sample_rate,
+        "stopped_by": result.stopped_by,
+        "settings": {
+            "temperature": args.temperature,
+            "top_k": args.top_k,
+            "top_p": args.top_p,
+            "max_seconds": args.max_seconds,
+        },
+        "timings": {
+            "load_s": engine.load_seconds,
+            "prefill_s": t.prefill_s,
+            "per_frame_s": t.per_frame_s,
+            "total_s": t.total_s,
+            "real_time_factor": t.real_time_factor,
+        },
+        "notices": list(result.notices),
+    }
+    from desktop_app.audio.io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _status(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+class _FrameBar:
+    """A text progress bar on a terminal (tqdm); silent when stderr is not a terminal."""
+
+    def __init__(self, max_seconds: float) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=round(max_seconds, 1),
+            unit="s audio",
+            desc="generating",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+            bar_format="{desc}: {bar} {n:.1f}/{total:.1f} s of audio [{elapsed}]",
+        )
+
+    def update(self, frames: int, seconds: float) -> None:
+        self._bar.n = min(round(seconds, 1), self._bar.total)
+        self._bar.refresh()
+
+    def __enter__(self) -> _FrameBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """``doctor``: what this machine offers the app, and whether the model is found."""
+    import torch
+
+    from desktop_app.audio.devices import list_devices
+    from desktop_app.inference.model_store import DEFAULT_MODEL_ID, hub_cache_dir, resolve_model
+
+    rows: list[tuple[str, str]] = [
+        ("CSM Studio", __version__),
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        (
+            "torch",
+            f"{torch.__version__}; CUDA {'available' if torch.cuda.is_available() else 'not available'}",
+        ),
+    ]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            rows.append(
+                (
+                    f"GPU {i}",
+                    f"{torch.cuda.get_device_name(i)}, "
+                    f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB",
+                )
+            )
+    else:
+        rows.append(("GPU", "none: generation runs on the CPU (slower than real time)"))
+    spec = args.model or DEFAULT_MODEL_ID
+    try:
+        rows.append(("model", f"{spec}: found at {resolve_model(spec)}"))
+    except UserError as exc:
+        rows.append(("model", f"not found: {exc}"))
+    rows.append(("model cache", str(hub_cache_dir())))
+    try:
+        devices = list_devices()
+        ins = [d for d in devices if d.inputs > 0]
+        outs = [d for d in devices if d.outputs > 0]
+        default_in = next((d.name for d in ins if d.is_default_input), "none")
+        default_out = next((d.name for d in outs if d.is_default_output), "none")
+        rows.append(("audio input", f"{len(ins)} device(s); default: {default_in}"))
+        rows.append(("audio output", f"{len(outs)} device(s); default: {default_out}"))
+    except UserError as exc:
+        rows.append(("audio", str(exc)))
+    rows.append(("log file", str(logs.configure_logging())))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def run_download(args: argparse.Namespace) -> int:
+    """``download-model``: the one command that uses the network."""
+    from desktop_app.inference.model_store import download_model
+
+    token = args.token or os.environ.get("HF_TOKEN") or None
+    folder = download_model(
+        args.model,
+        token=token,
+        local_dir=Path(args.dir).expanduser() if args.dir else None,
+        revision=args.revision,
+        progress=_status,
+    )
+    print(f"downloaded {args.model} to {folder}")
+    if args.dir:
+        print(f"use it with: python -m desktop_app clone --model {folder} ...")
+    return EXIT_OK

@@ -1,0 +1,47 @@
+"""Qt-free, sounddevice-free inference: needs only torch, transformers and numpy.
+
+Takes and returns 24 kHz mono float32 numpy arrays; file and device work happens around it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop_app.errors import RequestError
+from desktop_app.inference.engine import (
+    SAMPLE_RATE,
+    Engine,
+    GenerationRequest,
+    GenerationResult,
+    GenerationTimings,
+    ReferenceClip,
+)
+
+ENGINE_NAMES = ("transformers",)
+DEFAULT_ENGINE = "transformers"
+
+
+def load_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
+    """Load the engine called ``name`` with the checkpoint in ``model_dir``.
+
+    Raises:
+        RequestError: an unknown engine name.
+    """
+    if name == "transformers":
+        from desktop_app.inference.hf_engine import TransformersEngine
+
+        return TransformersEngine(model_dir, device)
+    raise RequestError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+
+
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINE_NAMES",
+    "SAMPLE_RATE",
+    "Engine",
+    "GenerationRequest",
+    "GenerationResult",
+    "GenerationTimings",
+    "ReferenceClip",
+    "load_engine",
+]

@@ -1,0 +1,98 @@
+"""The engine contract: plain dataclasses in, plain dataclasses out, callbacks for progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 24_000
+
+ProgressCallback = Callable[[int, float], None]
+"""Called after each frame with (frames made so far, seconds of audio made so far)."""
+
+StopCheck = Callable[[], bool]
+"""Returns True when the user asked to cancel; checked between frames."""
+
+
+@dataclass(frozen=True)
+class ReferenceClip:
+    """One context turn of the voice prompt: 24 kHz mono float32 speech and its exact transcript."""
+
+    audio: np.ndarray
+    transcript: str
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to say, in which voice, with which sampling settings.
+
+    A temperature of 0 means greedy decoding. ``seed=None`` picks a random seed, reported in the
+    result so the take can be reproduced. ``max_seconds`` caps the generated audio.
+    """
+
+    text: str
+    references: tuple[ReferenceClip, ...] = ()
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+    seed: int | None = None
+    max_seconds: float = 10.0
+    speaker: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationTimings:
+    """Where the time went, in seconds; ``real_time_factor`` < 1 is faster than real time."""
+
+    prefill_s: float
+    per_frame_s: float
+    total_s: float
+    real_time_factor: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """A finished take: audio, its codes (frames x codebooks) and how it was made."""
+
+    audio: np.ndarray
+    codes: np.ndarray
+    frames: int
+    stopped_by: str  # "end-frame" or "max-length"
+    seed: int
+    timings: GenerationTimings
+    device: str
+    dtype: str
+    engine: str
+    sample_rate: int = SAMPLE_RATE
+    notices: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class Engine(Protocol):
+    """A loaded CSM model that turns requests into takes."""
+
+    name: str
+    model_dir: Path
+    device: str
+    dtype: str
+    load_seconds: float
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> GenerationResult:
+        """Speak ``request.text`` in the voice of ``request.references``."""
+        ...

@@ -1,0 +1,251 @@
+"""Finding, checking and (only when the user asks) downloading a CSM checkpoint.
+
+A model is named by a folder or by a hub id. A hub id is resolved from the local Hugging Face
+cache only; the single place that may use the network is :func:`download_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from desktop_app.errors import ModelDownloadError, ModelNotFoundError
+
+DEFAULT_MODEL_ID = "sesame/csm-1b"
+DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
+
+
+def model_page(repo_id: str = DEFAULT_MODEL_ID) -> str:
+    """The hub page where the licence of ``repo_id`` is accepted."""
+    return f"https://huggingface.co/{repo_id}"
+
+
+def how_to_get(repo_id: str = DEFAULT_MODEL_ID) -> str:
+    """The one sentence that tells a person how to obtain the checkpoint."""
+    return (
+        f"accept the model's licence at {model_page(repo_id)} (logged in), then run "
+        f"`python -m desktop_app download-model --token YOUR_HF_TOKEN`, "
+        f"or pass --model with a folder that holds the checkpoint"
+    )
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """True for ``owner/name`` strings that are not an existing or explicit path."""
+    if spec.startswith((".", "/", "~")) or os.sep in spec.replace("/", "", 1):
+        return False
+    owner, sep, name = spec.partition("/")
+    return bool(sep and owner and name) and "/" not in name and not Path(spec).exists()
+
+
+def resolve_model(spec: str = DEFAULT_MODEL_ID) -> Path:
+    """Turn a folder or a hub id into a checked checkpoint folder, without the network.
+
+    Raises:
+        ModelNotFoundError: the folder is missing or incomplete, or the id is not in the cache.
+    """
+    if looks_like_hub_id(spec):
+        folder = _from_cache(spec)
+    else:
+        folder = Path(spec).expanduser()
+        if not folder.exists():
+            raise ModelNotFoundError(f"model folder not found: {folder}; {how_to_get()}")
+        if not folder.is_dir():
+            raise ModelNotFoundError(
+                f"--model must be a checkpoint folder or a hub id, but {folder} is a file"
+            )
+    check_checkpoint(folder)
+    return folder
+
+
+def _from_cache(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError) as exc:
+        raise ModelNotFoundError(
+            f"{repo_id} is not in the local model cache ({hub_cache_dir()}); {how_to_get(repo_id)}"
+        ) from exc
+    except HFValidationError as exc:
+        raise ModelNotFoundError(f"{repo_id!r} is neither a folder nor a valid model id") from exc
+
+
+def hub_cache_dir() -> Path:
+    """Where the Hugging Face cache keeps downloaded models."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def check_checkpoint(folder: Path) -> None:
+    """Check that ``folder`` holds a complete transformers-format CSM checkpoint.
+
+    Raises:
+        ModelNotFoundError: naming every missing or damaged part and how to get a good copy.
+    """
+    problems: list[str] = []
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        problems.append("config.json")
+    else:
+        try:
+            model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"{config_path} is damaged ({exc}); download the model again"
+            ) from exc
+        if model_type != "csm":
+            raise ModelNotFoundError(
+                f"{folder} holds a {model_type!r} model, not CSM; point --model at a CSM-1B "
+                f"checkpoint ({how_to_get()})"
+            )
+    problems += _weight_problems(folder)
+    if not (folder / "tokenizer.json").is_file():
+        problems.append("tokenizer.json")
+    if not (folder / "preprocessor_config.json").is_file() and not _has_processor_config(folder):
+        problems.append("preprocessor_config.json")
+    if not _has_chat_template(folder):
+        problems.append("a chat template (chat_template.jinja)")
+    if problems:
+        raise ModelNotFoundError(
+            f"the checkpoint in {folder} is incomplete: missing or damaged {', '.join(problems)}; "
+            f"{how_to_get()}"
+        )
+
+
+def _has_processor_config(folder: Path) -> bool:
+    path = folder / "processor_config.json"
+    try:
+        return "feature_extractor" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        try:
+            if "chat_template" in json.loads((folder / name).read_text(encoding="utf-8")):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _weight_problems(folder: Path) -> list[str]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(
+                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            )
+        except (OSError, ValueError, KeyError):
+            return [index.name]
+    elif (folder / "model.safetensors").is_file():
+        shards = ["model.safetensors"]
+    elif any(folder.glob("*.bin")):
+        raise ModelNotFoundError(
+            f"{folder} has only PyTorch .bin weights, which can run code when loaded; CSM Studio "
+            f"loads .safetensors weights only; {how_to_get()}"
+        )
+    else:
+        return ["model.safetensors"]
+    return [s for s in shards if not safetensors_complete(folder / s)]
+
+
+def safetensors_complete(path: Path) -> bool:
+    """True when a .safetensors file exists and is as long as its header says (not truncated)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len <= 0 or 8 + header_len > size:
+                return False
+            header = json.loads(handle.read(header_len))
+    except (OSError, ValueError, struct.error):
+        return False
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    return size == 8 + header_len + end
+
+
+def download_model(
+    repo_id: str = DEFAULT_MODEL_ID,
+    token: str | None = None,
+    local_dir: Path | None = None,
+    revision: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Download a checkpoint into the Hugging Face cache (or ``local_dir``), resuming partial files.
+
+    This is the only function of the app that uses the network, and only when a person asks.
+
+    Raises:
+        ModelDownloadError: no network, no access to the gated model, a bad token, or no space.
+    """
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    if constants.HF_HUB_OFFLINE:
+        raise ModelDownloadError(
+            "downloads are switched off (HF_HUB_OFFLINE is set); unset it and run download-model "
+            "again"
+        )
+    if progress is not None:
+        progress(f"downloading {repo_id} into {local_dir or hub_cache_dir()}")
+    try:
+        folder = snapshot_download(
+            repo_id,
+            token=token,
+            revision=revision,
+            local_dir=local_dir,
+            allow_patterns=DOWNLOAD_PATTERNS,
+        )
+    except GatedRepoError as exc:
+        raise ModelDownloadError(
+            f"no access to {repo_id}: it is gated; accept its licence at {model_page(repo_id)} "
+            f"while logged in, then pass a token of that account with --token"
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise ModelDownloadError(
+            f"{repo_id} was not found on the hub, or the token cannot see it; check the name "
+            f"and the token"
+        ) from exc
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401:
+            raise ModelDownloadError(
+                "the hub refused the access token; create a read token at "
+                "https://huggingface.co/settings/tokens and pass it with --token"
+            ) from exc
+        raise ModelDownloadError(f"the download failed ({exc}); run download-model again") from exc
+    except (LocalEntryNotFoundError, ConnectionError, TimeoutError) as exc:
+        raise ModelDownloadError(
+            "cannot reach the Hugging Face hub (no network?); check the connection and run "
+            "download-model again: finished files are kept and partial ones resume"
+        ) from exc
+    except OSError as exc:
+        raise ModelDownloadError(
+            f"the download stopped: {exc.strerror or exc}; free some disk space or choose another "
+            f"folder, then run download-model again (it resumes)"
+        ) from exc
+    except Exception as exc:
+        # httpx and friends raise their own connection errors; every one means "no network".
+        if "connect" in type(exc).__name__.lower() or "network" in type(exc).__name__.lower():
+            raise ModelDownloadError(
+                "cannot reach the Hugging Face hub (no network?); check the connection and run "
+                "download-model again: finished files are kept and partial ones resume"
+            ) from exc
+        raise
+    path = Path(folder)
+    check_checkpoint(path)
+    return path

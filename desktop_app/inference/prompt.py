@@ -1,0 +1,50 @@
+"""A generation request as the conversation the CSM processor's chat template expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from desktop_app.errors import RequestError
+from desktop_app.inference.engine import GenerationRequest
+
+
+def check_request(request: GenerationRequest) -> None:
+    """Reject requests the model cannot serve, with a message saying what to change.
+
+    Raises:
+        RequestError: empty text or transcript, or settings out of range.
+    """
+    if not request.text.strip():
+        raise RequestError("nothing to say: the text is empty; type what the voice should say")
+    for number, clip in enumerate(request.references, start=1):
+        if not clip.transcript.strip():
+            raise RequestError(
+                f"reference clip {number} has no transcript; type exactly what is said in it"
+            )
+        if clip.audio.ndim != 1 or clip.audio.size == 0:
+            raise RequestError(f"reference clip {number} holds no mono audio")
+    if request.temperature < 0:
+        raise RequestError(f"temperature must be 0 (greedy) or more, not {request.temperature}")
+    if request.top_k < 0:
+        raise RequestError(f"top-k must be 0 (off) or more, not {request.top_k}")
+    if not 0 < request.top_p <= 1:
+        raise RequestError(f"top-p must be above 0 and at most 1, not {request.top_p}")
+    if not request.max_seconds > 0:
+        raise RequestError(f"the maximum length must be above 0 s, not {request.max_seconds}")
+
+
+def build_conversation(request: GenerationRequest) -> list[dict[str, Any]]:
+    """One turn per reference clip (transcript + audio), then the text to speak."""
+    speaker = str(request.speaker)
+    turns: list[dict[str, Any]] = [
+        {
+            "role": speaker,
+            "content": [
+                {"type": "text", "text": clip.transcript.strip()},
+                {"type": "audio", "path": clip.audio},
+            ],
+        }
+        for clip in request.references
+    ]
+    turns.append({"role": speaker, "content": [{"type": "text", "text": request.text.strip()}]})
+    return turns
