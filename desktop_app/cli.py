@@ -7,6 +7,7 @@ traceback goes to the log file, whose path is printed), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -165,8 +166,15 @@ def run_clone(args: argparse.Namespace) -> int:
 
     from desktop_app.audio.io import TakeMetadata, atomic_write, write_audio
     from desktop_app.audio.reference import load_reference
-    from desktop_app.inference import DEFAULT_ENGINE, GenerationRequest, ReferenceClip, load_engine
+    from desktop_app.inference import (
+        DEFAULT_ENGINE,
+        ENGINE_NAMES,
+        GenerationRequest,
+        ReferenceClip,
+        load_engine,
+    )
     from desktop_app.inference.model_store import resolve_model
+    from desktop_app.inference.prompt import check_request
 
     if len(args.ref) != len(args.ref_text):
         raise RequestError(
@@ -178,24 +186,27 @@ def run_clone(args: argparse.Namespace) -> int:
         _check_output(args.report_json, (".json",), "cannot write") if args.report_json else None
     )
     codes_out = _check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
-    if not args.text.strip():
-        raise RequestError("nothing to say: --text is empty")
-    references = tuple(
-        ReferenceClip(load_reference(path, denoise=args.denoise), text)
-        for path, text in zip(args.ref, args.ref_text, strict=True)
-    )
-    request = GenerationRequest(
+    engine_name = args.engine or DEFAULT_ENGINE
+    if engine_name not in ENGINE_NAMES:
+        raise RequestError(
+            f"unknown engine {engine_name!r}; choose one of {', '.join(ENGINE_NAMES)}"
+        )
+    settings = GenerationRequest(
         text=args.text,
-        references=references,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
         max_seconds=args.max_seconds,
     )
+    check_request(settings)  # fail fast, before the references are read and the model loads
+    references = tuple(
+        ReferenceClip(load_reference(path, denoise=args.denoise), text)
+        for path, text in zip(args.ref, args.ref_text, strict=True)
+    )
+    request = dataclasses.replace(settings, references=references)
     model_dir = resolve_model(args.model)
     _quiet_transformers()
-    engine_name = args.engine or DEFAULT_ENGINE
     _status(f"loading {args.model} ({engine_name}) ...")
     engine = load_engine(engine_name, model_dir, args.device)
     _status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
@@ -306,7 +317,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         ("Python", f"{platform.python_version()} ({sys.executable})"),
         (
             "torch",
-            f"{torch.__version__}; CUDA {'available' if torch.cuda.is_available() else 'not available'}",
+            f"{torch.__version__}; CUDA {'' if torch.cuda.is_available() else 'not '}available",
         ),
     ]
     if torch.cuda.is_available():

@@ -108,14 +108,13 @@ def _read_pyav(p: Path) -> DecodedAudio:
     import av  # imported here: only compressed phone/browser formats need FFmpeg
 
     with av.open(str(p)) as container:
-        streams = [s for s in container.streams if s.type == "audio"]
-        if not streams:
+        if not container.streams.audio:
             raise AudioFileError(f"{p} has no audio track")
-        stream = streams[0]
+        stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="fltp")
         chunks: list[np.ndarray] = []
         rate = 0
-        for frame in container.decode(stream):
+        for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 rate = out.sample_rate
                 chunks.append(out.to_ndarray())

@@ -82,11 +82,30 @@ class GenerationResult:
 class Engine(Protocol):
     """A loaded CSM model that turns requests into takes."""
 
-    name: str
-    model_dir: Path
-    device: str
-    dtype: str
-    load_seconds: float
+    @property
+    def name(self) -> str:
+        """Short engine name ("transformers", "fast")."""
+        ...
+
+    @property
+    def model_dir(self) -> Path:
+        """The checkpoint folder it loaded."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """torch device it runs on ("cpu", "cuda")."""
+        ...
+
+    @property
+    def dtype(self) -> str:
+        """Weight dtype ("float32", "bfloat16")."""
+        ...
+
+    @property
+    def load_seconds(self) -> float:
+        """How long loading took."""
+        ...
 
     def generate(
         self,

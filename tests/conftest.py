@@ -1,0 +1,90 @@
+"""Shared fixtures: an isolated app home, no network, and the tiny random CSM checkpoint."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NONET = Path(__file__).parent / "support" / "nonet"
+
+# Before anything imports huggingface_hub: the tests never reach the hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder: tests/gui -> gui, tests/audio -> audio_hw."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        folder = Path(str(item.fspath)).relative_to(tests_dir).parts[0]
+        if folder == "gui":
+            item.add_marker(pytest.mark.gui)
+        elif folder == "audio":
+            item.add_marker(pytest.mark.audio_hw)
+
+
+@pytest.fixture(autouse=True)
+def app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own settings, data, logs and an empty model cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("CSM_STUDIO_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hf-cache"))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Internet sockets fail inside the test process (local AF_UNIX ones still work)."""
+
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError(f"network access blocked by the test: connect to {address!r}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CSM checkpoint on disk (tokenizer, processor, config, safetensors)."""
+    from desktop_app.inference.random_checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("tiny-csm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path) -> object:
+    """The transformers engine with the tiny checkpoint, loaded once."""
+    from desktop_app.inference import load_engine
+
+    return load_engine("transformers", tiny_model_dir, "cpu")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m desktop_app ARGS`` in a child process whose network sockets are blocked."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join([str(NONET), str(REPO)])
+    return subprocess.run(
+        [sys.executable, "-m", "desktop_app", *args],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )

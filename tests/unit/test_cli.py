@@ -1,0 +1,274 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written, no network."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from desktop_app import cli
+from desktop_app.audio.io import read_metadata
+from tests.conftest import run_cli
+from tests.support.checkpoints import install_in_hub_cache
+from tests.support.signals import voiced, with_silence
+
+REF_TEXT = "Hello there, this is my voice."
+
+
+@pytest.fixture
+def ref_wav(tmp_path: Path) -> Path:
+    path = tmp_path / "ref.wav"
+    sf.write(path, with_silence(voiced(3.0, 44_100), 44_100, 0.5, 0.5), 44_100)
+    return path
+
+
+def clone_args(model: Path | str, ref: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "clone",
+        "--model",
+        str(model),
+        "--ref",
+        str(ref),
+        "--ref-text",
+        REF_TEXT,
+        "--text",
+        "Say this in my voice.",
+        "--out",
+        str(out),
+        "--max-seconds",
+        "1.2",
+        *extra,
+    ]
+
+
+def test_clone_writes_take_report_and_codes_with_network_blocked(
+    tiny_model_dir: Path, ref_wav: Path, tmp_path: Path
+) -> None:
+    out, report, codes = tmp_path / "take.wav", tmp_path / "report.json", tmp_path / "codes.npy"
+    proc = run_cli(
+        *clone_args(
+            tiny_model_dir,
+            ref_wav,
+            out,
+            "--seed",
+            "5",
+            "--report-json",
+            str(report),
+            "--codes-out",
+            str(codes),
+        )
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout
+    audio, rate = sf.read(out)
+    assert rate == 24_000 and audio.ndim == 1 and audio.size == 15 * 1920
+    meta = read_metadata(out)
+    assert meta["ai_generated"] == "yes" and meta["seed"] == "5"
+    assert meta["title"] == "Say this in my voice."
+    data = json.loads(report.read_text())
+    assert data["frames"] == 15 and data["seed"] == 5
+    assert (data["engine"], data["device"], data["dtype"]) == ("transformers", "cpu", "float32")
+    assert set(data["timings"]) == {
+        "load_s",
+        "prefill_s",
+        "per_frame_s",
+        "total_s",
+        "real_time_factor",
+    }
+    array = np.load(codes)
+    assert array.shape == (15, 4) and array.dtype == np.int64
+    assert (array < 2048).all()
+
+
+def test_clone_from_the_hub_cache_by_id(
+    tiny_model_dir: Path, ref_wav: Path, tmp_path: Path, app_home: Path
+) -> None:
+    install_in_hub_cache(tiny_model_dir, app_home / "hf-cache", "sesame/csm-1b")
+    out = tmp_path / "take.flac"
+    # no --model: the default id, resolved from the cache with sockets blocked
+    args = [a for a in clone_args("x", ref_wav, out, "--temperature", "0")]
+    args = args[:1] + args[3:]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(out).samplerate == 24_000
+
+
+def test_the_network_guard_of_child_processes_is_real() -> None:
+    """The guard that the CLI tests run under really blocks connections."""
+    proc = run_cli("doctor")
+    assert proc.returncode == 0
+    import subprocess
+    import sys
+
+    from tests.conftest import NONET
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 9), 1)"],
+        env={"PYTHONPATH": str(NONET)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode != 0 and "network access blocked" in probe.stderr
+
+
+def test_download_without_network_is_a_clear_error(tmp_path: Path) -> None:
+    proc = run_cli(
+        "download-model",
+        "--token",
+        "hf_secret_value",
+        "--dir",
+        str(tmp_path / "m"),
+        env={"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot reach the Hugging Face hub")
+    assert proc.stderr.endswith(errors[0] + "\n") and "Traceback" not in proc.stderr
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
+    """Exit 2 and exactly one ``error:`` line, the last one, with no traceback."""
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n"), err
+    assert "Traceback" not in err
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--ref": "missing.wav"}, "file not found"),
+        ({"--out": "take.mp3"}, r"must end in \.wav or \.flac"),
+        ({"--out": "no/such/folder/take.wav"}, "does not exist"),
+        ({"--model": "no-such-folder/"}, "model folder not found"),
+        ({"--engine": "warp"}, "unknown engine 'warp'"),
+        ({"--temperature": "-1"}, "temperature must be 0"),
+        ({"--text": "  "}, "nothing to say"),
+        ({"--report-json": "report.txt"}, r"must end in \.json"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(
+    tiny_model_dir: Path,
+    ref_wav: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = clone_args(tiny_model_dir, ref_wav, tmp_path / "take.wav")
+    for flag, value in change.items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    err = _one_line_error(capsys, cli.main(args))
+    assert re.search(message, err), err
+    assert not (tmp_path / "take.wav").exists()
+
+
+def test_bad_references_are_one_line_errors(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(24_000 * 4, np.float32), 24_000)
+    short = tmp_path / "short.wav"
+    sf.write(short, voiced(1.0, 24_000), 24_000)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 100)
+    for ref, message in [
+        (silent, "is silent"),
+        (short, "at least 2 s"),
+        (corrupt, "cannot decode"),
+    ]:
+        err = _one_line_error(capsys, cli.main(clone_args(tiny_model_dir, ref, tmp_path / "o.wav")))
+        assert message in err
+
+
+def test_argument_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["clone", "--text", "hi"])
+    err = _one_line_error(capsys, int(info.value.code or 0))
+    assert "required" in err
+    with pytest.raises(SystemExit) as info:
+        cli.main(
+            [
+                "clone",
+                "--ref",
+                "a.wav",
+                "--ref-text",
+                "a",
+                "--text",
+                "t",
+                "--out",
+                "o.wav",
+                "--seed",
+                "abc",
+            ]
+        )
+    assert "invalid int value" in _one_line_error(capsys, int(info.value.code or 0))
+
+
+def test_mismatched_ref_and_ref_text(
+    tiny_model_dir: Path, ref_wav: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*clone_args(tiny_model_dir, ref_wav, tmp_path / "o.wav"), "--ref", str(ref_wav)]
+    assert "one transcript per reference" in _one_line_error(capsys, cli.main(args))
+
+
+def test_too_long_reference_says_how_much_fits(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_ref = tmp_path / "long.flac"
+    sf.write(long_ref, voiced(175.0, 16_000), 16_000)
+    err = _one_line_error(
+        capsys, cli.main(clone_args(tiny_model_dir, long_ref, tmp_path / "o.wav"))
+    )
+    assert re.search(r"175\.\d s given.*only \d+\.\d s fit", err), err
+
+
+def test_internal_error_exit_1_points_at_the_log(
+    tiny_model_dir: Path,
+    ref_wav: Path,
+    tmp_path: Path,
+    app_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from desktop_app.inference import hf_engine
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaboom in the decoder")
+
+    monkeypatch.setattr(hf_engine.TransformersEngine, "decode", broken)
+    code = cli.main(clone_args(tiny_model_dir, ref_wav, tmp_path / "o.wav"))
+    err = capsys.readouterr().err
+    assert code == 1
+    log_file = app_home / "logs" / "csm-studio.log"
+    assert f"details in {log_file}" in err and "Traceback" not in err
+    assert "RuntimeError: kaboom in the decoder" in log_file.read_text()
+
+
+def test_token_never_reaches_the_log(app_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli.main(["download-model", "--token", "hf_secret_value"])  # refused: offline in tests
+    assert "hf_secret_value" not in (app_home / "logs" / "csm-studio.log").read_text()
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+def test_doctor_reports_model_and_machine(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["doctor", "--model", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"found at {tiny_model_dir}" in out
+    assert "torch" in out and "CUDA" in out and "log file" in out
+    assert cli.main(["doctor"]) == 0
+    assert "not found: sesame/csm-1b is not in the local model cache" in capsys.readouterr().out
