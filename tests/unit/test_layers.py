@@ -27,9 +27,9 @@ def test_inference_runs_without_audio_qt_or_platform_packages(tiny_model_dir: Pa
         noise = np.random.default_rng(0).standard_normal(48000).astype("float32") * 0.1
         clip = ReferenceClip(noise, "Hello there.")
         result = engine.generate(GenerationRequest("Hi.", (clip,), seed=1, max_seconds=0.4))
-        leaked = sorted(
-            m for m, mod in sys.modules.items() if mod is not None and m.split(".")[0] in {BLOCKED!r}
-        )
+        blocked = {BLOCKED!r}
+        leaked = sorted(m for m, mod in sys.modules.items()
+                        if mod is not None and m.split(".")[0] in blocked)
         print(result.frames, leaked)
         """
     )
