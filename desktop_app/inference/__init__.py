@@ -17,8 +17,8 @@ from desktop_app.inference.engine import (
     ReferenceClip,
 )
 
-ENGINE_NAMES = ("transformers",)
-DEFAULT_ENGINE = "transformers"
+ENGINE_NAMES = ("fast", "transformers")
+DEFAULT_ENGINE = "fast"
 
 
 def load_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
@@ -27,6 +27,10 @@ def load_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
     Raises:
         RequestError: an unknown engine name.
     """
+    if name == "fast":
+        from desktop_app.inference.fast_engine import FastEngine
+
+        return FastEngine(model_dir, device)
     if name == "transformers":
         from desktop_app.inference.hf_engine import TransformersEngine
 

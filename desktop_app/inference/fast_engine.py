@@ -1,0 +1,538 @@
+"""The fast engine: CSM's decode loop written out over static caches, one CUDA graph per frame.
+
+It reuses the checkpoint's modules and weights (the transformers engine it wraps holds the only
+copy; the fused QKV and gate/up matrices are made the storage of the original ``nn.Linear``
+weights, which become views into them). Per frame it runs the backbone step, the codebook-0 head,
+the depth decoder unrolled over the codebooks, and temperature/top-k/top-p sampling on the device
+with no host synchronisation; whether the all-zero end frame has appeared is read back only every
+few frames. On CUDA one frame is captured once as a CUDA graph and replayed; on the CPU the same
+``_frame`` function runs eagerly.
+
+Sampling settings live in device tensors, so one captured graph serves every temperature, top-k and
+top-p. Random numbers come from a seeded generator that fills a noise buffer before each frame
+(exponential race: argmax(p / E) with E ~ Exp(1) draws exactly from p), so a seed reproduces a take.
+
+The voice prompt's KV cache is kept between takes: when the next take has the same reference turns
+(same tokens, same audio, same device and dtype), only the new text turn is prefilled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from desktop_app.errors import GenerationCancelled
+from desktop_app.inference import compute_device
+from desktop_app.inference.engine import (
+    SAMPLE_RATE,
+    GenerationRequest,
+    GenerationResult,
+    GenerationTimings,
+    ProgressCallback,
+    StopCheck,
+)
+from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
+
+log = logging.getLogger(__name__)
+
+END_CHECK_EVERY = 8
+"""Frames between two read-backs of the codes to look for the end frame."""
+
+
+def _rms_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """transformers' CsmRMSNorm, op for op (float32 statistics, cast back, then scale)."""
+    dtype = x.dtype
+    xf = x.to(torch.float32)
+    xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * xf.to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Concatenate the weights (and biases) of ``linears`` and make each module's weight a view
+    into the result, so the fused matrix is the only copy in memory."""
+    weight = torch.cat([lin.weight.data for lin in linears], dim=0)
+    has_bias = all(lin.bias is not None for lin in linears)
+    bias = torch.cat([lin.bias.data for lin in linears]) if has_bias else None  # type: ignore[union-attr]
+    start = 0
+    for lin in linears:
+        rows = lin.weight.shape[0]
+        lin.weight.data = weight[start : start + rows]
+        if bias is not None and lin.bias is not None:
+            lin.bias.data = bias[start : start + rows]
+        start += rows
+    return weight, bias
+
+
+@dataclass
+class _Layer:
+    """One decoder layer's weights, QKV and gate/up fused."""
+
+    input_norm: nn.Module
+    post_norm: nn.Module
+    qkv_w: torch.Tensor
+    qkv_b: torch.Tensor | None
+    o_proj: nn.Linear
+    gate_up_w: torch.Tensor
+    gate_up_b: torch.Tensor | None
+    down_proj: nn.Linear
+    act: Any
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, layer: nn.Module) -> _Layer:
+        attn, mlp = layer.self_attn, layer.mlp
+        qkv_w, qkv_b = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
+        gate_up_w, gate_up_b = _fuse([mlp.gate_proj, mlp.up_proj])
+        return cls(
+            input_norm=layer.input_layernorm,
+            post_norm=layer.post_attention_layernorm,
+            qkv_w=qkv_w,
+            qkv_b=qkv_b,
+            o_proj=attn.o_proj,
+            gate_up_w=gate_up_w,
+            gate_up_b=gate_up_b,
+            down_proj=mlp.down_proj,
+            act=mlp.act_fn,
+            heads=attn.q_proj.weight.shape[0] // attn.head_dim,
+            kv_heads=attn.k_proj.weight.shape[0] // attn.head_dim,
+            head_dim=attn.head_dim,
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        positions: torch.Tensor,
+        kv_len: int,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Run the layer on ``x`` (batch, tokens, hidden) at ``positions``, updating the cache."""
+        batch, tokens, _ = x.shape
+        h = _rms_norm(x, self.input_norm)
+        qkv = F.linear(h, self.qkv_w, self.qkv_b)
+        q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        k_cache.index_copy_(2, positions, k)
+        v_cache.index_copy_(2, positions, v)
+        attn = F.scaled_dot_product_attention(
+            q,
+            k_cache[:, :, :kv_len],
+            v_cache[:, :, :kv_len],
+            attn_mask=mask,
+            is_causal=mask is None and tokens > 1,
+            scale=self.head_dim**-0.5,
+            enable_gqa=self.heads != self.kv_heads,
+        )
+        x = x + self.o_proj(attn.transpose(1, 2).reshape(batch, tokens, q_size))
+        h = _rms_norm(x, self.post_norm)
+        gate, up = F.linear(h, self.gate_up_w, self.gate_up_b).chunk(2, dim=-1)
+        return x + self.down_proj(self.act(gate) * up)
+
+
+class _Stack:
+    """A stack of decoder layers with its own static KV cache and RoPE tables."""
+
+    def __init__(
+        self,
+        layers: nn.ModuleList,
+        norm: nn.Module,
+        rotary: nn.Module,
+        positions: int,
+        batch: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.layers = [_Layer.of(layer) for layer in layers]
+        self.norm = norm
+        self.positions = positions
+        first = self.layers[0]
+        shape = (len(self.layers), batch, first.kv_heads, positions, first.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        probe = torch.zeros(1, dtype=dtype, device=device)
+        cos, sin = rotary(probe, torch.arange(positions, device=device)[None])
+        self.cos, self.sin = cos[0], sin[0]  # (positions, head_dim), in the model's dtype
+
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor, kv_len: int, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Normed hidden states for ``x`` at ``positions``; keys/values land in the cache."""
+        cos, sin = self.cos[positions], self.sin[positions]
+        for i, layer in enumerate(self.layers):
+            x = layer.forward(x, cos, sin, self.k[i], self.v[i], positions, kv_len, mask)
+        return _rms_norm(x, self.norm)
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    temperature: torch.Tensor,
+    top_k: torch.Tensor,
+    top_p: torch.Tensor,
+) -> torch.Tensor:
+    """transformers' temperature, top-k and top-p warpers, in that order, with tensor settings.
+
+    ``top_k`` of 0 or at least the vocabulary, and ``top_p`` of 1, leave the logits as they are, as
+    transformers does when it leaves those warpers out.
+    """
+    scores = logits / temperature
+    vocab = scores.shape[-1]
+    descending = torch.sort(scores, dim=-1, descending=True).values
+    k = torch.where(top_k > 0, top_k.clamp(max=vocab), vocab) - 1
+    kth = descending.gather(-1, k.expand(scores.shape[0], 1))
+    scores = scores.masked_fill(scores < kth, -math.inf)
+    ascending, order = torch.sort(scores, dim=-1)
+    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -1:] = False
+    remove = remove.scatter(-1, order, remove)
+    return scores.masked_fill(remove, -math.inf)
+
+
+class FastEngine:
+    """CSM-1B with static caches and a hand-written decode loop (CUDA graph on GPUs)."""
+
+    name = "fast"
+
+    def __init__(
+        self, model_dir: Path, device: str = "auto", *, use_cuda_graph: bool | None = None
+    ) -> None:
+        """Load the checkpoint (through the transformers engine) and build the decode state."""
+        started = time.perf_counter()
+        self.reference = TransformersEngine(model_dir, device)
+        self.model_dir = model_dir
+        self.fallback_reason = self._unsupported()
+        self._want_graph = use_cuda_graph
+        self._graph: Any = None
+        self._prompt_key: str | None = None
+        if self.fallback_reason:
+            log.warning("fast engine falls back to transformers: %s", self.fallback_reason)
+        else:
+            self._build()
+        self.load_seconds = time.perf_counter() - started
+
+    # -- what the engine can serve -------------------------------------------------------------
+
+    def _unsupported(self) -> str:
+        config = self.reference.model.config
+        if config.depth_decoder_config.num_codebooks != config.num_codebooks:
+            return "the depth decoder and the backbone disagree on the number of codebooks"
+        for part in (config, config.depth_decoder_config):
+            rope = getattr(part, "rope_parameters", None) or {}
+            if rope.get("rope_type", "default") in {"dynamic", "longrope"}:
+                return f"rope type {rope['rope_type']!r} changes with the sequence length"
+        return ""
+
+    @property
+    def device(self) -> str:
+        return self.reference.device
+
+    @property
+    def dtype(self) -> str:
+        return self.reference.dtype
+
+    @property
+    def device_name(self) -> str:
+        return self.reference.device_name
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        model = self.reference.model
+        config = model.config
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        self._device, self._dtype = device, dtype
+        self.num_codebooks = int(config.num_codebooks)
+        self.vocab = int(config.vocab_size)
+        self.codec_size = int(config.codec_config.codebook_size)
+        self.context = int(config.max_position_embeddings)
+        self.backbone = _Stack(
+            model.backbone_model.layers,
+            model.backbone_model.norm,
+            model.backbone_model.rotary_emb,
+            self.context,
+            1,
+            dtype,
+            device,
+        )
+        depth = model.depth_decoder
+        self.depth = _Stack(
+            depth.model.layers,
+            depth.model.norm,
+            depth.model.rotary_emb,
+            self.num_codebooks,
+            1,
+            dtype,
+            device,
+        )
+        self.audio_embed = model.backbone_model.embed_tokens.embed_audio_tokens
+        self.audio_offsets = torch.arange(self.num_codebooks, device=device) * int(
+            config.codebook_size
+        )
+        self.depth_embed = depth.model.embed_tokens
+        self.depth_projector = depth.model.inputs_embeds_projector
+        self.codebook_heads = depth.codebooks_head.weight  # (codebooks - 1, hidden, vocab)
+        self.lm_head = model.lm_head
+        self.eos = int(config.codebook_eos_token_id)
+        # frame state: everything a frame reads or writes lives at a fixed address
+        self.hidden = torch.zeros(1, int(config.hidden_size), dtype=dtype, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.frame_index = torch.zeros(1, dtype=torch.long, device=device)
+        self.codes = torch.zeros(
+            1, self.context, self.num_codebooks, dtype=torch.long, device=device
+        )
+        self.noise = torch.ones(
+            1, self.num_codebooks, self.vocab, dtype=torch.float32, device=device
+        )
+        self.temperature = torch.ones(1, 1, dtype=torch.float32, device=device)
+        self.top_k = torch.zeros(1, 1, dtype=torch.long, device=device)
+        self.top_p = torch.ones(1, 1, dtype=torch.float32, device=device)
+        self.greedy = torch.zeros(1, 1, dtype=torch.bool, device=device)
+        self.suppress = torch.zeros(self.vocab, dtype=torch.bool, device=device)
+        self.suppress[self.codec_size :] = True
+        self.all_positions = torch.arange(self.context, device=device)
+        self._graph = None
+        self._prompt_key = None
+
+    def _uses_graph(self) -> bool:
+        if self._device.type != "cuda":
+            return False
+        return self._want_graph is not False
+
+    # -- one frame -----------------------------------------------------------------------------
+
+    def _sample(self, logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """One code per row: greedy argmax, or an exponential race over the filtered softmax."""
+        logits = logits.to(torch.float32).masked_fill(self.suppress, -math.inf)
+        greedy = logits.argmax(dim=-1)
+        probs = filter_logits(logits, self.temperature, self.top_k, self.top_p).softmax(dim=-1)
+        drawn = (probs / noise).argmax(dim=-1)
+        return torch.where(self.greedy[:, 0], greedy, drawn)
+
+    def _frame(self, position: int | None) -> None:
+        """Make one frame from ``self.hidden`` and step the backbone with it.
+
+        ``position`` is the backbone position as a Python int on the eager path (attention then
+        reads only the filled part of the cache); None inside a CUDA graph, where attention
+        reads the whole cache under a mask built from ``self.position``.
+        """
+        codes = [self._sample(self.lm_head(self.hidden), self.noise[:, 0])]
+        # depth decoder: position 0 is the backbone state, position 1 codebook 0 (as transformers
+        # runs them: together, then one position at a time)
+        first = self.depth_embed(codes[0])
+        x = self.depth_projector(torch.stack([self.hidden, first], dim=1))
+        h = self.depth.forward(x, self.all_positions[:2], 2, None)[:, -1]
+        for book in range(1, self.num_codebooks):
+            codes.append(self._sample(h @ self.codebook_heads[book - 1], self.noise[:, book]))
+            if book + 1 == self.num_codebooks:
+                break
+            x = self.depth_projector(self.depth_embed(codes[-1] + book * self.vocab))[:, None]
+            h = self.depth.forward(x, self.all_positions[book + 1 : book + 2], book + 2, None)[
+                :, -1
+            ]
+        frame = torch.stack(codes, dim=1)  # (batch, codebooks)
+        self.codes.index_copy_(1, self.frame_index, frame[:, None])
+        embed = self.audio_embed(frame + self.audio_offsets).sum(dim=1, keepdim=True)
+        if position is None:
+            mask = (self.all_positions <= self.position)[None, None, None]
+            out = self.backbone.forward(embed, self.position, self.context, mask)
+        else:
+            out = self.backbone.forward(embed, self.position, position + 1, None)
+        self.hidden.copy_(out[:, -1])
+        self.position += 1
+        self.frame_index += 1
+
+    def _capture(self) -> Any:
+        """Record one frame as a CUDA graph, leaving the frame state as it was."""
+        saved = [t.clone() for t in (self.hidden, self.position, self.frame_index)]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # warm-up: lazy cuBLAS/cuDNN initialisation happens here
+                self._frame(None)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._frame(None)
+        for target, value in zip(
+            (self.hidden, self.position, self.frame_index), saved, strict=True
+        ):
+            target.copy_(value)
+        return graph
+
+    # -- prefill -------------------------------------------------------------------------------
+
+    def _prompt(self, request: GenerationRequest) -> tuple[Any, int, str]:
+        """Tokenized prompt, the length of its voice part, and a key for that voice part."""
+        inputs = self.reference.prepare_inputs(request)
+        ids = inputs["input_ids"][0]
+        bos = int(self.reference.model.config.bos_token_id)
+        starts = (ids == bos).nonzero()
+        voice_len = int(starts[-1, 0]) if starts.numel() else 0
+        digest = hashlib.sha256()
+        digest.update(ids[:voice_len].numpy().tobytes())
+        for clip in request.references:
+            digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
+        digest.update(f"{self._device}{self._dtype}{request.speaker}".encode())
+        return inputs, voice_len, digest.hexdigest()
+
+    def _prefill(self, inputs: Any, voice_len: int, key: str) -> bool:
+        """Fill the backbone cache with the prompt; returns True when the voice part was reused."""
+        model = self.reference.model
+        ids = inputs["input_ids"].to(self._device)
+        reuse = voice_len > 0 and key == self._prompt_key
+        if reuse:
+            start = voice_len
+            embeds = model.embed_text_tokens(ids[:, start:])
+        else:
+            start = 0
+            values = inputs.get("input_values")
+            merged = model._merge_input_ids_with_input_values(
+                input_ids=ids,
+                input_values=None if values is None else values.to(self._device, self._dtype),
+                input_values_cutoffs=(
+                    None if values is None else inputs["input_values_cutoffs"].to(self._device)
+                ),
+            )
+            embeds = merged["inputs_embeds"]
+        end = ids.shape[1]
+        positions = self.all_positions[start:end]
+        mask = None
+        if start > 0:  # queries start mid-sequence: causal mask against the cached voice part
+            mask = (self.all_positions[:end][None, :] <= positions[:, None])[None, None]
+        out = self.backbone.forward(embeds.to(self._dtype), positions, end, mask)
+        self.hidden.copy_(out[:, -1])
+        self.position.fill_(end)
+        self.frame_index.zero_()
+        self._prompt_key = key
+        return reuse
+
+    # -- the take ------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> GenerationResult:
+        """Generate one take; see :class:`~desktop_app.inference.engine.Engine`."""
+        if self.fallback_reason:
+            return self.reference.generate(request, on_progress, should_stop)
+        try:
+            return self._generate(request, on_progress, should_stop, ())
+        except torch.cuda.OutOfMemoryError:
+            log.warning("CUDA out of memory in the fast engine; retrying on the CPU")
+            self._graph = None
+            self.reference._move_to_cpu()
+            self._build()
+            return self._generate(request, on_progress, should_stop, (CPU_FALLBACK_NOTICE,))
+
+    def _set_sampling(self, request: GenerationRequest, seed: int) -> torch.Generator:
+        greedy = request.temperature <= 0
+        self.greedy.fill_(greedy)
+        self.temperature.fill_(1.0 if greedy else float(request.temperature))
+        self.top_k.fill_(max(0, int(request.top_k)))
+        self.top_p.fill_(float(request.top_p))
+        generator = torch.Generator(device=self._device)
+        generator.manual_seed(seed)
+        return generator
+
+    def _generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+        notices: tuple[str, ...],
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        seed = request.seed if request.seed is not None else random.randrange(2**31)
+        inputs, voice_len, key = self._prompt(request)
+        max_frames = min(
+            self.reference.max_frames(request), self.context - inputs["input_ids"].shape[1]
+        )
+        frame_rate = self.reference.frame_rate
+        stamps: list[float] = []
+        end: int | None = None
+        with torch.inference_mode():
+            reused = self._prefill(inputs, voice_len, key)
+            generator = self._set_sampling(request, seed)
+            graphed = self._uses_graph()
+            if graphed and self._graph is None:
+                self._graph = self._capture()
+            greedy = request.temperature <= 0
+            position = inputs["input_ids"].shape[1]  # host copy of self.position: no sync
+            checked = 0
+            for done in range(1, max_frames + 1):
+                if not greedy:
+                    self.noise.exponential_(generator=generator)
+                if graphed:
+                    self._graph.replay()
+                else:
+                    self._frame(position)
+                position += 1
+                stamps.append(time.perf_counter())
+                if done - checked >= END_CHECK_EVERY or done == max_frames:
+                    end = self._find_end(checked, done)
+                    checked = done
+                    if end is not None:
+                        break
+                if on_progress is not None:
+                    on_progress(done, done / frame_rate)
+                if should_stop is not None and should_stop():
+                    raise GenerationCancelled()
+            frames = end if end is not None else len(stamps)
+            codes = self.codes[0, :frames].clone()
+        audio = self.reference.decode(codes)
+        total = time.perf_counter() - started
+        prefill = stamps[0] - started if stamps else total
+        per_frame = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else prefill
+        seconds = len(audio) / SAMPLE_RATE
+        return GenerationResult(
+            audio=audio,
+            codes=codes.cpu().numpy().astype(np.int64),
+            frames=frames,
+            stopped_by="end-frame" if end is not None else "max-length",
+            seed=seed,
+            timings=GenerationTimings(
+                prefill_s=prefill,
+                per_frame_s=per_frame,
+                total_s=total,
+                real_time_factor=total / seconds if seconds > 0 else math.inf,
+            ),
+            device=self.device,
+            dtype=self.dtype,
+            engine=self.name,
+            notices=notices + (("voice prompt reused from the previous take",) if reused else ()),
+        )
+
+    def _find_end(self, start: int, stop: int) -> int | None:
+        """Index of the first end frame among frames [start, stop), read back from the device."""
+        window = self.codes[0, start:stop, :-1].cpu()
+        hits = (window == self.eos).all(dim=-1).nonzero()
+        return start + int(hits[0, 0]) if hits.numel() else None
