@@ -33,7 +33,6 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from desktop_app.errors import GenerationCancelled
-from desktop_app.inference import compute_device
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     GenerationRequest,
@@ -50,7 +49,7 @@ END_CHECK_EVERY = 8
 """Frames between two read-backs of the codes to look for the end frame."""
 
 
-def _rms_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+def _rms_norm(x: torch.Tensor, norm: Any) -> torch.Tensor:
     """transformers' CsmRMSNorm, op for op (float32 statistics, cast back, then scale)."""
     dtype = x.dtype
     xf = x.to(torch.float32)
@@ -68,7 +67,7 @@ def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
     into the result, so the fused matrix is the only copy in memory."""
     weight = torch.cat([lin.weight.data for lin in linears], dim=0)
     has_bias = all(lin.bias is not None for lin in linears)
-    bias = torch.cat([lin.bias.data for lin in linears]) if has_bias else None  # type: ignore[union-attr]
+    bias = torch.cat([lin.bias.data for lin in linears]) if has_bias else None
     start = 0
     for lin in linears:
         rows = lin.weight.shape[0]
@@ -83,21 +82,21 @@ def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
 class _Layer:
     """One decoder layer's weights, QKV and gate/up fused."""
 
-    input_norm: nn.Module
-    post_norm: nn.Module
+    input_norm: Any
+    post_norm: Any
     qkv_w: torch.Tensor
     qkv_b: torch.Tensor | None
-    o_proj: nn.Linear
+    o_proj: Any
     gate_up_w: torch.Tensor
     gate_up_b: torch.Tensor | None
-    down_proj: nn.Linear
+    down_proj: Any
     act: Any
     heads: int
     kv_heads: int
     head_dim: int
 
     @classmethod
-    def of(cls, layer: nn.Module) -> _Layer:
+    def of(cls, layer: Any) -> _Layer:
         attn, mlp = layer.self_attn, layer.mlp
         qkv_w, qkv_b = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
         gate_up_w, gate_up_b = _fuse([mlp.gate_proj, mlp.up_proj])

@@ -1,0 +1,231 @@
+"""The fast engine against the transformers oracle, on three differently shaped tiny checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from desktop_app.errors import GenerationCancelled
+from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
+from desktop_app.inference.fast_engine import FastEngine, filter_logits
+from desktop_app.inference.random_checkpoint import TINY, CheckpointShape, build_random_checkpoint
+from tests.support.signals import voiced
+
+SHAPES = {
+    "tiny-gqa-4books": TINY,
+    "mha-8books-3layers": CheckpointShape(
+        num_codebooks=8,
+        backbone_hidden=96,
+        backbone_layers=3,
+        backbone_heads=4,
+        backbone_kv_heads=4,
+        backbone_intermediate=160,
+        depth_hidden=48,
+        depth_layers=1,
+        depth_heads=2,
+        depth_kv_heads=2,
+        depth_intermediate=96,
+    ),
+    "deep-depth-6books": CheckpointShape(
+        num_codebooks=6,
+        backbone_hidden=48,
+        backbone_layers=1,
+        backbone_heads=2,
+        backbone_kv_heads=1,
+        backbone_intermediate=96,
+        depth_hidden=64,
+        depth_layers=3,
+        depth_heads=4,
+        depth_kv_heads=2,
+        depth_intermediate=128,
+    ),
+}
+
+
+@pytest.fixture(scope="session", params=list(SHAPES))
+def engines(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """(fast engine, its transformers reference) for each checkpoint shape."""
+    folder = build_random_checkpoint(tmp_path_factory.mktemp(request.param), SHAPES[request.param])
+    fast = FastEngine(folder, "cpu")
+    return fast, fast.reference
+
+
+def two_clips() -> tuple[ReferenceClip, ...]:
+    return (
+        ReferenceClip(voiced(3.0, 24_000, f0=120, seed=1), "Hello there, this is my voice."),
+        ReferenceClip(voiced(2.4, 24_000, f0=180, seed=2), "And here is a second clip."),
+    )
+
+
+def greedy(text: str = "Say this in my voice.", seconds: float = 2.4, **kw: Any):
+    return GenerationRequest(
+        text, kw.pop("references", two_clips()), temperature=0, max_seconds=seconds, **kw
+    )
+
+
+def test_greedy_codes_equal_transformers(engines: tuple[FastEngine, Any]) -> None:
+    fast, reference = engines
+    want = reference.generate(greedy())
+    got = fast.generate(greedy())
+    assert got.frames == want.frames == 30
+    np.testing.assert_array_equal(got.codes, want.codes)
+    np.testing.assert_allclose(got.audio, want.audio, atol=1e-5)
+    assert got.engine == "fast"
+
+
+def test_second_take_reuses_the_voice_prompt_and_stays_exact(
+    engines: tuple[FastEngine, Any],
+) -> None:
+    fast, reference = engines
+    fast.generate(greedy("A first sentence."))
+    second = fast.generate(greedy("Something else entirely, please."))
+    assert "voice prompt reused from the previous take" in second.notices
+    np.testing.assert_array_equal(
+        second.codes, reference.generate(greedy("Something else entirely, please.")).codes
+    )
+    other_voice = greedy("Something else entirely, please.", references=two_clips()[:1])
+    third = fast.generate(other_voice)
+    assert third.notices == ()
+    np.testing.assert_array_equal(third.codes, reference.generate(other_voice).codes)
+
+
+@contextmanager
+def end_frame_after(model: Any, frames: int) -> Iterator[None]:
+    """From frame ``frames + 1`` on, force codebook 0 and every depth code to 0: the end frame."""
+    heads = model.depth_decoder.codebooks_head.weight
+    saved = heads.detach().clone()
+    calls = {"n": 0}
+
+    def hook(module: Any, args: Any, out: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] <= frames:
+            return out
+        with torch.no_grad():
+            heads.zero_()  # all depth logits equal: greedy picks code 0
+        forced = torch.full_like(out, -1e4)
+        forced[..., 0] = 1e4
+        return forced
+
+    handle = model.lm_head.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+        with torch.no_grad():
+            heads.copy_(saved)
+
+
+def test_end_frame_stops_both_engines_at_the_same_frame(engines: tuple[FastEngine, Any]) -> None:
+    fast, reference = engines
+    with end_frame_after(reference.model, 11):
+        want = reference.generate(greedy(seconds=4))
+    with end_frame_after(reference.model, 11):
+        got = fast.generate(greedy(seconds=4))
+    assert want.stopped_by == got.stopped_by == "end-frame"
+    assert got.frames == want.frames == 11
+    np.testing.assert_array_equal(got.codes, want.codes)
+
+
+def test_seeded_sampling_is_reproducible(engines: tuple[FastEngine, Any]) -> None:
+    fast, _ = engines
+    req = GenerationRequest(
+        "Say this.", two_clips(), temperature=0.9, top_k=50, top_p=0.95, seed=123, max_seconds=1.2
+    )
+    first, again = fast.generate(req), fast.generate(req)
+    np.testing.assert_array_equal(first.codes, again.codes)
+    other = fast.generate(GenerationRequest("Say this.", two_clips(), seed=124, max_seconds=1.2))
+    assert (other.codes != first.codes).any()
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"),
+    [(0.9, 50, 1.0), (0.7, 0, 0.8), (1.3, 5, 0.5), (1.0, 2051, 1.0), (0.5, 1, 0.9)],
+)
+def test_filter_equals_transformers_warpers(temperature: float, top_k: int, top_p: float) -> None:
+    logits = torch.randn(3, 2051, generator=torch.Generator().manual_seed(top_k)) * 3
+    logits[:, 2048:] = -torch.inf  # suppressed specials, as in generation
+    warpers = LogitsProcessorList()
+    if temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    want = warpers(None, logits.clone()).softmax(-1)
+    got = filter_logits(
+        logits, torch.tensor([[temperature]]), torch.tensor([[top_k]]), torch.tensor([[top_p]])
+    ).softmax(-1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-7)
+
+
+def test_sampler_draws_from_the_filtered_distribution(engines: tuple[FastEngine, Any]) -> None:
+    """20 000 draws of the engine's on-device sampler match its probabilities (chi-square)."""
+    fast, _ = engines
+    rows = 20_000
+    logits = torch.randn(1, 2051, generator=torch.Generator().manual_seed(9)).expand(rows, -1)
+    fast.greedy.fill_(False)
+    fast.temperature.fill_(0.8)
+    fast.top_k.fill_(6)
+    fast.top_p.fill_(0.9)
+    noise = torch.empty(rows, 2051).exponential_(generator=torch.Generator().manual_seed(1))
+    draws = fast._sample(logits, noise)
+    probs = filter_logits(
+        logits[:1].masked_fill(fast.suppress, -torch.inf), fast.temperature, fast.top_k, fast.top_p
+    ).softmax(-1)[0]
+    support = probs.nonzero()[:, 0]
+    assert set(draws.unique().tolist()) <= set(support.tolist())
+    observed = torch.stack([(draws == i).sum() for i in support]).double()
+    expected = probs[support].double() * rows
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert chi2 < 20.5  # the 99.9 % point for up to 5 degrees of freedom
+
+
+def test_progress_and_cancel(engines: tuple[FastEngine, Any]) -> None:
+    fast, _ = engines
+    seen: list[int] = []
+    fast.generate(greedy(seconds=0.8), on_progress=lambda f, s: seen.append(f))
+    assert seen == list(range(1, 11))
+    counted: list[int] = []
+    with pytest.raises(GenerationCancelled):
+        fast.generate(
+            greedy(seconds=8),
+            on_progress=lambda f, s: counted.append(f),
+            should_stop=lambda: len(counted) >= 4,
+        )
+    assert counted == [1, 2, 3, 4]
+
+
+def test_fused_weights_are_the_model_weights(engines: tuple[FastEngine, Any]) -> None:
+    fast, reference = engines
+    attn = reference.model.backbone_model.layers[0].self_attn
+    fused = fast.backbone.layers[0].qkv_w
+    assert attn.q_proj.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
+    assert attn.v_proj.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
+    mlp = reference.model.depth_decoder.model.layers[0].mlp
+    gate_up = fast.depth.layers[0].gate_up_w
+    assert mlp.up_proj.weight.untyped_storage().data_ptr() == gate_up.untyped_storage().data_ptr()
+
+
+def test_unsupported_model_falls_back_with_a_logged_reason(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(FastEngine, "_unsupported", lambda self: "a test-only unsupported feature")
+    with caplog.at_level(logging.WARNING):
+        engine = load_engine("fast", tiny_model_dir, "cpu")
+    assert "falls back to transformers: a test-only unsupported feature" in caplog.text
+    result = engine.generate(greedy(seconds=0.4))
+    assert result.engine == "transformers"
+    assert result.frames == 5
