@@ -11,7 +11,7 @@ cd "$root"
 apt_app=(libportaudio2 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 libxkbcommon0
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0)
-apt_test=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth)
+apt_test=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth espeak-ng)
 wanted=("${apt_app[@]}")
 [ "$mode" = test ] && wanted+=("${apt_test[@]}")
 

@@ -10,8 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pulse import ensure_pulseaudio, stop_pulseaudio
+
 REPO = Path(__file__).resolve().parents[1]
 NONET = Path(__file__).parent / "support" / "nonet"
+
+# Before anything imports sounddevice: real audio I/O goes to a private PulseAudio null sink.
+PULSE_PROBLEM = ensure_pulseaudio()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the private PulseAudio server."""
+    stop_pulseaudio()
+
 
 # Before anything imports huggingface_hub: the tests never reach the hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -70,6 +81,13 @@ def tiny_engine(tiny_model_dir: Path) -> object:
     from desktop_app.inference import load_engine
 
     return load_engine("transformers", tiny_model_dir, "cpu")
+
+
+@pytest.fixture
+def pulse() -> None:
+    """Real audio through the private PulseAudio server (vsink + vmic); fails if it is missing."""
+    if PULSE_PROBLEM:
+        pytest.fail(f"no test audio server: {PULSE_PROBLEM}")
 
 
 def run_cli(

@@ -1,8 +1,9 @@
 """Build a CSM checkpoint with random weights on disk, in the same layout as ``sesame/csm-1b``.
 
 Tests, benchmarks and the frozen-app smoke test load it through the very ``from_pretrained`` path a
-real checkpoint takes. ``TINY`` is ~10 MB and builds in about a second; ``FULL`` has the real
-CSM-1B shapes (for GPU benchmarks that need no download).
+real checkpoint takes. ``TINY`` is ~6 MB and builds in about a second; ``SMALL`` (32 codebooks,
+~30 M parameters) is for CPU benchmarks; ``FULL`` has the real CSM-1B shapes (for GPU benchmarks
+that need no download).
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ class CheckpointShape:
 
 
 TINY = CheckpointShape()
+SMALL = CheckpointShape(
+    num_codebooks=32,
+    backbone_hidden=512,
+    backbone_layers=4,
+    backbone_heads=8,
+    backbone_kv_heads=2,
+    backbone_intermediate=1536,
+    depth_hidden=256,
+    depth_layers=2,
+    depth_heads=4,
+    depth_kv_heads=2,
+    depth_intermediate=768,
+    text_vocab_size=512,
+)
 FULL = CheckpointShape(full_size=True, num_codebooks=32)
 
 
