@@ -41,6 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="CSM Studio: offline voice cloning with Sesame's CSM-1B.",
     )
     parser.add_argument("--version", action="version", version=f"CSM Studio {__version__}")
+    parser.add_argument(
+        "--model",
+        dest="gui_model",
+        default=None,
+        metavar="M",
+        help="checkpoint folder or hub id for the studio window",
+    )
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="start the window, make one take with --model, and exit",
+    )
+    parser.add_argument("--screenshot", metavar="FILE.png", help="with --smoke-test: save one")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     clone = sub.add_parser("clone", help="speak a text in the voice of reference clips")
@@ -142,11 +155,15 @@ def _redacted(argv: Sequence[str]) -> list[str]:
 
 
 def run_default(args: argparse.Namespace) -> int:
-    """No sub-command: the studio window will start here; until then, report the setup."""
-    args.model = None
-    code = run_doctor(args)
-    print("\nThe studio window is not built yet; use `python -m desktop_app clone --help`.")
-    return code
+    """No sub-command: the studio window (or its smoke test)."""
+    if args.smoke_test and not args.gui_model:
+        raise RequestError("--smoke-test needs --model with a checkpoint folder or hub id")
+    from desktop_app.ui.app import run_gui, run_smoke_test
+
+    if args.smoke_test:
+        screenshot = Path(args.screenshot).expanduser() if args.screenshot else None
+        return run_smoke_test(args.gui_model, screenshot)
+    return run_gui(args.gui_model)
 
 
 def _check_output(path: str, suffixes: tuple[str, ...], what: str) -> Path:
@@ -164,8 +181,9 @@ def run_clone(args: argparse.Namespace) -> int:
     """``clone``: references + text in, a take file (and optional report and codes) out."""
     import numpy as np
 
-    from desktop_app.audio.io import TakeMetadata, atomic_write, write_audio
+    from desktop_app.audio.io import TakeMetadata, write_audio
     from desktop_app.audio.reference import load_reference
+    from desktop_app.files import atomic_write
     from desktop_app.inference import (
         DEFAULT_ENGINE,
         ENGINE_NAMES,
@@ -263,7 +281,7 @@ def _write_report(
         },
         "notices": list(result.notices),
     }
-    from desktop_app.audio.io import write_text_atomic
+    from desktop_app.files import write_text_atomic
 
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 

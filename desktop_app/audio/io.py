@@ -6,18 +6,15 @@ soundfile (libsndfile) reads WAV, FLAC, OGG/Vorbis/Opus and MP3; what phones and
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
 
 from desktop_app.errors import AudioFileError, OutputFileError
+from desktop_app.files import atomic_write
 
 READABLE = "WAV, FLAC, OGG/Opus, MP3, M4A/AAC, WebM"
 _PYAV_FIRST = {".m4a", ".aac", ".mp4", ".webm", ".mka", ".mkv", ".3gp", ".wma"}
@@ -177,15 +174,6 @@ def _apply_metadata(out: sf.SoundFile, meta: TakeMetadata) -> None:
     out.comment = f"{AI_MARK} | model={meta.model} | seed={meta.seed} | engine={meta.engine}"
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read back the text fields of a WAV/FLAC file (title, artist, software, comment, ...)."""
     with sf.SoundFile(str(path)) as f:
@@ -197,41 +185,3 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             fields[key] = value
     fields["ai_generated"] = "yes" if comment.startswith(AI_MARK) else "no"
     return fields
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w+b") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
-
-    The target appears complete or not at all; on any error the temporary file is removed.
-
-    Raises:
-        OutputFileError: the folder cannot be written (permission, read-only, disk full).
-    """
-    p = Path(path)
-    tmp_name = ""
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".part")
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, p)
-        tmp_name = ""
-        _fsync_dir(p.parent)
-    except OSError as exc:
-        raise OutputFileError(
-            f"cannot write {p}: {exc.strerror or exc}; choose another folder or free some space"
-        ) from exc
-    finally:
-        if tmp_name:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a small text file atomically (see :func:`atomic_write`)."""
-    with atomic_write(path, "w") as handle:
-        handle.write(text)
-    return Path(path)

@@ -179,10 +179,13 @@ def download_model(
     local_dir: Path | None = None,
     revision: str | None = None,
     progress: Callable[[str], None] | None = None,
+    force_online: bool = False,
 ) -> Path:
     """Download a checkpoint into the Hugging Face cache (or ``local_dir``), resuming partial files.
 
     This is the only function of the app that uses the network, and only when a person asks.
+    ``force_online`` lifts the process-wide offline switch for this one call (the studio window
+    runs offline and downloads only from its model dialog).
 
     Raises:
         ModelDownloadError: no network, no access to the gated model, a bad token, or no space.
@@ -195,6 +198,12 @@ def download_model(
         RepositoryNotFoundError,
     )
 
+    if force_online:
+        was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
+        try:
+            return download_model(repo_id, token, local_dir, revision, progress)
+        finally:
+            constants.HF_HUB_OFFLINE = was_offline
     if constants.HF_HUB_OFFLINE:
         raise ModelDownloadError(
             "downloads are switched off (HF_HUB_OFFLINE is set); unset it and run download-model "

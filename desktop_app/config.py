@@ -1,0 +1,102 @@
+"""Settings: a versioned dataclass kept as JSON in the config folder.
+
+A file written by a newer version is read for the fields this version knows and never
+overwritten; a damaged file is set aside (renamed) and defaults are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from desktop_app import paths
+from desktop_app.files import write_text_atomic
+from desktop_app.inference.model_store import DEFAULT_MODEL_ID
+
+log = logging.getLogger(__name__)
+
+SETTINGS_VERSION = 1
+
+
+@dataclass
+class Settings:
+    """What the app remembers between runs."""
+
+    version: int = SETTINGS_VERSION
+    model: str = DEFAULT_MODEL_ID
+    engine: str = "fast"
+    device: str = "auto"
+    input_device: str = ""
+    output_device: str = ""
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+    seed: int = 42
+    seed_locked: bool = False
+    max_seconds: float = 10.0
+    denoise: bool = False
+    last_folder: str = ""
+    window_geometry: str = ""
+    window_state: str = ""
+    read_only: bool = field(default=False, metadata={"persist": False})
+
+
+def settings_file() -> Path:
+    """Where the settings live."""
+    return paths.config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings, falling back to defaults for anything missing or unreadable."""
+    target = path or settings_file()
+    try:
+        raw = json.loads(target.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError) as exc:
+        aside = target.with_suffix(".damaged.json")
+        log.warning("settings file %s is damaged (%s); set aside as %s", target, exc, aside)
+        target.replace(aside)
+        return Settings()
+    known = {f.name: f for f in dataclasses.fields(Settings) if f.metadata.get("persist", True)}
+    values: dict[str, Any] = {}
+    for key, value in _migrate(raw).items():
+        spec = known.get(key)
+        if spec is not None and isinstance(value, type(getattr(Settings(), key))):
+            values[key] = value
+    settings = Settings(**values)
+    if int(raw.get("version", 0)) > SETTINGS_VERSION:
+        log.warning("settings file %s is from a newer version; it will not be overwritten", target)
+        settings.read_only = True
+    settings.version = SETTINGS_VERSION
+    return settings
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older settings dict forward, one version at a time."""
+    data = dict(raw)
+    if int(data.get("version", 0)) < 1:  # version 0 (unversioned) called the max length "max_len"
+        if "max_len" in data:
+            data["max_seconds"] = data.pop("max_len")
+        data["version"] = 1
+    return data
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write the settings atomically, unless they came from a newer version's file."""
+    if settings.read_only:
+        return
+    target = path or settings_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(Settings)
+        if f.metadata.get("persist", True)
+    }
+    write_text_atomic(target, json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,172 @@
+"""Dialogs: the one error funnel, the model set-up dialog, and the About box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import __version__
+from desktop_app.errors import UserError
+from desktop_app.inference.model_store import DEFAULT_MODEL_ID, model_page
+from desktop_app.ui.workers import DownloadWorker, InternalError, as_user_error
+
+
+class ErrorFunnel:
+    """Every error the window shows goes through here: one dialog, actionable text."""
+
+    def __init__(self, parent: QWidget) -> None:
+        self.parent = parent
+        self.last_message = ""
+        self.box: QMessageBox | None = None
+
+    def show(self, error: BaseException) -> None:
+        """Show ``error`` in a window-modal dialog that does not block the event loop."""
+        user_error = as_user_error(error)
+        self.last_message = str(user_error)
+        icon = (
+            QMessageBox.Icon.Critical
+            if isinstance(user_error, InternalError)
+            else (QMessageBox.Icon.Warning)
+        )
+        if self.box is not None:
+            self.box.close()
+        self.box = QMessageBox(
+            icon,
+            "CSM Studio",
+            self._sentence(self.last_message),
+            QMessageBox.StandardButton.Ok,
+            self.parent,
+        )
+        self.box.open()
+
+    @staticmethod
+    def _sentence(message: str) -> str:
+        return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
+
+
+class ModelSetupDialog(QDialog):
+    """Shown when no checkpoint is found: choose a folder, or download with a token."""
+
+    model_chosen = Signal(str)
+
+    def __init__(self, problem: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Set up the CSM-1B model")
+        self.chosen = ""
+        self._thread: QThread | None = None
+        self._worker: DownloadWorker | None = None
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            f"<p>{problem}</p>"
+            "<p>CSM Studio needs the CSM-1B checkpoint (about 6 GB). Either choose a folder that "
+            "already holds it, or download it once: the model is gated, so first accept its "
+            f"licence at <a href='{model_page()}'>{model_page()}</a> while logged in, create a "
+            "read token in your Hugging Face settings and paste it below. The download is the "
+            "only time CSM Studio uses the network.</p>"
+        )
+        intro.setWordWrap(True)
+        intro.setOpenExternalLinks(True)
+        layout.addWidget(intro)
+        folder_row = QHBoxLayout()
+        self.folder_button = QPushButton("Choose checkpoint folder…")
+        self.folder_button.clicked.connect(self._choose_folder)
+        folder_row.addWidget(self.folder_button)
+        folder_row.addStretch()
+        layout.addLayout(folder_row)
+        token_row = QHBoxLayout()
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("hf_… access token")
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.start_download)
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.download_button)
+        layout.addLayout(token_row)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder holding the CSM-1B checkpoint")
+        if folder:
+            self.use_folder(folder)
+
+    def use_folder(self, folder: str) -> None:
+        """Check ``folder`` and accept it, or say what is wrong with it."""
+        from desktop_app.inference.model_store import resolve_model
+
+        try:
+            resolve_model(folder)
+        except UserError as exc:
+            self.status.setText(str(exc))
+            return
+        self.chosen = str(Path(folder))
+        self.model_chosen.emit(self.chosen)
+        self.accept()
+
+    def start_download(self) -> None:
+        """Download the default checkpoint with the token, on a worker thread."""
+        self.download_button.setEnabled(False)
+        self.status.setText("Starting the download…")
+        self._thread = QThread(self)
+        self._worker = DownloadWorker(DEFAULT_MODEL_ID, self.token.text().strip())
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.progressed.connect(self.status.setText)
+        self._worker.finished.connect(self._downloaded)
+        self._worker.failed.connect(self._download_failed)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread = None
+
+    def _downloaded(self, folder: str) -> None:
+        self._stop_thread()
+        self.chosen = DEFAULT_MODEL_ID
+        self.model_chosen.emit(self.chosen)
+        self.accept()
+
+    def _download_failed(self, error: UserError) -> None:
+        self._stop_thread()
+        self.download_button.setEnabled(True)
+        self.status.setText(str(error))
+
+
+def about_text() -> str:
+    """The About box: what the app is, the model's licence, and consent."""
+    return (
+        f"<h3>CSM Studio {__version__}</h3>"
+        "<p>Offline voice cloning with Sesame's CSM-1B speech model. Everything runs on this "
+        "computer; nothing is sent anywhere.</p>"
+        "<p><b>Model licence.</b> CSM-1B is released by Sesame under the Apache License 2.0, "
+        f"with a use policy on its model page ({model_page()}): do not use it to impersonate "
+        "people without their consent, to create deceptive content, or for anything illegal. "
+        "The Mimi codec (Kyutai) is CC-BY 4.0.</p>"
+        "<p><b>Consent.</b> Clone only your own voice, or the voice of someone who has agreed to "
+        "it. Files made here are marked as AI-generated speech in their metadata; keep that mark "
+        "when you share them.</p>"
+    )
+
+
+def show_about(parent: QWidget) -> None:
+    """Show the About box."""
+    QMessageBox.about(parent, "About CSM Studio", about_text())

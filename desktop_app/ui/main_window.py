@@ -1,0 +1,474 @@
+"""The studio window: voice on the left, what to say and the takes on the right.
+
+The model lives in one InferenceWorker on a QThread; the window only sends it queued signals and
+reacts to what it emits, so loading and generating never freeze the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import random
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QThread, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShortcut,
+    QUndoStack,
+)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import logs
+from desktop_app.audio.player import Player
+from desktop_app.audio.reference import prepare_reference
+from desktop_app.config import Settings, save_settings
+from desktop_app.errors import ModelNotFoundError, RequestError, UserError
+from desktop_app.inference import GenerationRequest, GenerationResult, ReferenceClip
+from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, show_about
+from desktop_app.ui.takes_panel import Take, TakesPanel
+from desktop_app.ui.voice_panel import VoicePanel
+from desktop_app.ui.workers import EngineInfo, InferenceWorker
+
+log = logging.getLogger(__name__)
+
+FRAME_RATE = 12.5
+
+
+class MainWindow(QMainWindow):
+    """Record or import a voice, type text, generate, play, compare and save takes."""
+
+    model_ready = Signal()
+    take_ready = Signal(object)  # Take, once it is listed and written to the takes folder
+    generation_failed = Signal(object)  # UserError (load or generation)
+    generation_cancelled = Signal()
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("CSM Studio")
+        self.setAcceptDrops(True)
+        self.errors = ErrorFunnel(self)
+        self.undo = QUndoStack(self)
+        self.player = Player(settings.output_device or None)
+        self.engine_info: EngineInfo | None = None
+        self.generating = False
+        self._pending: GenerationRequest | None = None
+        self._started = 0.0
+
+        self.voice = VoicePanel(self.undo, self.player)
+        self.takes = TakesPanel(self.player)
+        self.voice.error.connect(self.errors.show)
+        self.takes.error.connect(self.errors.show)
+        self.takes.regenerate_requested.connect(self.regenerate)
+        self.voice.import_button.clicked.connect(self.import_dialog)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self._build_generate_box())
+        right_layout.addWidget(self.takes, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.voice)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+        self._build_menus()
+        self._build_status_bar()
+        self._fill_devices()
+        self._restore_geometry()
+
+        self._thread = QThread(self)
+        self._thread.setObjectName("inference")
+        self.worker = InferenceWorker()
+        self.worker.moveToThread(self._thread)
+        self.worker.load_progressed.connect(self._load_progressed)
+        self.worker.loaded.connect(self._loaded)
+        self.worker.progressed.connect(self._progressed)
+        self.worker.finished.connect(self._finished)
+        self.worker.cancelled.connect(self._cancelled)
+        self.worker.failed.connect(self._failed)
+        self._thread.start()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _build_generate_box(self) -> QGroupBox:
+        box = QGroupBox("Say")
+        layout = QVBoxLayout(box)
+        self.text = QPlainTextEdit()
+        self.text.setPlaceholderText("Type what the voice should say, then press Ctrl+Return")
+        self.text.setMaximumHeight(100)
+        layout.addWidget(self.text)
+        form = QFormLayout()
+        s = self.settings
+        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=2.0, singleStep=0.05)
+        self.temperature.setValue(s.temperature)
+        self.temperature.setToolTip("0 = greedy (always the same); 0.9 is the usual setting")
+        self.top_k = QSpinBox(minimum=0, maximum=2051)
+        self.top_k.setValue(s.top_k)
+        self.top_k.setToolTip("Sample among the k most likely codes (0 = all)")
+        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.0, singleStep=0.05)
+        self.top_p.setValue(s.top_p)
+        seed_row = QHBoxLayout()
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed.setValue(s.seed)
+        self.seed_lock = QCheckBox("Lock")
+        self.seed_lock.setChecked(s.seed_locked)
+        self.seed_lock.setToolTip(
+            "Locked: every take uses this seed. Unlocked: a new seed each time"
+        )
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.seed_lock)
+        self.max_seconds = QDoubleSpinBox(decimals=1, minimum=0.5, maximum=60.0, singleStep=1.0)
+        self.max_seconds.setValue(s.max_seconds)
+        self.max_seconds.setSuffix(" s")
+        self.denoise = QCheckBox("Lightly denoise the clips")
+        self.denoise.setChecked(s.denoise)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-k", self.top_k)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Seed", seed_row)
+        form.addRow("Maximum length", self.max_seconds)
+        form.addRow("", self.denoise)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Generate a take (Ctrl+Return)")
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running generation (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.generate_button)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.progress_label = QLabel("Load a model to start.")
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_label)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, self.generate)
+        QShortcut(QKeySequence("Esc"), self, self.cancel)
+        return box
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Import clip…", "Ctrl+O", self.import_dialog)
+        self._action(file_menu, "&Save take as…", "Ctrl+S", self.takes.save_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", "Ctrl+Q", self.close)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        undo = self.undo.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.undo.createRedoAction(self, "&Redo")
+        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        edit_menu.addAction(undo)
+        edit_menu.addAction(redo)
+        model_menu = self.menuBar().addMenu("&Model")
+        self._action(model_menu, "&Choose or download model…", None, self.model_setup)
+        self._action(
+            model_menu, "&Reload model", None, lambda: self.load_model(self.settings.model)
+        )
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Open &log folder", None, self.open_log_folder)
+        self._action(help_menu, "&About CSM Studio", None, lambda: show_about(self))
+
+    def _action(self, menu: object, text: str, keys: str | None, slot: object) -> QAction:
+        action = QAction(text, self)
+        if keys:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)
+        menu.addAction(action)  # type: ignore[attr-defined]
+        return action
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel("device: —")
+        self.model_label = QLabel("model: not loaded")
+        self.rtf_label = QLabel("last RTF: —")
+        for label in (self.device_label, self.model_label, self.rtf_label):
+            self.statusBar().addPermanentWidget(label)
+
+    def _fill_devices(self) -> None:
+        from desktop_app.audio.devices import list_devices
+
+        try:
+            devices = list_devices()
+        except UserError as exc:
+            self.voice.fill_devices([], "")
+            self.statusBar().showMessage(str(exc))
+            return
+        inputs = [
+            d.name for d in sorted(devices, key=lambda d: not d.is_default_input) if d.inputs > 0
+        ]
+        outputs = [
+            d.name for d in sorted(devices, key=lambda d: not d.is_default_output) if d.outputs > 0
+        ]
+        self.voice.fill_devices(inputs, self.settings.input_device)
+        self.takes.output_device.clear()
+        self.takes.output_device.addItems(outputs)
+        if self.settings.output_device in outputs:
+            self.takes.output_device.setCurrentText(self.settings.output_device)
+
+    # -- the model -----------------------------------------------------------------------------
+
+    def load_model(self, model: str) -> None:
+        """Load ``model`` on the worker thread; a missing checkpoint opens the set-up dialog."""
+        from desktop_app.inference.model_store import resolve_model
+
+        try:
+            resolve_model(model)
+        except ModelNotFoundError as exc:
+            self.model_label.setText("model: not found")
+            self.progress_label.setText("No model yet: choose a folder or download it.")
+            self.model_setup(str(exc))
+            return
+        self.settings.model = model
+        self.engine_info = None
+        self.progress.setRange(0, 0)  # busy
+        self.generate_button.setEnabled(False)
+        self.model_label.setText("model: loading…")
+        self.worker.load_requested.emit(model, self.settings.engine, self.settings.device)
+
+    def model_setup(self, problem: str = "") -> None:
+        """Open the model set-up dialog (choose a folder or download)."""
+        dialog = ModelSetupDialog(problem or "Choose the CSM-1B checkpoint to use.", self)
+        dialog.model_chosen.connect(self.load_model)
+        dialog.open()
+        self.setup_dialog = dialog
+
+    def _load_progressed(self, text: str) -> None:
+        self.progress_label.setText(text[:1].upper() + text[1:] + "…")
+
+    def _loaded(self, info: EngineInfo) -> None:
+        self.engine_info = info
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.generate_button.setEnabled(True)
+        self.device_label.setText(f"device: {info.device_name}")
+        self.model_label.setText(f"model: {info.model_dir.name} ({info.engine}, {info.dtype})")
+        self.progress_label.setText(f"Model ready (loaded in {info.load_seconds:.1f} s).")
+        self.model_ready.emit()
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def build_request(self, text: str | None = None) -> GenerationRequest:
+        """The request for the current text, clips and settings.
+
+        Raises:
+            UserError: no text, a clip without transcript, or an unusable clip.
+        """
+        text = self.text.toPlainText() if text is None else text
+        if not text.strip():
+            raise RequestError("nothing to say: type some text first")
+        references = []
+        for number, clip in enumerate(self.voice.clips, start=1):
+            if not clip.transcript.strip():
+                raise RequestError(
+                    f"clip {number} has no transcript; select it and type exactly "
+                    f"what is said in it"
+                )
+            audio = prepare_reference(
+                clip.audio, 24_000, denoise=self.denoise.isChecked(), source=f"clip {number}"
+            )
+            references.append(ReferenceClip(audio, clip.transcript))
+        if not self.seed_lock.isChecked():
+            self.seed.setValue(random.randrange(2**31))
+        return GenerationRequest(
+            text=text,
+            references=tuple(references),
+            temperature=self.temperature.value(),
+            top_k=self.top_k.value(),
+            top_p=self.top_p.value(),
+            seed=self.seed.value(),
+            max_seconds=self.max_seconds.value(),
+        )
+
+    def generate(self) -> None:
+        """Start a generation with the current text and settings."""
+        if self.generating:
+            return
+        if self.engine_info is None:
+            self.errors.show(
+                UserError("no model is loaded yet; wait for it or choose one in the Model menu")
+            )
+            return
+        try:
+            request = self.build_request()
+        except UserError as exc:
+            self.errors.show(exc)
+            return
+        self._submit(request)
+
+    def regenerate(self, take: Take) -> None:
+        """Make ``take`` again: same text and settings, a new seed unless the seed is locked."""
+        if self.generating or self.engine_info is None:
+            return
+        seed = take.request.seed if self.seed_lock.isChecked() else random.randrange(2**31)
+        self._submit(dataclasses.replace(take.request, seed=seed))
+
+    def _submit(self, request: GenerationRequest) -> None:
+        self.generating = True
+        self._pending = request
+        self._started = time.monotonic()
+        frames = max(1, round(request.max_seconds * FRAME_RATE))
+        self.progress.setRange(0, frames)
+        self.progress.setValue(0)
+        self.progress_label.setText("Preparing the voice prompt…")
+        self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.worker.generate_requested.emit(request)
+
+    def cancel(self) -> None:
+        """Stop the running generation after the current frame."""
+        if self.generating:
+            self.worker.cancel()
+            self.progress_label.setText("Cancelling…")
+
+    def _progressed(self, frames: int, seconds: float) -> None:
+        self.progress.setValue(min(frames, self.progress.maximum()))
+        elapsed = time.monotonic() - self._started
+        remaining = (self.progress.maximum() - frames) * elapsed / max(1, frames)
+        self.progress_label.setText(
+            f"{seconds:.1f} s of audio made · at most {remaining:.0f} s left"
+        )
+
+    def _done(self) -> None:
+        self.generating = False
+        self.generate_button.setEnabled(self.engine_info is not None)
+        self.cancel_button.setEnabled(False)
+
+    def _finished(self, result: GenerationResult) -> None:
+        self._done()
+        request = self._pending
+        assert request is not None
+        self.progress.setValue(self.progress.maximum())
+        self.rtf_label.setText(f"last RTF: {result.timings.real_time_factor:.2f}")
+        note = "; ".join(result.notices)
+        self.progress_label.setText(
+            f"Made {result.seconds:.1f} s in {result.timings.total_s:.1f} s"
+            + (f" ({note})" if note else "")
+        )
+        try:
+            take = self.takes.add_result(request, result, self.settings.model)
+        except UserError as exc:
+            self.errors.show(exc)
+            self.generation_failed.emit(exc)
+            return
+        self.take_ready.emit(take)
+
+    def _cancelled(self) -> None:
+        self._done()
+        self.progress.setValue(0)
+        self.progress_label.setText("Cancelled.")
+        self.generation_cancelled.emit()
+
+    def _failed(self, error: UserError) -> None:
+        was_loading = self.engine_info is None and not self.generating
+        self._done()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        if was_loading:
+            self.model_label.setText("model: failed to load")
+        self.progress_label.setText("")
+        self.errors.show(error)
+        self.generation_failed.emit(error)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def import_dialog(self) -> None:
+        """Ask for audio files and import them as clips."""
+        names, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Import voice clip",
+            self.settings.last_folder or str(Path.home()),
+            "Audio (*.wav *.flac *.ogg *.opus *.mp3 *.m4a *.aac *.webm *.mp4);;All files (*)",
+        )
+        for name in names:
+            self.import_path(Path(name))
+
+    def import_path(self, path: Path) -> None:
+        """Import one file as a clip; a bad file gets a clear error and nothing else changes."""
+        try:
+            self.voice.import_file(path)
+            self.settings.last_folder = str(path.parent)
+        except UserError as exc:
+            self.errors.show(exc)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.import_path(Path(url.toLocalFile()))
+        event.acceptProposedAction()
+
+    def open_log_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.configure_logging().parent)))
+
+    # -- settings and shutdown -----------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        if self.settings.window_geometry:
+            self.restoreGeometry(QByteArray(base64.b64decode(self.settings.window_geometry)))
+        else:
+            self.resize(1280, 820)
+        if self.settings.window_state:
+            self.splitter.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
+
+    def store_settings(self) -> None:
+        """Copy the window's state into the settings and save them."""
+        s = self.settings
+        s.temperature = self.temperature.value()
+        s.top_k = self.top_k.value()
+        s.top_p = self.top_p.value()
+        s.seed = self.seed.value()
+        s.seed_locked = self.seed_lock.isChecked()
+        s.max_seconds = self.max_seconds.value()
+        s.denoise = self.denoise.isChecked()
+        s.input_device = self.voice.input_device.currentText()
+        s.output_device = self.takes.output_device.currentText()
+        s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
+        s.window_state = base64.b64encode(bytes(self.splitter.saveState().data())).decode()
+        try:
+            save_settings(s)
+        except UserError as exc:
+            log.warning("settings not saved: %s", exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Finish a recording, stop a generation, stop the worker thread, save settings."""
+        self.voice.shutdown()
+        self.takes.stop()
+        self.worker.cancel()
+        self._thread.quit()
+        if not self._thread.wait(30_000):
+            log.warning("the inference thread did not stop within 30 s")
+        self.store_settings()
+        super().closeEvent(event)

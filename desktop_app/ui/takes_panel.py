@@ -1,0 +1,269 @@
+"""Takes: the list of generated takes, their waveform with a moving playhead, and the transport.
+
+Every take is written to the takes folder as soon as it exists, so none is lost; "Save as" copies
+it anywhere as WAV or FLAC with metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import paths
+from desktop_app.audio.io import TakeMetadata, write_audio
+from desktop_app.audio.player import Player
+from desktop_app.errors import UserError
+from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.ui.waveform_view import WaveformView
+
+
+@dataclass(eq=False)
+class Take:
+    """A generated take, the request that made it, and where it is kept."""
+
+    number: int
+    request: GenerationRequest
+    result: GenerationResult
+    model: str
+    path: Path
+
+    def label(self) -> str:
+        r, t = self.request, self.result.timings
+        text = r.text if len(r.text) <= 48 else r.text[:45] + "…"
+        settings = "greedy" if r.temperature <= 0 else f"T {r.temperature:g} k {r.top_k}"
+        return (
+            f"#{self.number}  “{text}”  {settings} seed {self.result.seed} · "
+            f"{self.result.seconds:.1f} s · RTF {t.real_time_factor:.2f} "
+            f"({self.result.engine}, {self.result.device})"
+        )
+
+
+class TakesPanel(QGroupBox):
+    """List of takes, waveform + playhead, play/pause/stop, save, reveal, regenerate, compare."""
+
+    error = Signal(object)
+    regenerate_requested = Signal(object)  # Take
+
+    def __init__(self, player: Player, parent: QWidget | None = None) -> None:
+        super().__init__("Takes", parent)
+        self.player = player
+        self.takes: list[Take] = []
+        self._queue: list[Take] = []
+        self._playing: Take | None = None
+        layout = QVBoxLayout(self)
+        self.take_list = QListWidget()
+        self.take_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.take_list.currentRowChanged.connect(self._show_take)
+        layout.addWidget(self.take_list, 1)
+        self.waveform = WaveformView()
+        layout.addWidget(self.waveform, 1)
+        self.details = QLabel("")
+        self.details.setWordWrap(True)
+        layout.addWidget(self.details)
+        row = QHBoxLayout()
+        self.play_button = QPushButton("▶ Play")
+        self.play_button.setShortcut(QKeySequence("Space"))
+        self.play_button.setToolTip("Play / pause the selected take (Space)")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.stop_button = QPushButton("■ Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Play the selected takes one after another (Ctrl+click)")
+        self.compare_button.clicked.connect(self.compare)
+        self.output_device = QComboBox()
+        self.output_device.setToolTip("Output device for playback")
+        self.output_device.currentTextChanged.connect(self._output_changed)
+        for widget in (self.play_button, self.stop_button, self.compare_button):
+            row.addWidget(widget)
+        row.addWidget(QLabel("Output:"))
+        row.addWidget(self.output_device, 1)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        self.save_button = QPushButton("Save as…")
+        self.save_button.clicked.connect(self.save_dialog)
+        self.reveal_button = QPushButton("Show in folder")
+        self.reveal_button.clicked.connect(self.reveal)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("Make this take again with the same text and settings")
+        self.regenerate_button.clicked.connect(self._regenerate)
+        for widget in (self.save_button, self.reveal_button, self.regenerate_button):
+            row.addWidget(widget)
+        row.addStretch()
+        layout.addLayout(row)
+        self._timer = QTimer(self)
+        self._timer.setInterval(30)
+        self._timer.timeout.connect(self._tick)
+        self._show_take(-1)
+
+    # -- takes ---------------------------------------------------------------------------------
+
+    def add_result(self, request: GenerationRequest, result: GenerationResult, model: str) -> Take:
+        """Keep a new take: write it to the takes folder, list it, select it."""
+        number = len(self.takes) + 1
+        folder = paths.data_dir() / "takes"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"take-{time.strftime('%Y%m%d-%H%M%S')}-{number}-seed{result.seed}.wav"
+        write_audio(path, result.audio, result.sample_rate, self._metadata(request, result, model))
+        take = Take(number, request, result, model, path)
+        self.takes.append(take)
+        self.take_list.addItem(take.label())
+        self.take_list.setCurrentRow(len(self.takes) - 1)
+        return take
+
+    @staticmethod
+    def _metadata(request: GenerationRequest, result: GenerationResult, model: str) -> TakeMetadata:
+        return TakeMetadata(text=request.text, model=model, seed=result.seed, engine=result.engine)
+
+    @property
+    def current(self) -> Take | None:
+        row = self.take_list.currentRow()
+        return self.takes[row] if 0 <= row < len(self.takes) else None
+
+    def _show_take(self, row: int) -> None:
+        take = self.takes[row] if 0 <= row < len(self.takes) else None
+        if take is None:
+            self.waveform.set_audio(self.waveform.audio[:0], 24_000)
+            self.details.setText("No takes yet: type a text and press Generate (Ctrl+Return).")
+        else:
+            r, t = take.request, take.result.timings
+            self.waveform.set_audio(take.result.audio, take.result.sample_rate)
+            self.details.setText(
+                f"{r.text}\n temperature {r.temperature:g}, top-k {r.top_k}, top-p {r.top_p:g}, "
+                f"seed {take.result.seed}, max {r.max_seconds:g} s · {take.result.frames} frames "
+                f"({take.result.stopped_by}) · first frame {t.prefill_s * 1000:.0f} ms, "
+                f"{t.per_frame_s * 1000:.1f} ms/frame, RTF {t.real_time_factor:.2f} · "
+                f"{take.path}"
+            )
+        for button in (
+            self.play_button,
+            self.stop_button,
+            self.save_button,
+            self.reveal_button,
+            self.regenerate_button,
+            self.compare_button,
+        ):
+            button.setEnabled(take is not None)
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _output_changed(self, name: str) -> None:
+        self.player.device = name or None
+
+    def toggle_play(self) -> None:
+        """Play the selected take; pause or resume when it is the one playing."""
+        take = self.current
+        if take is None:
+            return
+        try:
+            if self._playing is take and self.player.playing:
+                self.player.pause()
+                self.play_button.setText("▶ Play")
+            elif self._playing is take and 0 < self.player.position < take.result.audio.size:
+                self.player.resume()
+                self.play_button.setText("❚❚ Pause")
+                self._timer.start()
+            else:
+                self._queue = []
+                self._start(take)
+        except UserError as exc:
+            self.error.emit(exc)
+
+    def _start(self, take: Take) -> None:
+        self._playing = take
+        if take is not self.current:
+            self.take_list.setCurrentRow(self.takes.index(take))
+        self.player.play(take.result.audio, take.result.sample_rate)
+        self.play_button.setText("❚❚ Pause")
+        self._timer.start()
+
+    def compare(self) -> None:
+        """Play the selected takes (or the last two) one after another."""
+        rows = sorted(index.row() for index in self.take_list.selectedIndexes())
+        chosen = [self.takes[r] for r in rows] if len(rows) > 1 else self.takes[-2:]
+        if not chosen:
+            return
+        self._queue = chosen[1:]
+        try:
+            self._start(chosen[0])
+        except UserError as exc:
+            self.error.emit(exc)
+
+    def stop(self) -> None:
+        """Stop playback and rewind."""
+        self._queue = []
+        self.player.stop()
+        self._playing = None
+        self._timer.stop()
+        self.waveform.set_playhead(None)
+        self.play_button.setText("▶ Play")
+
+    def _tick(self) -> None:
+        take = self._playing
+        if take is None:
+            self._timer.stop()
+            return
+        if take is self.current:
+            self.waveform.set_playhead(self.player.position)
+        if not self.player.playing and self.player.position >= take.result.audio.size:
+            if self._queue:
+                self._start(self._queue.pop(0))
+                return
+            self._timer.stop()
+            self._playing = None
+            self.play_button.setText("▶ Play")
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def save_dialog(self) -> None:
+        """Ask where to save the selected take."""
+        take = self.current
+        if take is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Save take", str(Path.home() / take.path.name), "WAV (*.wav);;FLAC (*.flac)"
+        )
+        if name:
+            self.save(take, Path(name))
+
+    def save(self, take: Take, target: Path) -> bool:
+        """Write ``take`` to ``target`` (WAV or FLAC, with metadata); errors go to the funnel."""
+        if target.suffix.lower() not in (".wav", ".flac"):
+            target = target.with_suffix(".wav")
+        try:
+            write_audio(
+                target,
+                take.result.audio,
+                take.result.sample_rate,
+                self._metadata(take.request, take.result, take.model),
+            )
+        except UserError as exc:
+            self.error.emit(exc)
+            return False
+        return True
+
+    def reveal(self) -> None:
+        """Open the folder that holds the selected take in the file manager."""
+        take = self.current
+        if take is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(take.path.parent)))
+
+    def _regenerate(self) -> None:
+        take = self.current
+        if take is not None:
+            self.regenerate_requested.emit(take)

@@ -1,0 +1,368 @@
+"""The voice side of the window: record or import clips, see and trim them, type transcripts.
+
+Several clips make one voice prompt; each keeps its own transcript. Trims and deletions go on the
+window's undo stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QKeySequence, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPlainTextEdit,
+    QPushButton,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app import paths
+from desktop_app.audio import dsp
+from desktop_app.audio.io import read_audio
+from desktop_app.audio.player import Player
+from desktop_app.audio.recorder import Recorder
+from desktop_app.errors import UserError
+from desktop_app.resources import reading_script
+from desktop_app.ui.level_meter import LevelMeter
+from desktop_app.ui.waveform_view import WaveformView
+
+log = logging.getLogger(__name__)
+
+RATE = dsp.MODEL_RATE
+
+
+@dataclass(eq=False)
+class Clip:
+    """One reference clip: 24 kHz mono audio, its transcript, where it came from."""
+
+    audio: np.ndarray
+    transcript: str = ""
+    source: str = "imported"  # or "recorded"
+    path: Path | None = None
+    name: str = field(default="clip")
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.size / RATE
+
+
+def clip_from_file(path: Path, source: str = "imported") -> Clip:
+    """Read any supported file as a 24 kHz mono clip (not yet trimmed or normalized)."""
+    decoded = read_audio(path)
+    audio = dsp.resample(dsp.remove_dc(dsp.to_mono(decoded.samples)), decoded.sample_rate, RATE)
+    return Clip(audio=audio, source=source, path=path, name=path.stem)
+
+
+class ReplaceAudio(QUndoCommand):
+    """Undoable change of a clip's audio (trim, auto-trim)."""
+
+    def __init__(self, panel: VoicePanel, clip: Clip, audio: np.ndarray, text: str) -> None:
+        super().__init__(text)
+        self.panel, self.clip = panel, clip
+        self.before, self.after = clip.audio, audio
+
+    def redo(self) -> None:
+        self.clip.audio = self.after
+        self.panel.clip_changed(self.clip)
+
+    def undo(self) -> None:
+        self.clip.audio = self.before
+        self.panel.clip_changed(self.clip)
+
+
+class RemoveClip(QUndoCommand):
+    """Undoable removal of a clip."""
+
+    def __init__(self, panel: VoicePanel, clip: Clip) -> None:
+        super().__init__(f"Remove {clip.name}")
+        self.panel, self.clip = panel, clip
+        self.index = panel.clips.index(clip)
+
+    def redo(self) -> None:
+        self.panel.clips.remove(self.clip)
+        self.panel.refresh_list(select=min(self.index, len(self.panel.clips) - 1))
+
+    def undo(self) -> None:
+        self.panel.clips.insert(self.index, self.clip)
+        self.panel.refresh_list(select=self.index)
+
+
+class VoicePanel(QGroupBox):
+    """Recording, importing, the clip list, and the editor of the selected clip."""
+
+    error = Signal(object)
+    clips_changed = Signal()
+
+    def __init__(self, undo: QUndoStack, player: Player, parent: QWidget | None = None) -> None:
+        super().__init__("Voice", parent)
+        self.undo = undo
+        self.player = player
+        self.clips: list[Clip] = []
+        self.recorder: Recorder | None = None
+        self._record_started = 0.0
+        layout = QVBoxLayout(self)
+
+        # recording row
+        row = QHBoxLayout()
+        self.input_device = QComboBox()
+        self.input_device.setToolTip("Microphone to record from")
+        row.addWidget(QLabel("Input:"))
+        row.addWidget(self.input_device, 1)
+        self.meter = LevelMeter()
+        row.addWidget(self.meter)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        self.record_button = QPushButton("● Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setShortcut(QKeySequence("Ctrl+R"))
+        self.record_button.setToolTip("Start/stop recording (Ctrl+R)")
+        self.record_button.toggled.connect(self._record_toggled)
+        self.elapsed = QLabel("0:00.0")
+        self.import_button = QPushButton("Import file…")
+        row.addWidget(self.record_button)
+        row.addWidget(self.elapsed)
+        row.addStretch()
+        row.addWidget(self.import_button)
+        layout.addLayout(row)
+        guidance = QLabel(
+            "Read the script below in your natural voice: 10-30 s of clean speech in a quiet room "
+            "works best. Or import a recording (WAV, FLAC, OGG, MP3, M4A, WebM) and type exactly "
+            "what it says."
+        )
+        guidance.setWordWrap(True)
+        layout.addWidget(guidance)
+        self.script = QTextBrowser()
+        self.script.setPlainText(reading_script())
+        self.script.setMaximumHeight(110)
+        layout.addWidget(self.script)
+
+        # clips
+        self.clip_list = QListWidget()
+        self.clip_list.setMaximumHeight(90)
+        self.clip_list.currentRowChanged.connect(self._show_clip)
+        layout.addWidget(QLabel("Clips of this voice (all are used as the voice prompt):"))
+        layout.addWidget(self.clip_list)
+
+        # editor of the selected clip
+        self.waveform = WaveformView()
+        layout.addWidget(self.waveform, 1)
+        tools = QHBoxLayout()
+        self.tool_buttons: dict[str, QToolButton] = {}
+        for key, label, tip, slot in [
+            ("zoom_in", "+", "Zoom in (Ctrl+wheel)", self.waveform.zoom_in),
+            ("zoom_out", "−", "Zoom out", self.waveform.zoom_out),
+            ("fit", "Fit", "Show the whole clip", self.waveform.zoom_fit),
+            ("play", "▶ Play", "Play the selection, or the whole clip", self.play_selection),
+            ("stop", "■", "Stop", self.player.stop),
+            (
+                "trim",
+                "Trim to selection",
+                "Keep only the selected part (undo: Ctrl+Z)",
+                self.trim_to_selection,
+            ),
+            ("auto_trim", "Auto-trim silence", "Cut silence at both ends", self.auto_trim),
+            ("remove", "Remove clip", "Remove this clip from the voice", self.remove_clip),
+        ]:
+            button = QToolButton()
+            button.setText(label)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            tools.addWidget(button)
+            self.tool_buttons[key] = button
+        tools.addStretch()
+        layout.addLayout(tools)
+        layout.addWidget(QLabel("Transcript of this clip (exactly what is said):"))
+        self.transcript = QPlainTextEdit()
+        self.transcript.setMaximumHeight(70)
+        self.transcript.setPlaceholderText("Type exactly what is said in the selected clip")
+        self.transcript.textChanged.connect(self._transcript_edited)
+        layout.addWidget(self.transcript)
+
+        self._meter_timer = QTimer(self)
+        self._meter_timer.setInterval(33)
+        self._meter_timer.timeout.connect(self._poll_recorder)
+        self._show_clip(-1)
+
+    # -- devices -------------------------------------------------------------------------------
+
+    def fill_devices(self, names: list[str], remembered: str) -> None:
+        """List the input devices, selecting the remembered one (else the first)."""
+        self.input_device.clear()
+        self.input_device.addItems(names)
+        if remembered in names:
+            self.input_device.setCurrentText(remembered)
+        self.record_button.setEnabled(bool(names))
+
+    # -- clips ---------------------------------------------------------------------------------
+
+    def add_clip(self, clip: Clip) -> None:
+        """Append a clip and select it."""
+        self.clips.append(clip)
+        self.refresh_list(select=len(self.clips) - 1)
+
+    def import_file(self, path: Path) -> Clip:
+        """Import an audio file as a new clip (errors go to the error funnel by the caller)."""
+        clip = clip_from_file(path)
+        self.add_clip(clip)
+        return clip
+
+    def refresh_list(self, select: int | None = None) -> None:
+        """Redraw the clip list, then select row ``select``."""
+        self.clip_list.blockSignals(True)
+        self.clip_list.clear()
+        for number, clip in enumerate(self.clips, start=1):
+            self.clip_list.addItem(
+                f"Clip {number}: {clip.name} — {clip.seconds:.1f} s ({clip.source})"
+            )
+        self.clip_list.blockSignals(False)
+        row = -1 if select is None else select
+        self.clip_list.setCurrentRow(row)
+        self._show_clip(row)
+        self.clips_changed.emit()
+
+    @property
+    def current(self) -> Clip | None:
+        row = self.clip_list.currentRow()
+        return self.clips[row] if 0 <= row < len(self.clips) else None
+
+    def _show_clip(self, row: int) -> None:
+        clip = self.clips[row] if 0 <= row < len(self.clips) else None
+        self.waveform.set_audio(clip.audio if clip else np.zeros(0, np.float32), RATE)
+        self.transcript.blockSignals(True)
+        self.transcript.setPlainText(clip.transcript if clip else "")
+        self.transcript.blockSignals(False)
+        self.transcript.setEnabled(clip is not None)
+        for button in self.tool_buttons.values():
+            button.setEnabled(clip is not None)
+
+    def clip_changed(self, clip: Clip) -> None:
+        """A clip's audio changed (edit, undo): redraw it."""
+        if clip is self.current:
+            self.waveform.set_audio(clip.audio, RATE, keep_view=True)
+        row = self.clips.index(clip) if clip in self.clips else None
+        self.refresh_list(select=row)
+
+    def _transcript_edited(self) -> None:
+        clip = self.current
+        if clip is not None:
+            clip.transcript = self.transcript.toPlainText()
+
+    # -- editing -------------------------------------------------------------------------------
+
+    def trim_to_selection(self) -> None:
+        """Keep only the selected region of the current clip (undoable)."""
+        clip = self.current
+        start, end = self.waveform.selection
+        if clip is None:
+            return
+        if end - start < RATE // 10:
+            self.error.emit(UserError("select a region first: drag across the waveform"))
+            return
+        self.undo.push(ReplaceAudio(self, clip, clip.audio[start:end].copy(), "Trim clip"))
+
+    def auto_trim(self) -> None:
+        """Cut leading and trailing silence from the current clip (undoable)."""
+        clip = self.current
+        if clip is None:
+            return
+        start, end = dsp.speech_bounds(clip.audio, RATE)
+        if end <= start:
+            self.error.emit(UserError("this clip is silent; record or import another one"))
+            return
+        if (start, end) != (0, clip.audio.size):
+            self.undo.push(ReplaceAudio(self, clip, clip.audio[start:end].copy(), "Auto-trim"))
+
+    def remove_clip(self) -> None:
+        """Remove the current clip (undoable)."""
+        clip = self.current
+        if clip is not None:
+            self.undo.push(RemoveClip(self, clip))
+
+    def play_selection(self) -> None:
+        """Play the selection, or the whole clip when nothing is selected."""
+        clip = self.current
+        if clip is None:
+            return
+        start, end = self.waveform.selection
+        if end <= start:
+            start, end = 0, clip.audio.size
+        try:
+            self.player.play(clip.audio, RATE, start, end)
+        except UserError as exc:
+            self.error.emit(exc)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _record_toggled(self, on: bool) -> None:
+        if on:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def start_recording(self) -> None:
+        """Start recording from the chosen input into the recordings folder."""
+        device = self.input_device.currentText() or None
+        self.recorder = Recorder(paths.data_dir() / "recordings", device=device)
+        try:
+            self.recorder.start()
+        except UserError as exc:
+            self.recorder = None
+            self.record_button.blockSignals(True)
+            self.record_button.setChecked(False)
+            self.record_button.blockSignals(False)
+            self.error.emit(exc)
+            return
+        self._record_started = time.monotonic()
+        self.record_button.setText("■ Stop")
+        self._meter_timer.start()
+
+    def stop_recording(self) -> Clip | None:
+        """Stop and add what was recorded as a clip."""
+        self._meter_timer.stop()
+        self.record_button.setText("● Record")
+        self.meter.set_peak(0.0)
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return None
+        path = recorder.stop()
+        try:
+            clip = clip_from_file(path, source="recorded")
+        except UserError as exc:
+            self.error.emit(exc)
+            return None
+        self.add_clip(clip)
+        if recorder.error:
+            self.error.emit(
+                UserError(
+                    f"recording stopped early: {recorder.error}; what was "
+                    f"recorded is kept as {clip.name}"
+                )
+            )
+        return clip
+
+    def _poll_recorder(self) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        self.meter.set_peak(recorder.peak())
+        elapsed = recorder.seconds
+        self.elapsed.setText(f"{int(elapsed // 60)}:{elapsed % 60:04.1f}")
+        if recorder.error and self.record_button.isChecked():
+            self.record_button.setChecked(False)  # stops and keeps what was recorded
+
+    def shutdown(self) -> None:
+        """Finish a recording in progress (the window is closing)."""
+        if self.recorder is not None:
+            self.record_button.setChecked(False)
