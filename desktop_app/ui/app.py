@@ -85,18 +85,19 @@ def run_smoke_test(model: str, screenshot: Path | None, max_seconds: float = 2.0
         window.seed_lock.setChecked(True)
         window.generate()
 
-    window.model_ready.connect(start)
-    window.worker.finished.connect(
-        lambda result: QTimer.singleShot(
-            200,
-            lambda: finish(
-                0,
-                f"smoke test passed: {result.seconds:.2f} s take in "
-                f"{result.timings.total_s:.2f} s on {result.device} ({result.engine})",
-            ),
+    def passed(take: object) -> None:
+        result = take.result  # type: ignore[attr-defined]
+        message = (
+            f"smoke test passed: {result.seconds:.2f} s take in "
+            f"{result.timings.total_s:.2f} s on {result.device} ({result.engine})"
         )
-    )
-    window.worker.failed.connect(lambda error: finish(1, f"error: smoke test failed: {error}"))
+        QTimer.singleShot(200, lambda: finish(0, message))
+
+    # the window's own signals arrive on the GUI thread (a lambda connected to the worker's
+    # signals would run on the worker's thread)
+    window.model_ready.connect(start)
+    window.take_ready.connect(passed)
+    window.generation_failed.connect(lambda error: finish(1, f"error: smoke test failed: {error}"))
     QTimer.singleShot(SMOKE_TIMEOUT_MS, lambda: finish(1, "error: smoke test timed out"))
     QTimer.singleShot(0, lambda: window.load_model(model))
     app.exec()

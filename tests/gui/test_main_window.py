@@ -1,0 +1,215 @@
+"""The studio window driven as a person would, offscreen, with the real worker thread and audio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog
+from pytestqt.qtbot import QtBot
+
+from desktop_app.audio.io import read_metadata
+from desktop_app.config import Settings, load_settings, settings_file
+from desktop_app.ui.main_window import MainWindow
+from tests.conftest import REPO
+from tests.support.signals import voiced, with_silence
+
+pytestmark = pytest.mark.usefixtures("pulse")
+
+
+@pytest.fixture
+def window(qtbot: QtBot, tiny_model_dir: Path) -> MainWindow:
+    win = MainWindow(Settings(model=str(tiny_model_dir)))
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.model_ready, timeout=60_000):
+        win.load_model(str(tiny_model_dir))
+    return win
+
+
+def drop_file(window: MainWindow, path: Path) -> None:
+    """Drag a file from the file manager and drop it on the window."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    where = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(where, Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+
+
+def speech_file(folder: Path, seconds: float = 4.0) -> Path:
+    path = folder / "my-voice.wav"
+    signal = with_silence(voiced(seconds, 44_100), 44_100, 1.0, 1.0)
+    sf.write(path, np.stack([signal, signal * 0.8], axis=1), 44_100)
+    return path
+
+
+def drag_select(qtbot: QtBot, view: object, x0: int, x1: int) -> None:
+    y = view.height() // 2  # type: ignore[attr-defined]
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(x0, y))
+    qtbot.mouseMove(view, QPoint((x0 + x1) // 2, y))
+    qtbot.mouseMove(view, QPoint(x1, y))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(x1, y))
+
+
+def test_import_trim_generate_play_and_save(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # import by drag and drop: a 6 s stereo 44.1 kHz file becomes a 24 kHz mono clip
+    drop_file(window, speech_file(tmp_path))
+    assert len(window.voice.clips) == 1
+    clip = window.voice.clips[0]
+    assert clip.seconds == pytest.approx(6.0, abs=0.01)
+
+    # select about the middle 70 % with the mouse and trim to it; undo and redo
+    view = window.voice.waveform
+    drag_select(qtbot, view, int(view.width() * 0.15), int(view.width() * 0.85))
+    start, end = view.selection
+    assert (end - start) / 24_000 == pytest.approx(4.2, abs=0.1)
+    qtbot.mouseClick(window.voice.tool_buttons["trim"], Qt.MouseButton.LeftButton)
+    assert clip.seconds == pytest.approx((end - start) / 24_000)
+    window.undo.undo()
+    assert clip.seconds == pytest.approx(6.0, abs=0.01)
+    window.undo.redo()
+    trimmed = clip.seconds
+    assert trimmed < 4.5
+
+    # transcript next to the clip, the text to say, a short maximum length
+    qtbot.keyClicks(window.voice.transcript, "Hello there, this is my voice.")
+    assert clip.transcript == "Hello there, this is my voice."
+    qtbot.keyClicks(window.text, "Say this in my voice.")
+    window.max_seconds.setValue(1.2)
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
+        qtbot.keyClick(window.text, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    take = made.args[0]
+    assert take.result.frames == 15
+    assert take.path.exists()  # kept on disk at once
+    assert window.takes.take_list.count() == 1
+    assert window.rtf_label.text().startswith("last RTF: ")
+
+    # play it: the playhead moves along and playback reaches the end
+    heads: list[int] = []
+
+    def finished_playing() -> bool:
+        if window.takes.waveform.playhead is not None:
+            heads.append(window.takes.waveform.playhead)
+        return not window.player.playing and window.player.position >= take.result.audio.size
+
+    qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(finished_playing, timeout=10_000)
+    assert len(set(heads)) > 3 and max(heads) > take.result.audio.size // 2
+
+    # save as FLAC and read it back
+    target = tmp_path / "keep.flac"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    qtbot.mouseClick(window.takes.save_button, Qt.MouseButton.LeftButton)
+    audio, rate = sf.read(target, dtype="float32")
+    assert rate == 24_000
+    np.testing.assert_allclose(audio, np.clip(take.result.audio, -1, 1), atol=1e-4)  # PCM clips
+    meta = read_metadata(target)
+    assert meta["ai_generated"] == "yes"
+    assert meta["title"] == "Say this in my voice."
+
+
+def test_cancel_a_generation(window: MainWindow, qtbot: QtBot) -> None:
+    window.text.setPlainText("A long text that would take a while to say.")
+    window.max_seconds.setValue(60.0)
+    with qtbot.waitSignal(window.worker.progressed, timeout=30_000):
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert window.generating
+    assert not window.generate_button.isEnabled()
+    with qtbot.waitSignal(window.generation_cancelled, timeout=30_000):
+        qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.generating
+    assert window.generate_button.isEnabled()
+    assert window.takes.take_list.count() == 0
+    assert window.progress_label.text() == "Cancelled."
+
+
+def test_bad_input_reaches_the_error_dialog(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert "nothing to say" in window.errors.last_message
+    assert window.errors.box is not None and window.errors.box.isVisible()
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all" * 100)
+    drop_file(window, junk)
+    assert "cannot decode" in window.errors.last_message
+    assert window.voice.clips == []
+    drop_file(window, speech_file(tmp_path))
+    window.text.setPlainText("Hello.")
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert "clip 1 has no transcript" in window.errors.last_message
+    assert not window.generating
+
+
+def test_record_a_clip_from_the_microphone(window: MainWindow, qtbot: QtBot, tmp_path: Path) -> None:
+    assert window.voice.input_device.count() > 0
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, voiced(2.5, 24_000, f0=170), 24_000)
+    qtbot.mouseClick(window.voice.record_button, Qt.MouseButton.LeftButton)
+    assert window.voice.recorder is not None
+    qtbot.waitUntil(lambda: window.voice.recorder.seconds > 0.3, timeout=5_000)  # type: ignore[union-attr]
+    subprocess.run(["paplay", "--device=vsink", str(speech)], check=True, timeout=30)
+    qtbot.waitUntil(lambda: window.voice.meter.level_db > -40, timeout=3_000)  # the meter moved
+    qtbot.mouseClick(window.voice.record_button, Qt.MouseButton.LeftButton)
+    assert len(window.voice.clips) == 1
+    clip = window.voice.clips[0]
+    assert clip.source == "recorded"
+    assert clip.seconds > 2.5
+    assert clip.path is not None and clip.path.exists()
+
+
+def test_settings_survive_a_restart(window: MainWindow, qtbot: QtBot, tiny_model_dir: Path) -> None:
+    window.temperature.setValue(0.65)
+    window.seed_lock.setChecked(True)
+    window.seed.setValue(777)
+    window.close()
+    saved = json.loads(settings_file().read_text())
+    assert saved["version"] == 1 and saved["temperature"] == 0.65 and saved["seed"] == 777
+    again = MainWindow(load_settings())
+    qtbot.addWidget(again)
+    assert again.temperature.value() == 0.65
+    assert again.seed.value() == 777 and again.seed_lock.isChecked()
+    again.close()
+
+
+def test_missing_model_opens_the_setup_dialog(qtbot: QtBot, tiny_model_dir: Path) -> None:
+    win = MainWindow(Settings())
+    qtbot.addWidget(win)
+    win.show()
+    win.load_model("sesame/csm-1b")  # not in the (empty) test cache
+    dialog = win.setup_dialog
+    assert dialog.isVisible()
+    dialog.use_folder(str(tiny_model_dir / "nope"))
+    assert "model folder not found" in dialog.status.text()
+    with qtbot.waitSignal(win.model_ready, timeout=60_000):
+        dialog.use_folder(str(tiny_model_dir))
+    assert win.settings.model == str(tiny_model_dir)
+    win.close()
+
+
+def test_smoke_test_command(tiny_model_dir: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "desktop_app", "--smoke-test", "--model", str(tiny_model_dir),
+         "--screenshot", str(shot)],
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "smoke test passed" in proc.stdout
+    assert shot.stat().st_size > 10_000
+
+
