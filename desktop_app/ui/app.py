@@ -41,6 +41,13 @@ def run_gui(model: str | None = None) -> int:
     app = make_app()
     settings = load_settings()
     window = MainWindow(settings)
+
+    def unexpected(kind: type[BaseException], error: BaseException, tb: object) -> None:
+        # an exception escaping a slot: log it with its traceback and show "internal error"
+        log.error("unexpected error", exc_info=(kind, error, tb))  # type: ignore[arg-type]
+        window.errors.show(error)
+
+    sys.excepthook = unexpected
     window.show()
     QTimer.singleShot(0, lambda: window.load_model(model or settings.model))
     return app.exec()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 from pytestqt.qtbot import QtBot
@@ -39,12 +41,22 @@ def drop_file(window: MainWindow, path: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     where = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(where, Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        where,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    drop = QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        where,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(window, drop)
 
 
@@ -125,8 +137,18 @@ def test_import_trim_generate_play_and_save(
 def test_cancel_a_generation(window: MainWindow, qtbot: QtBot) -> None:
     window.text.setPlainText("A long text that would take a while to say.")
     window.max_seconds.setValue(60.0)
-    with qtbot.waitSignal(window.worker.progressed, timeout=30_000):
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    frames: list[int] = []
+    window.worker.progressed.connect(lambda f, s: frames.append(f))
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(frames) >= 40, timeout=30_000)
+    timer.stop()
+    # the window kept handling events while the worker generated: no gap over 250 ms
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25
     assert window.generating
     assert not window.generate_button.isEnabled()
     with qtbot.waitSignal(window.generation_cancelled, timeout=30_000):
@@ -155,7 +177,9 @@ def test_bad_input_reaches_the_error_dialog(
     assert not window.generating
 
 
-def test_record_a_clip_from_the_microphone(window: MainWindow, qtbot: QtBot, tmp_path: Path) -> None:
+def test_record_a_clip_from_the_microphone(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
     assert window.voice.input_device.count() > 0
     speech = tmp_path / "speech.wav"
     sf.write(speech, voiced(2.5, 24_000, f0=170), 24_000)
@@ -204,12 +228,22 @@ def test_missing_model_opens_the_setup_dialog(qtbot: QtBot, tiny_model_dir: Path
 def test_smoke_test_command(tiny_model_dir: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "desktop_app", "--smoke-test", "--model", str(tiny_model_dir),
-         "--screenshot", str(shot)],
-        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+        [
+            sys.executable,
+            "-m",
+            "desktop_app",
+            "--smoke-test",
+            "--model",
+            str(tiny_model_dir),
+            "--screenshot",
+            str(shot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "smoke test passed" in proc.stdout
     assert shot.stat().st_size > 10_000
-
-
