@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app import __version__
 from desktop_app.config import load_settings
+from desktop_app.startup import seconds_since_process_start
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.voice_panel import Clip
 
@@ -73,6 +74,10 @@ def run_smoke_test(model: str, screenshot: Path | None, max_seconds: float = 2.0
     settings.read_only = True  # a smoke test leaves the user's settings alone
     window = MainWindow(settings)
     window.show()
+    app.processEvents()
+    shown = seconds_since_process_start()
+    if shown is not None:
+        print(f"window shown {shown:.2f} s after the process started", flush=True)
     outcome: dict[str, int] = {}
 
     def finish(code: int, message: str) -> None:

@@ -22,9 +22,23 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """dist/csm-studio built from build.spec into a temporary folder."""
     out = tmp_path_factory.mktemp("bundle")
     subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(out / "dist"), "--workpath", str(out / "build"), "build.spec"],
-        cwd=REPO, check=True, timeout=1200, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(out / "dist"),
+            "--workpath",
+            str(out / "build"),
+            "build.spec",
+        ],
+        cwd=REPO,
+        check=True,
+        timeout=1200,
+        capture_output=True,
     )
     return out / "dist" / "csm-studio"
 
@@ -33,8 +47,13 @@ def frozen_env(home: Path) -> dict[str, str]:
     """A bare environment: no Python anywhere on the PATH, a private app home."""
     empty = home / "empty-path"
     empty.mkdir(parents=True, exist_ok=True)
-    env = {"HOME": str(home), "PATH": str(empty), "QT_QPA_PLATFORM": "offscreen",
-           "CSM_STUDIO_HOME": str(home / "app"), "LANG": "C.UTF-8"}
+    env = {
+        "HOME": str(home),
+        "PATH": str(empty),
+        "QT_QPA_PLATFORM": "offscreen",
+        "CSM_STUDIO_HOME": str(home / "app"),
+        "LANG": "C.UTF-8",
+    }
     for name in ("XDG_RUNTIME_DIR", "PULSE_SERVER"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -45,6 +64,8 @@ def test_bundle_layout(bundle: Path) -> None:
     assert (bundle / "csm-studio").stat().st_mode & 0o111
     assert (bundle / "csm-studio-cli").stat().st_mode & 0o111
     assert (bundle / "_internal" / "resources" / "reading_script.txt").is_file()
+    assert (bundle / "csm-studio.desktop").read_text().count("Exec=csm-studio") == 1
+    assert (bundle / "csm-studio.png").is_file()
     # the executables share the libraries and modules instead of each carrying them
     assert (bundle / "csm-studio").stat().st_size < 20_000_000
 
@@ -52,9 +73,19 @@ def test_bundle_layout(bundle: Path) -> None:
 def test_frozen_window_smoke_test(bundle: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     shot = tmp_path / "frozen.png"
     proc = subprocess.run(
-        [str(bundle / "csm-studio"), "--smoke-test", "--model", str(tiny_model_dir),
-         "--screenshot", str(shot)],
-        env=frozen_env(tmp_path), capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(bundle / "csm-studio"),
+            "--smoke-test",
+            "--model",
+            str(tiny_model_dir),
+            "--screenshot",
+            str(shot),
+        ],
+        env=frozen_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.stat().st_size > 10_000
@@ -66,20 +97,40 @@ def test_frozen_cli_clones_and_reports_errors(
     ref = tmp_path / "ref.flac"
     sf.write(ref, with_silence(voiced(3.0, 48_000), 48_000, 0.3, 0.3), 48_000)
     out = tmp_path / "take.wav"
-    args = [str(bundle / "csm-studio-cli"), "clone", "--model", str(tiny_model_dir),
-            "--ref", str(ref), "--ref-text", "Hello there, this is my voice.",
-            "--text", "Frozen and still talking.", "--out", str(out), "--max-seconds", "1.2",
-            "--seed", "3"]
-    proc = subprocess.run(args, env=frozen_env(tmp_path), capture_output=True, text=True,
-                          timeout=300, check=False)
+    args = [
+        str(bundle / "csm-studio-cli"),
+        "clone",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(ref),
+        "--ref-text",
+        "Hello there, this is my voice.",
+        "--text",
+        "Frozen and still talking.",
+        "--out",
+        str(out),
+        "--max-seconds",
+        "1.2",
+        "--seed",
+        "3",
+    ]
+    proc = subprocess.run(
+        args, env=frozen_env(tmp_path), capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = sf.info(out)
     assert info.samplerate == 24_000
     assert info.frames == 15 * 1920
     assert read_metadata(out)["ai_generated"] == "yes"
-    bad = subprocess.run([*args[:-4], "--out", str(tmp_path / "take.mp3")],
-                         env=frozen_env(tmp_path), capture_output=True, text=True, timeout=120,
-                         check=False)
+    bad = subprocess.run(
+        [*args[:-4], "--out", str(tmp_path / "take.mp3")],
+        env=frozen_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in bad.stderr
