@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,21 @@ class GenerationTimings:
     per_frame_s: float
     total_s: float
     real_time_factor: float
+
+    @classmethod
+    def measured(
+        cls, started: float, stamps: list[float], finished: float, audio_seconds: float
+    ) -> GenerationTimings:
+        """From the call's start, each frame's perf_counter stamp, and the call's end."""
+        total = finished - started
+        prefill = stamps[0] - started if stamps else total
+        per_frame = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else prefill
+        return cls(
+            prefill_s=prefill,
+            per_frame_s=per_frame,
+            total_s=total,
+            real_time_factor=total / audio_seconds if audio_seconds > 0 else math.inf,
+        )
 
 
 @dataclass(frozen=True)

@@ -508,22 +508,16 @@ class FastEngine:
             frames = end if end is not None else len(stamps)
             codes = self.codes[0, :frames].clone()
         audio = self.reference.decode(codes)
-        total = time.perf_counter() - started
-        prefill = stamps[0] - started if stamps else total
-        per_frame = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else prefill
-        seconds = len(audio) / SAMPLE_RATE
+        timings = GenerationTimings.measured(
+            started, stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
+        )
         return GenerationResult(
             audio=audio,
             codes=codes.cpu().numpy().astype(np.int64),
             frames=frames,
             stopped_by="end-frame" if end is not None else "max-length",
             seed=seed,
-            timings=GenerationTimings(
-                prefill_s=prefill,
-                per_frame_s=per_frame,
-                total_s=total,
-                real_time_factor=total / seconds if seconds > 0 else math.inf,
-            ),
+            timings=timings,
             device=self.device,
             dtype=self.dtype,
             engine=self.name,

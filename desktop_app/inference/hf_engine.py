@@ -256,16 +256,8 @@ class TransformersEngine:
         stopped_by = "end-frame" if end is not None else "max-length"
         codes = codes[:end] if end is not None else codes
         audio = self.decode(codes)
-        total = time.perf_counter() - clock.started
-        stamps = clock.stamps
-        prefill = (stamps[0] - clock.started) if stamps else total
-        per_frame = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else prefill
-        seconds = len(audio) / SAMPLE_RATE
-        timings = GenerationTimings(
-            prefill_s=prefill,
-            per_frame_s=per_frame,
-            total_s=total,
-            real_time_factor=total / seconds if seconds > 0 else math.inf,
+        timings = GenerationTimings.measured(
+            clock.started, clock.stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )
         return GenerationResult(
             audio=audio,

@@ -14,7 +14,7 @@ from desktop_app.audio.io import read_metadata
 from tests.conftest import REPO
 from tests.support.signals import voiced, with_silence
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the build takes minutes
 
 
 @pytest.fixture(scope="module")
