@@ -186,8 +186,12 @@ def test_record_a_clip_from_the_microphone(
     qtbot.mouseClick(window.voice.record_button, Qt.MouseButton.LeftButton)
     assert window.voice.recorder is not None
     qtbot.waitUntil(lambda: window.voice.recorder.seconds > 0.3, timeout=5_000)  # type: ignore[union-attr]
-    subprocess.run(["paplay", "--device=vsink", str(speech)], check=True, timeout=30)
-    qtbot.waitUntil(lambda: window.voice.meter.level_db > -40, timeout=3_000)  # the meter moved
+    playing = subprocess.Popen(["paplay", "--device=vsink", str(speech)])
+    try:
+        # the meter follows the voice while it plays
+        qtbot.waitUntil(lambda: window.voice.meter.level_db > -40, timeout=5_000)
+    finally:
+        assert playing.wait(timeout=30) == 0
     qtbot.mouseClick(window.voice.record_button, Qt.MouseButton.LeftButton)
     assert len(window.voice.clips) == 1
     clip = window.voice.clips[0]
