@@ -1,0 +1,420 @@
+"""The voice library and take history: SQLite (stdlib sqlite3, WAL) plus audio files beside it.
+
+Audio is stored as WAV files named by the SHA-256 of their content, written atomically before the
+row that points at them, so a row never names a half-written file. The schema version lives in
+``PRAGMA user_version`` and moves forward one migration at a time; a database from a newer
+version, or a damaged one, is refused with a clear message and left exactly as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from desktop_app import paths
+from desktop_app.errors import UserError
+from desktop_app.files import atomic_write
+
+SCHEMA_VERSION = 2
+
+# Each entry takes the database from version i to i + 1.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: voices, their clips, takes
+    """
+    CREATE TABLE voices (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        notes TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL
+    );
+    CREATE TABLE clips (
+        id INTEGER PRIMARY KEY,
+        voice_id INTEGER NOT NULL REFERENCES voices(id) ON DELETE CASCADE,
+        file TEXT NOT NULL,
+        transcript TEXT NOT NULL,
+        duration REAL NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('recorded', 'imported')),
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE takes (
+        id INTEGER PRIMARY KEY,
+        voice_id INTEGER REFERENCES voices(id) ON DELETE SET NULL,
+        text TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        device TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        file TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX takes_by_voice ON takes(voice_id, created);
+    """,
+    # 1 -> 2: consent on voices, favourites and the model revision on takes
+    """
+    ALTER TABLE voices ADD COLUMN consent_confirmed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE takes ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE takes ADD COLUMN model_revision TEXT NOT NULL DEFAULT '';
+    """,
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class LibraryError(UserError):
+    """The library cannot be opened or changed as asked."""
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """A stored reference clip."""
+
+    file: Path
+    transcript: str
+    duration: float
+    source: str
+
+    def audio(self) -> np.ndarray:
+        """The clip's 24 kHz mono samples."""
+        data, _ = sf.read(self.file, dtype="float32")
+        return np.asarray(data, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """A stored voice and its clips."""
+
+    id: int
+    name: str
+    notes: str
+    created: float
+    consent_confirmed: bool
+    clips: tuple[ClipRecord, ...]
+
+
+@dataclass(frozen=True)
+class TakeRecord:
+    """A stored take."""
+
+    id: int
+    voice: str | None
+    text: str
+    settings: dict[str, Any]
+    seed: int
+    model: str
+    model_revision: str
+    engine: str
+    device: str
+    timings: dict[str, float]
+    file: Path
+    created: float
+    favourite: bool
+
+
+def library_dir() -> Path:
+    """Where the library lives (the data folder; ``CSM_STUDIO_HOME`` moves it)."""
+    return paths.data_dir() / "library"
+
+
+class Library:
+    """One library folder: ``library.sqlite3`` and ``audio/``."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or library_dir()
+        self.audio_dir = self.folder / "audio"
+        self.db_path = self.folder / "library.sqlite3"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.audio_dir.mkdir(exist_ok=True)
+        os.chmod(self.folder, 0o700)  # voices are personal: user-only
+        self._db = self._open()
+
+    # -- opening and migrating -----------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA busy_timeout = 30000")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise LibraryError(
+                f"the library database {self.db_path} is damaged ({exc}); it was left untouched: "
+                f"move it aside to start a new library, or restore it from a backup"
+            ) from exc
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise LibraryError(
+                f"the library {self.db_path} was written by a newer CSM Studio (schema {version}, "
+                f"this version knows {SCHEMA_VERSION}); it was left untouched: update CSM Studio"
+            )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
+        for target in range(version, SCHEMA_VERSION):
+            with self._transaction(db):
+                for statement in _statements(MIGRATIONS[target]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+        os.chmod(self.db_path, 0o600)
+        return db
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the database file ("ok" when healthy)."""
+        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- audio files ---------------------------------------------------------------------------
+
+    def store_audio(self, audio: np.ndarray, rate: int) -> Path:
+        """Write audio as a content-named WAV (once; identical audio shares one file)."""
+        buffer = io.BytesIO()
+        sf.write(buffer, np.asarray(audio, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.audio_dir / digest[:2] / f"{digest}.wav"
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            with atomic_write(target, permissions=0o600) as handle:
+                handle.write(data)
+        return target
+
+    # -- voices --------------------------------------------------------------------------------
+
+    def add_voice(
+        self,
+        name: str,
+        clips: list[tuple[np.ndarray, str, str]],
+        notes: str = "",
+        consent_confirmed: bool = False,
+        rate: int = 24_000,
+    ) -> VoiceRecord:
+        """Store a voice from (audio, transcript, source) clips.
+
+        Raises:
+            LibraryError: an empty or taken name, no clips, or a clip without transcript.
+        """
+        name = name.strip()
+        if not name:
+            raise LibraryError("a voice needs a name")
+        if not clips:
+            raise LibraryError(f"voice {name!r} needs at least one clip")
+        for number, (_, transcript, _) in enumerate(clips, start=1):
+            if not transcript.strip():
+                raise LibraryError(f"clip {number} of voice {name!r} has no transcript")
+        files = [self.store_audio(audio, rate) for audio, _, _ in clips]  # files first
+        try:
+            with self._transaction(self._db):
+                cursor = self._db.execute(
+                    "INSERT INTO voices (name, notes, created, consent_confirmed) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, notes, time.time(), int(consent_confirmed)),
+                )
+                voice_id = cursor.lastrowid
+                for position, ((audio, transcript, source), file) in enumerate(
+                    zip(clips, files, strict=True)
+                ):
+                    self._db.execute(
+                        "INSERT INTO clips (voice_id, file, transcript, duration, source, "
+                        "position) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            voice_id,
+                            self._relative(file),
+                            transcript.strip(),
+                            len(audio) / rate,
+                            source,
+                            position,
+                        ),
+                    )
+        except sqlite3.IntegrityError as exc:
+            raise LibraryError(
+                f"a voice called {name!r} already exists; choose another name"
+            ) from exc
+        return self.voice(name)
+
+    def voices(self) -> list[VoiceRecord]:
+        """All voices, by name."""
+        rows = self._db.execute("SELECT name FROM voices ORDER BY name COLLATE NOCASE").fetchall()
+        return [self.voice(row[0]) for row in rows]
+
+    def voice(self, name: str) -> VoiceRecord:
+        """One voice by name.
+
+        Raises:
+            LibraryError: no such voice.
+        """
+        row = self._db.execute(
+            "SELECT id, name, notes, created, consent_confirmed FROM voices WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            known = ", ".join(v[0] for v in self._db.execute("SELECT name FROM voices")) or "none"
+            raise LibraryError(f"no voice called {name!r} in the library (voices: {known})")
+        clips = tuple(
+            ClipRecord(self.folder / file, transcript, duration, source)
+            for file, transcript, duration, source in self._db.execute(
+                "SELECT file, transcript, duration, source FROM clips WHERE voice_id = ? "
+                "ORDER BY position",
+                (row[0],),
+            )
+        )
+        return VoiceRecord(row[0], row[1], row[2], row[3], bool(row[4]), clips)
+
+    def rename_voice(self, name: str, new_name: str) -> None:
+        """Rename a voice.
+
+        Raises:
+            LibraryError: no such voice, or the new name is taken or empty.
+        """
+        self.voice(name)
+        if not new_name.strip():
+            raise LibraryError("a voice needs a name")
+        try:
+            with self._transaction(self._db):
+                self._db.execute(
+                    "UPDATE voices SET name = ? WHERE name = ?", (new_name.strip(), name)
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LibraryError(f"a voice called {new_name!r} already exists") from exc
+
+    def remove_voice(self, name: str) -> None:
+        """Remove a voice and its clips (its takes stay, without a voice)."""
+        self.voice(name)
+        with self._transaction(self._db):
+            self._db.execute("DELETE FROM voices WHERE name = ?", (name,))
+
+    # -- takes ---------------------------------------------------------------------------------
+
+    def add_take(
+        self,
+        *,
+        text: str,
+        audio: np.ndarray,
+        settings: dict[str, Any],
+        seed: int,
+        model: str,
+        engine: str,
+        device: str,
+        timings: dict[str, float],
+        voice: str | None = None,
+        model_revision: str = "",
+        rate: int = 24_000,
+    ) -> TakeRecord:
+        """Record a finished take: its audio file is complete before the row exists."""
+        voice_id = self.voice(voice).id if voice else None
+        file = self.store_audio(audio, rate)
+        with self._transaction(self._db):
+            cursor = self._db.execute(
+                "INSERT INTO takes (voice_id, text, settings, seed, model, model_revision, engine, "
+                "device, timings, file, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    voice_id,
+                    text,
+                    json.dumps(settings),
+                    seed,
+                    model,
+                    model_revision,
+                    engine,
+                    device,
+                    json.dumps(timings),
+                    self._relative(file),
+                    time.time(),
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return self.take(cursor.lastrowid)
+
+    def take(self, take_id: int) -> TakeRecord:
+        """One take by id.
+
+        Raises:
+            LibraryError: no such take.
+        """
+        rows = self._takes("WHERE t.id = ?", (take_id,))
+        if not rows:
+            raise LibraryError(f"no take with id {take_id} in the history")
+        return rows[0]
+
+    def takes(self, voice: str | None = None, search: str = "") -> list[TakeRecord]:
+        """Takes, newest first, optionally of one voice and containing ``search`` in the text."""
+        where, args = ["1 = 1"], []
+        if voice:
+            where.append("v.name = ?")
+            args.append(voice)
+        if search:
+            where.append("t.text LIKE ? ESCAPE '\\'")
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+        return self._takes("WHERE " + " AND ".join(where), tuple(args))
+
+    def _takes(self, where: str, args: tuple[Any, ...]) -> list[TakeRecord]:
+        query = (
+            "SELECT t.id, v.name, t.text, t.settings, t.seed, t.model, t.model_revision, "
+            "t.engine, t.device, t.timings, t.file, t.created, t.favourite FROM takes t "
+            f"LEFT JOIN voices v ON v.id = t.voice_id {where} ORDER BY t.created DESC, t.id DESC"
+        )
+        return [
+            TakeRecord(
+                row[0],
+                row[1],
+                row[2],
+                json.loads(row[3]),
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                json.loads(row[9]),
+                self.folder / row[10],
+                row[11],
+                bool(row[12]),
+            )
+            for row in self._db.execute(query, args)
+        ]
+
+    def set_favourite(self, take_id: int, favourite: bool) -> None:
+        self.take(take_id)
+        with self._transaction(self._db):
+            self._db.execute(
+                "UPDATE takes SET favourite = ? WHERE id = ?", (int(favourite), take_id)
+            )
+
+    def delete_take(self, take_id: int) -> None:
+        self.take(take_id)
+        with self._transaction(self._db):
+            self._db.execute("DELETE FROM takes WHERE id = ?", (take_id,))
+
+    def _relative(self, file: Path) -> str:
+        return file.relative_to(self.folder).as_posix()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our statements)."""
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,139 @@
+"""The voice library and take history: SQLite schema, migrations, refusal, concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_app.library.store import MIGRATIONS, SCHEMA_VERSION, Library, LibraryError
+from tests.conftest import REPO
+from tests.support.signals import voiced
+
+TIMINGS = {"prefill_s": 0.1, "per_frame_s": 0.01, "total_s": 1.0, "real_time_factor": 0.5}
+
+
+def add_take(library: Library, text: str, voice: str | None = "Ada", seed: int = 1) -> int:
+    return library.add_take(
+        text=text,
+        audio=voiced(1.0, 24_000, seed=seed),
+        settings={"temperature": 0.9},
+        seed=seed,
+        model="sesame/csm-1b",
+        engine="fast",
+        device="cpu",
+        timings=TIMINGS,
+        voice=voice,
+    ).id
+
+
+def test_voices_clips_and_takes_round_trip(tmp_path: Path) -> None:
+    library = Library(tmp_path / "lib")
+    clip = voiced(3.0, 24_000)
+    voice = library.add_voice(
+        "Ada", [(clip, "Hello there.", "recorded")], notes="me", consent_confirmed=True
+    )
+    assert voice.consent_confirmed and voice.notes == "me"
+    assert voice.clips[0].duration == pytest.approx(3.0)
+    np.testing.assert_array_equal(voice.clips[0].audio(), clip)
+    assert voice.clips[0].file.name.startswith(voice.clips[0].file.parent.name)  # hashed name
+    first = add_take(library, "Good morning")
+    add_take(library, "Good night", seed=2)
+    add_take(library, "Unrelated", voice=None, seed=3)
+    assert [t.text for t in library.takes(voice="Ada")] == ["Good night", "Good morning"]
+    assert [t.text for t in library.takes(search="good m")] == ["Good morning"]
+    assert [t.text for t in library.takes(search="100%")] == []
+    library.set_favourite(first, True)
+    assert library.take(first).favourite
+    library.rename_voice("Ada", "Ada L.")
+    assert library.take(first).voice == "Ada L."
+    library.remove_voice("Ada L.")
+    assert library.voices() == []
+    assert library.take(first).voice is None  # takes outlive their voice
+    assert library.integrity_check() == "ok"
+    with pytest.raises(LibraryError, match="no voice called 'Bob'"):
+        library.voice("Bob")
+
+
+def test_bad_voices_are_refused(tmp_path: Path) -> None:
+    library = Library(tmp_path / "lib")
+    library.add_voice("Ada", [(voiced(3.0, 24_000), "Hi.", "imported")])
+    with pytest.raises(LibraryError, match="already exists"):
+        library.add_voice("Ada", [(voiced(3.0, 24_000), "Hi.", "imported")])
+    with pytest.raises(LibraryError, match="no transcript"):
+        library.add_voice("Bea", [(voiced(3.0, 24_000), "  ", "imported")])
+    with pytest.raises(LibraryError, match="needs a name"):
+        library.add_voice(" ", [(voiced(3.0, 24_000), "Hi.", "imported")])
+
+
+@pytest.mark.parametrize("start", range(SCHEMA_VERSION))
+def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    db = sqlite3.connect(folder / "library.sqlite3")
+    for script in MIGRATIONS[:start]:
+        db.executescript(script)
+    db.execute(f"PRAGMA user_version = {start}")
+    if start >= 1:
+        db.execute("INSERT INTO voices (name, notes, created) VALUES ('Old', '', 0)")
+    db.commit()
+    db.close()
+    library = Library(folder)
+    assert library.schema_version == SCHEMA_VERSION
+    if start >= 1:
+        old = library.voice("Old")
+        assert old.name == "Old" and not old.consent_confirmed
+    assert library.integrity_check() == "ok"
+
+
+def test_newer_or_damaged_database_is_refused_and_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    Library(folder).close()
+    db_file = folder / "library.sqlite3"
+    db = sqlite3.connect(db_file)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    before = db_file.read_bytes()
+    with pytest.raises(LibraryError, match=r"newer CSM Studio.*left untouched"):
+        Library(folder)
+    assert db_file.read_bytes() == before
+    db_file.write_bytes(b"this is not a database" * 200)
+    for suffix in ("-wal", "-shm"):
+        (folder / f"library.sqlite3{suffix}").unlink(missing_ok=True)
+    damaged = db_file.read_bytes()
+    with pytest.raises(LibraryError, match=r"damaged.*left untouched"):
+        Library(folder)
+    assert db_file.read_bytes() == damaged
+
+
+def test_two_processes_write_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    Library(folder).add_voice("Ada", [(voiced(3.0, 24_000), "Hi.", "imported")])
+    writer = textwrap.dedent(f"""
+        import numpy as np
+        from pathlib import Path
+        from desktop_app.library.store import Library
+        library = Library(Path({str(folder)!r}))
+        for i in range(40):
+            library.add_take(text=f"child {{i}}", audio=np.full(2400, i / 100, np.float32),
+                             settings={{}}, seed=i, model="m", engine="fast", device="cpu",
+                             timings={{}}, voice="Ada")
+    """)
+    child = subprocess.Popen(
+        [sys.executable, "-c", writer], cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+    library = Library(folder)
+    for i in range(40):
+        add_take(library, f"parent {i}", seed=100 + i)
+    _, errors = child.communicate(timeout=120)
+    assert child.returncode == 0, errors
+    assert "locked" not in errors
+    texts = {t.text for t in library.takes()}
+    assert len(texts) == 80
+    assert library.integrity_check() == "ok"
