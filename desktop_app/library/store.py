@@ -418,3 +418,59 @@ class Library:
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (no semicolons inside our statements)."""
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "csm-studio-voice"
+
+
+def export_voice(library: Library, name: str, target: Path) -> Path:
+    """Write a voice as a portable zip: manifest.json plus one WAV per clip (atomically)."""
+    import zipfile
+
+    voice = library.voice(name)
+    entries = [
+        {"file": f"clips/{i:02d}.wav", "transcript": c.transcript, "source": c.source}
+        for i, c in enumerate(voice.clips)
+    ]
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": 1,
+        "name": voice.name,
+        "notes": voice.notes,
+        "consent_confirmed": voice.consent_confirmed,
+        "clips": entries,
+    }
+    with atomic_write(target) as handle, zipfile.ZipFile(handle, "w") as bundle:
+        bundle.writestr(MANIFEST, json.dumps(manifest, indent=2))
+        for entry, clip in zip(entries, voice.clips, strict=True):
+            bundle.write(clip.file, entry["file"])
+    return target
+
+
+def import_voice(library: Library, source: Path, name: str | None = None) -> VoiceRecord:
+    """Add the voice in a zip made by :func:`export_voice` (optionally under another name).
+
+    Raises:
+        LibraryError: not such a zip, damaged, or the name is taken.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(source) as bundle:
+            manifest = json.loads(bundle.read(MANIFEST))
+            if manifest.get("format") != BUNDLE_FORMAT:
+                raise LibraryError(f"{source} is not a CSM Studio voice bundle")
+            clips = []
+            for entry in manifest["clips"]:
+                data, rate = sf.read(io.BytesIO(bundle.read(entry["file"])), dtype="float32")
+                clips.append((np.asarray(data, np.float32), entry["transcript"], entry["source"]))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise LibraryError(f"cannot read the voice bundle {source}: {exc}") from exc
+    return library.add_voice(
+        name or manifest["name"],
+        clips,
+        notes=manifest.get("notes", ""),
+        consent_confirmed=bool(manifest.get("consent_confirmed")),
+        rate=rate,
+    )

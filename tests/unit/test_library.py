@@ -137,3 +137,25 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     texts = {t.text for t in library.takes()}
     assert len(texts) == 80
     assert library.integrity_check() == "ok"
+
+
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    from desktop_app.library.store import export_voice, import_voice
+
+    source = Library(tmp_path / "a")
+    clips = [
+        (voiced(3.0, 24_000, seed=1), "First clip.", "recorded"),
+        (voiced(2.5, 24_000, seed=2), "Second clip.", "imported"),
+    ]
+    original = source.add_voice("Ada", clips, notes="studio", consent_confirmed=True)
+    bundle = export_voice(source, "Ada", tmp_path / "ada.zip")
+    copy = import_voice(Library(tmp_path / "b"), bundle)
+    assert (copy.name, copy.notes, copy.consent_confirmed) == ("Ada", "studio", True)
+    assert [(c.transcript, c.source, c.duration) for c in copy.clips] == [
+        (c.transcript, c.source, c.duration) for c in original.clips
+    ]
+    for a, b in zip(original.clips, copy.clips, strict=True):
+        np.testing.assert_array_equal(a.audio(), b.audio())
+    (tmp_path / "junk.zip").write_bytes(b"PK not really")
+    with pytest.raises(LibraryError, match="cannot read the voice bundle"):
+        import_voice(Library(tmp_path / "c"), tmp_path / "junk.zip")
