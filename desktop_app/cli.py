@@ -13,7 +13,7 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -59,16 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     clone = sub.add_parser("clone", help="speak a text in the voice of reference clips")
     clone.add_argument("--model", default=DEFAULT_MODEL_ID, help="checkpoint folder or hub id")
     clone.add_argument(
+        "--voice", metavar="NAME", help="a voice from the library (instead of --ref/--ref-text)"
+    )
+    clone.add_argument(
         "--ref",
         action="append",
-        required=True,
+        default=[],
         metavar="FILE",
         help="reference recording of the voice (repeatable)",
     )
     clone.add_argument(
         "--ref-text",
         action="append",
-        required=True,
+        default=[],
         metavar="TEXT",
         help="exact transcript of each --ref, in the same order",
     )
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", default=None, help="download into this folder instead of the cache"
     )
     download.add_argument("--revision", default=None, help="branch, tag or commit")
+    from desktop_app.cli_library import add_library_commands
+
+    add_library_commands(sub)
     return parser
 
 
@@ -116,13 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = logs.configure_logging()
     log.info("command line: %s", _redacted(sys.argv if argv is None else ["", *argv]))
     try:
-        handler = {
+        from desktop_app.cli_library import LIBRARY_COMMANDS
+
+        handlers: dict[str | None, Callable[[argparse.Namespace], int]] = {
+            **LIBRARY_COMMANDS,
             "clone": run_clone,
             "doctor": run_doctor,
             "download-model": run_download,
             None: run_default,
-        }[args.command]
-        return handler(args)
+        }
+        return handlers[args.command](args)
     except UserError as exc:
         log.info("user error: %s", exc)
         print(f"error: {exc}", file=sys.stderr)
@@ -193,7 +202,14 @@ def run_clone(args: argparse.Namespace) -> int:
     )
     from desktop_app.inference.model_store import resolve_model
     from desktop_app.inference.prompt import check_request
+    from desktop_app.library.store import Library
 
+    if args.voice and (args.ref or args.ref_text):
+        raise RequestError("give either --voice or --ref/--ref-text, not both")
+    if not args.voice and not args.ref:
+        raise RequestError(
+            "give the voice: --voice NAME from the library, or --ref FILE with --ref-text TEXT"
+        )
     if len(args.ref) != len(args.ref_text):
         raise RequestError(
             f"{len(args.ref)} --ref file(s) but {len(args.ref_text)} --ref-text; give one "
@@ -218,10 +234,16 @@ def run_clone(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
     )
     check_request(settings)  # fail fast, before the references are read and the model loads
-    references = tuple(
-        ReferenceClip(load_reference(path, denoise=args.denoise), text)
-        for path, text in zip(args.ref, args.ref_text, strict=True)
-    )
+    if args.voice:
+        references = tuple(
+            ReferenceClip(clip.audio(), clip.transcript)
+            for clip in Library().voice(args.voice).clips
+        )
+    else:
+        references = tuple(
+            ReferenceClip(load_reference(path, denoise=args.denoise), text)
+            for path, text in zip(args.ref, args.ref_text, strict=True)
+        )
     request = dataclasses.replace(settings, references=references)
     model_dir = resolve_model(args.model)
     _quiet_transformers()
@@ -243,12 +265,45 @@ def run_clone(args: argparse.Namespace) -> int:
             np.save(handle, result.codes.astype(np.int64))
     if report is not None:
         _write_report(report, args, engine, result, out)
+    _record_take(args, request, result)
     t = result.timings
     print(
         f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
         f"seed {result.seed}, real-time factor {t.real_time_factor:.2f} on {result.device}"
     )
     return EXIT_OK
+
+
+def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
+    """Keep the take in the history; the output file is already complete either way."""
+    from desktop_app.library.store import Library, LibraryError
+
+    t = result.timings
+    try:
+        take = Library().add_take(
+            text=request.text,
+            audio=result.audio,
+            seed=result.seed,
+            model=args.model,
+            engine=result.engine,
+            device=result.device,
+            voice=args.voice,
+            settings={
+                "temperature": request.temperature,
+                "top_k": request.top_k,
+                "top_p": request.top_p,
+                "max_seconds": request.max_seconds,
+            },
+            timings={
+                "prefill_s": t.prefill_s,
+                "per_frame_s": t.per_frame_s,
+                "total_s": t.total_s,
+                "real_time_factor": t.real_time_factor,
+            },
+        )
+        _status(f"recorded in the history as take {take.id}")
+    except LibraryError as exc:
+        _status(f"note: the take was saved but not added to the history: {exc}")
 
 
 def _write_report(

@@ -1,0 +1,180 @@
+"""The command line's library commands: ``voices ...`` and ``history ...``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from desktop_app.errors import RequestError
+
+EXIT_OK = 0
+
+
+def add_library_commands(sub: Any) -> None:
+    """Register ``voices`` and ``history`` on the sub-command parser ``sub``."""
+    voices = sub.add_parser("voices", help="the voice library: add, list, remove, export, import")
+    vsub = voices.add_subparsers(dest="voices_command", required=True, parser_class=type(voices))
+    add = vsub.add_parser("add", help="store a voice from clips and their transcripts")
+    add.add_argument("name")
+    add.add_argument("--clip", action="append", required=True, metavar="FILE")
+    add.add_argument("--transcript", action="append", required=True, metavar="TEXT")
+    add.add_argument("--notes", default="")
+    add.add_argument(
+        "--consent",
+        action="store_true",
+        help="confirm that the person whose voice this is agreed to its cloning",
+    )
+    add.add_argument("--denoise", action="store_true")
+    listing = vsub.add_parser("list", help="list the voices")
+    listing.add_argument("--json", action="store_true")
+    remove = vsub.add_parser("remove", help="remove a voice (its takes stay)")
+    remove.add_argument("name")
+    export = vsub.add_parser("export", help="write a voice as a portable zip")
+    export.add_argument("name")
+    export.add_argument("file")
+    imported = vsub.add_parser("import", help="add a voice from a zip made by export")
+    imported.add_argument("file")
+    imported.add_argument("--name", default=None, help="store it under another name")
+
+    history = sub.add_parser("history", help="the takes made so far")
+    hsub = history.add_subparsers(dest="history_command", required=True, parser_class=type(history))
+    hlist = hsub.add_parser("list", help="list takes, newest first")
+    hlist.add_argument("--json", action="store_true")
+    hlist.add_argument("--voice", default=None)
+    hexport = hsub.add_parser("export", help="copy a take's audio to a file")
+    hexport.add_argument("id", type=int)
+    hexport.add_argument("file")
+
+
+def _consent(args: argparse.Namespace) -> bool:
+    if args.consent:
+        return True
+    if sys.stdin.isatty():
+        answer = input(f"Did the person whose voice {args.name!r} is agree to its cloning? [y/N] ")
+        return answer.strip().lower() in {"y", "yes"}
+    return False
+
+
+def run_voices(args: argparse.Namespace) -> int:
+    """``voices add|list|remove|export|import``."""
+    from desktop_app.library.store import Library, export_voice, import_voice
+
+    library = Library()
+    command = args.voices_command
+    if command == "add":
+        from desktop_app.audio.reference import load_reference
+
+        if len(args.clip) != len(args.transcript):
+            raise RequestError("give one --transcript per --clip, in the same order")
+        if not _consent(args):
+            raise RequestError(
+                "a voice is stored only with the consent of the person it "
+                "belongs to: confirm it with --consent"
+            )
+        clips = [
+            (load_reference(path, denoise=args.denoise), text, "imported")
+            for path, text in zip(args.clip, args.transcript, strict=True)
+        ]
+        voice = library.add_voice(args.name, clips, notes=args.notes, consent_confirmed=True)
+        seconds = sum(c.duration for c in voice.clips)
+        print(f"stored voice {voice.name!r}: {len(voice.clips)} clip(s), {seconds:.1f} s")
+    elif command == "list":
+        voices = library.voices()
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "name": v.name,
+                            "notes": v.notes,
+                            "consent_confirmed": v.consent_confirmed,
+                            "created": v.created,
+                            "clips": [
+                                {
+                                    "transcript": c.transcript,
+                                    "seconds": c.duration,
+                                    "source": c.source,
+                                }
+                                for c in v.clips
+                            ],
+                        }
+                        for v in voices
+                    ],
+                    indent=2,
+                )
+            )
+        else:
+            for v in voices:
+                print(
+                    f"{v.name}\t{len(v.clips)} clip(s)\t"
+                    f"{sum(c.duration for c in v.clips):.1f} s\t{v.notes}"
+                )
+    elif command == "remove":
+        library.remove_voice(args.name)
+        print(f"removed voice {args.name!r} (its takes stay in the history)")
+    elif command == "export":
+        target = export_voice(library, args.name, Path(args.file).expanduser())
+        print(f"exported {args.name!r} to {target}")
+    else:
+        voice = import_voice(library, Path(args.file).expanduser(), args.name)
+        print(f"imported voice {voice.name!r} ({len(voice.clips)} clip(s))")
+    return EXIT_OK
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """``history list|export``."""
+    from desktop_app.library.store import Library
+
+    library = Library()
+    if args.history_command == "list":
+        takes = library.takes(voice=args.voice)
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "id": t.id,
+                            "voice": t.voice,
+                            "text": t.text,
+                            "settings": t.settings,
+                            "seed": t.seed,
+                            "model": t.model,
+                            "engine": t.engine,
+                            "device": t.device,
+                            "timings": t.timings,
+                            "file": str(t.file),
+                            "created": t.created,
+                            "favourite": t.favourite,
+                        }
+                        for t in takes
+                    ],
+                    indent=2,
+                )
+            )
+        else:
+            for t in takes:
+                when = datetime.datetime.fromtimestamp(t.created).strftime("%Y-%m-%d %H:%M")
+                print(f"{t.id}\t{when}\t{t.voice or '-'}\tseed {t.seed}\t{t.text}")
+        return EXIT_OK
+    take = library.take(args.id)
+    target = Path(args.file).expanduser()
+    from desktop_app.audio.io import TakeMetadata, read_audio, write_audio
+
+    decoded = read_audio(take.file)
+    metadata = TakeMetadata(
+        text=take.text, model=take.model, seed=take.seed, engine=take.engine, voice=take.voice or ""
+    )
+    write_audio(target, decoded.samples, decoded.sample_rate, metadata)
+    print(f"exported take {take.id} to {target}")
+    return EXIT_OK
+
+
+LIBRARY_COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
+    "voices": run_voices,
+    "history": run_history,
+}
