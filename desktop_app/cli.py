@@ -264,7 +264,7 @@ def run_clone(args: argparse.Namespace) -> int:
         with atomic_write(codes_out) as handle:
             np.save(handle, result.codes.astype(np.int64))
     if report is not None:
-        _write_report(report, args, engine, result, out)
+        _write_report(report, args.model, request, engine, result, out)
     _record_take(args, request, result)
     t = result.timings
     print(
@@ -274,11 +274,20 @@ def run_clone(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _settings_of(request: Any) -> dict[str, float]:
+    """The sampling settings of a request, as kept in reports and the history."""
+    return {
+        "temperature": request.temperature,
+        "top_k": request.top_k,
+        "top_p": request.top_p,
+        "max_seconds": request.max_seconds,
+    }
+
+
 def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
     """Keep the take in the history; the output file is already complete either way."""
     from desktop_app.library.store import Library, LibraryError
 
-    t = result.timings
     try:
         take = Library().add_take(
             text=request.text,
@@ -288,18 +297,8 @@ def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
             engine=result.engine,
             device=result.device,
             voice=args.voice,
-            settings={
-                "temperature": request.temperature,
-                "top_k": request.top_k,
-                "top_p": request.top_p,
-                "max_seconds": request.max_seconds,
-            },
-            timings={
-                "prefill_s": t.prefill_s,
-                "per_frame_s": t.per_frame_s,
-                "total_s": t.total_s,
-                "real_time_factor": t.real_time_factor,
-            },
+            settings=_settings_of(request),
+            timings=dataclasses.asdict(result.timings),
         )
         _status(f"recorded in the history as take {take.id}")
     except LibraryError as exc:
@@ -307,12 +306,11 @@ def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
 
 
 def _write_report(
-    path: Path, args: argparse.Namespace, engine: Any, result: Any, out: Path
+    path: Path, model: str, request: Any, engine: Any, result: Any, out: Path
 ) -> None:
-    t = result.timings
     data = {
         "output": str(out),
-        "model": args.model,
+        "model": model,
         "engine": result.engine,
         "device": result.device,
         "dtype": result.dtype,
@@ -321,19 +319,8 @@ def _write_report(
         "seconds": result.seconds,
         "sample_rate": result.sample_rate,
         "stopped_by": result.stopped_by,
-        "settings": {
-            "temperature": args.temperature,
-            "top_k": args.top_k,
-            "top_p": args.top_p,
-            "max_seconds": args.max_seconds,
-        },
-        "timings": {
-            "load_s": engine.load_seconds,
-            "prefill_s": t.prefill_s,
-            "per_frame_s": t.per_frame_s,
-            "total_s": t.total_s,
-            "real_time_factor": t.real_time_factor,
-        },
+        "settings": _settings_of(request),
+        "timings": {"load_s": engine.load_seconds, **dataclasses.asdict(result.timings)},
         "notices": list(result.notices),
     }
     from desktop_app.files import write_text_atomic
