@@ -120,7 +120,8 @@ def test_import_trim_generate_play_and_save(
 
     qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(finished_playing, timeout=10_000)
-    assert len(set(heads)) > 3 and max(heads) > take.result.audio.size // 2
+    # under load the device may pull ~350 ms blocks, so a 1.2 s take shows at least 3 positions
+    assert len(set(heads)) >= 3 and max(heads) > take.result.audio.size // 2
 
     # save as FLAC and read it back
     target = tmp_path / "keep.flac"
