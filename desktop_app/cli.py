@@ -274,32 +274,12 @@ def run_clone(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings_of(request: Any) -> dict[str, float]:
-    """The sampling settings of a request, as kept in reports and the history."""
-    return {
-        "temperature": request.temperature,
-        "top_k": request.top_k,
-        "top_p": request.top_p,
-        "max_seconds": request.max_seconds,
-    }
-
-
 def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
     """Keep the take in the history; the output file is already complete either way."""
     from desktop_app.library.store import Library, LibraryError
 
     try:
-        take = Library().add_take(
-            text=request.text,
-            audio=result.audio,
-            seed=result.seed,
-            model=args.model,
-            engine=result.engine,
-            device=result.device,
-            voice=args.voice,
-            settings=_settings_of(request),
-            timings=dataclasses.asdict(result.timings),
-        )
+        take = Library().record_result(request, result, args.model, voice=args.voice)
         _status(f"recorded in the history as take {take.id}")
     except LibraryError as exc:
         _status(f"note: the take was saved but not added to the history: {exc}")
@@ -308,6 +288,8 @@ def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
 def _write_report(
     path: Path, model: str, request: Any, engine: Any, result: Any, out: Path
 ) -> None:
+    from desktop_app.library.store import settings_of
+
     data = {
         "output": str(out),
         "model": model,
@@ -319,7 +301,7 @@ def _write_report(
         "seconds": result.seconds,
         "sample_rate": result.sample_rate,
         "stopped_by": result.stopped_by,
-        "settings": _settings_of(request),
+        "settings": settings_of(request),
         "timings": {"load_s": engine.load_seconds, **dataclasses.asdict(result.timings)},
         "notices": list(result.notices),
     }

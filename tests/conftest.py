@@ -90,18 +90,23 @@ def pulse() -> None:
         pytest.fail(f"no test audio server: {PULSE_PROBLEM}")
 
 
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI child process: this one's, plus ``env``, with sockets blocked."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join([str(NONET), str(REPO)])
+    return child_env
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m desktop_app ARGS`` in a child process whose network sockets are blocked."""
-    child_env = dict(os.environ)
-    child_env.update(env or {})
-    child_env["PYTHONPATH"] = os.pathsep.join([str(NONET), str(REPO)])
     return subprocess.run(
         [sys.executable, "-m", "desktop_app", *args],
         capture_output=True,
         text=True,
-        env=child_env,
+        env=cli_env(env),
         timeout=timeout,
         cwd=REPO,
         check=False,

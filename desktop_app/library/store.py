@@ -9,6 +9,7 @@ version, or a damaged one, is refused with a clear message and left exactly as i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -27,7 +28,7 @@ from desktop_app import paths
 from desktop_app.errors import UserError
 from desktop_app.files import atomic_write
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry takes the database from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -68,6 +69,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE voices ADD COLUMN consent_confirmed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE takes ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE takes ADD COLUMN model_revision TEXT NOT NULL DEFAULT '';
+    """,
+    # 2 -> 3: the take's length, for the history list (0 for takes made before)
+    """
+    ALTER TABLE takes ADD COLUMN duration REAL NOT NULL DEFAULT 0;
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -121,6 +126,37 @@ class TakeRecord:
     file: Path
     created: float
     favourite: bool
+    duration: float  # seconds of audio (0 when made before version 3 of the schema)
+
+    def audio(self) -> np.ndarray:
+        """The take's 24 kHz mono samples.
+
+        Raises:
+            LibraryError: the file is gone or unreadable.
+        """
+        try:
+            data, _ = sf.read(self.file, dtype="float32")
+        except (OSError, sf.LibsndfileError) as exc:
+            raise LibraryError(f"the audio of take {self.id} cannot be read ({exc})") from exc
+        return np.asarray(data, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RemovedVoice:
+    """What :meth:`Library.remove_voice` took away, so that it can be put back."""
+
+    voice: VoiceRecord
+    take_ids: tuple[int, ...]
+
+
+def settings_of(request: Any) -> dict[str, float]:
+    """The sampling settings of a generation request, as kept in the history and reports."""
+    return {
+        "temperature": request.temperature,
+        "top_k": request.top_k,
+        "top_p": request.top_p,
+        "max_seconds": request.max_seconds,
+    }
 
 
 def library_dir() -> Path:
@@ -304,11 +340,59 @@ class Library:
         except sqlite3.IntegrityError as exc:
             raise LibraryError(f"a voice called {new_name!r} already exists") from exc
 
-    def remove_voice(self, name: str) -> None:
-        """Remove a voice and its clips (its takes stay, without a voice)."""
-        self.voice(name)
+    def remove_voice(self, name: str) -> RemovedVoice:
+        """Remove a voice and its clips (its takes stay, without a voice).
+
+        The clip files stay on disk, so :meth:`restore_voice` can put the voice back.
+        """
+        voice = self.voice(name)
         with self._transaction(self._db):
-            self._db.execute("DELETE FROM voices WHERE name = ?", (name,))
+            take_ids = tuple(
+                row[0]
+                for row in self._db.execute("SELECT id FROM takes WHERE voice_id = ?", (voice.id,))
+            )
+            self._db.execute("DELETE FROM voices WHERE id = ?", (voice.id,))
+        return RemovedVoice(voice, take_ids)
+
+    def restore_voice(self, removed: RemovedVoice) -> VoiceRecord:
+        """Put back a voice removed in this session, with its clips and the link to its takes.
+
+        Raises:
+            LibraryError: a voice of that name was made since, or a clip file is gone.
+        """
+        voice = removed.voice
+        for clip in voice.clips:
+            if not clip.file.exists():
+                raise LibraryError(f"cannot restore {voice.name!r}: {clip.file} is gone")
+        try:
+            with self._transaction(self._db):
+                self._db.execute(
+                    "INSERT INTO voices (id, name, notes, created, consent_confirmed) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (voice.id, voice.name, voice.notes, voice.created, voice.consent_confirmed),
+                )
+                for position, clip in enumerate(voice.clips):
+                    self._db.execute(
+                        "INSERT INTO clips (voice_id, file, transcript, duration, source, "
+                        "position) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            voice.id,
+                            self._relative(clip.file),
+                            clip.transcript,
+                            clip.duration,
+                            clip.source,
+                            position,
+                        ),
+                    )
+                self._db.executemany(
+                    "UPDATE takes SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
+                    [(voice.id, take_id) for take_id in removed.take_ids],
+                )
+        except sqlite3.IntegrityError as exc:
+            raise LibraryError(
+                f"cannot restore {voice.name!r}: a voice of that name exists again"
+            ) from exc
+        return self.voice(voice.name)
 
     # -- takes ---------------------------------------------------------------------------------
 
@@ -333,7 +417,8 @@ class Library:
         with self._transaction(self._db):
             cursor = self._db.execute(
                 "INSERT INTO takes (voice_id, text, settings, seed, model, model_revision, engine, "
-                "device, timings, file, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "device, timings, file, created, duration) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     voice_id,
                     text,
@@ -346,10 +431,58 @@ class Library:
                     json.dumps(timings),
                     self._relative(file),
                     time.time(),
+                    len(audio) / rate,
                 ),
             )
         assert cursor.lastrowid is not None
         return self.take(cursor.lastrowid)
+
+    def record_result(
+        self, request: Any, result: Any, model: str, voice: str | None = None
+    ) -> TakeRecord:
+        """Record a generation (a ``GenerationRequest`` and its ``GenerationResult``) as a take."""
+        return self.add_take(
+            text=request.text,
+            audio=result.audio,
+            seed=result.seed,
+            model=model,
+            engine=result.engine,
+            device=result.device,
+            voice=voice,
+            settings=settings_of(request),
+            timings=dataclasses.asdict(result.timings),
+            rate=result.sample_rate,
+        )
+
+    def restore_take(self, take: TakeRecord) -> TakeRecord:
+        """Put back a take deleted in this session (same id; its file is still on disk)."""
+        voice_id = None
+        if take.voice is not None:
+            row = self._db.execute("SELECT id FROM voices WHERE name = ?", (take.voice,)).fetchone()
+            voice_id = row[0] if row else None
+        with self._transaction(self._db):
+            self._db.execute(
+                "INSERT INTO takes (id, voice_id, text, settings, seed, model, model_revision, "
+                "engine, device, timings, file, created, favourite, duration) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    take.id,
+                    voice_id,
+                    take.text,
+                    json.dumps(take.settings),
+                    take.seed,
+                    take.model,
+                    take.model_revision,
+                    take.engine,
+                    take.device,
+                    json.dumps(take.timings),
+                    self._relative(take.file),
+                    take.created,
+                    int(take.favourite),
+                    take.duration,
+                ),
+            )
+        return self.take(take.id)
 
     def take(self, take_id: int) -> TakeRecord:
         """One take by id.
@@ -362,12 +495,17 @@ class Library:
             raise LibraryError(f"no take with id {take_id} in the history")
         return rows[0]
 
-    def takes(self, voice: str | None = None, search: str = "") -> list[TakeRecord]:
-        """Takes, newest first, optionally of one voice and containing ``search`` in the text."""
-        where, args = ["1 = 1"], []
+    def takes(
+        self, voice: str | None = None, search: str = "", favourites_only: bool = False
+    ) -> list[TakeRecord]:
+        """Takes, newest first, optionally of one voice, containing ``search``, favourites."""
+        where: list[str] = ["1 = 1"]
+        args: list[Any] = []
         if voice:
             where.append("v.name = ?")
             args.append(voice)
+        if favourites_only:
+            where.append("t.favourite = 1")
         if search:
             where.append("t.text LIKE ? ESCAPE '\\'")
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -377,7 +515,8 @@ class Library:
     def _takes(self, where: str, args: tuple[Any, ...]) -> list[TakeRecord]:
         query = (
             "SELECT t.id, v.name, t.text, t.settings, t.seed, t.model, t.model_revision, "
-            "t.engine, t.device, t.timings, t.file, t.created, t.favourite FROM takes t "
+            "t.engine, t.device, t.timings, t.file, t.created, t.favourite, t.duration "
+            "FROM takes t "
             f"LEFT JOIN voices v ON v.id = t.voice_id {where} ORDER BY t.created DESC, t.id DESC"
         )
         return [
@@ -395,6 +534,7 @@ class Library:
                 self.folder / row[10],
                 row[11],
                 bool(row[12]),
+                row[13],
             )
             for row in self._db.execute(query, args)
         ]

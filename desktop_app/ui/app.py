@@ -51,6 +51,7 @@ def run_gui(model: str | None = None) -> int:
     sys.excepthook = unexpected
     window.show()
     QTimer.singleShot(0, lambda: window.load_model(model or settings.model))
+    QTimer.singleShot(0, window.offer_unfinished_recordings)
     return app.exec()
 
 

@@ -33,24 +33,28 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop_app import logs
+from desktop_app import logs, paths
 from desktop_app.audio.player import Player
 from desktop_app.audio.reference import prepare_reference
 from desktop_app.config import Settings, save_settings
 from desktop_app.errors import ModelNotFoundError, RequestError, UserError
 from desktop_app.inference import GenerationRequest, GenerationResult, ReferenceClip
+from desktop_app.library.store import Library, LibraryError, TakeRecord
 from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, show_about
+from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.takes_panel import Take, TakesPanel
-from desktop_app.ui.voice_panel import VoicePanel
+from desktop_app.ui.voice_panel import VoicePanel, clip_from_file
 from desktop_app.ui.workers import EngineInfo, InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ class MainWindow(QMainWindow):
         self.engine_info: EngineInfo | None = None
         self.generating = False
         self._pending: GenerationRequest | None = None
+        self._pending_voice: str | None = None
         self._started = 0.0
 
         self.voice = VoicePanel(self.undo, self.player)
@@ -86,13 +91,46 @@ class MainWindow(QMainWindow):
         self.takes.regenerate_requested.connect(self.regenerate)
         self.voice.import_button.clicked.connect(self.import_dialog)
 
+        # the library: saved voices above the clips, the history beside this session's takes
+        self.library: Library | None = None
+        self.library_box: VoiceLibraryBox | None = None
+        self.history: HistoryPanel | None = None
+        self.library_problem = ""
+        try:
+            self.library = Library()
+        except LibraryError as exc:
+            self.library_problem = str(exc)
+            log.error("library not opened: %s", exc)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.takes, "Takes (this session)")
+        if self.library is not None:
+            self.library_box = VoiceLibraryBox(self.library, self.voice, self.undo)
+            self.library_box.error.connect(self.errors.show)
+            self.history = HistoryPanel(self.library, self.undo)
+            self.history.error.connect(self.errors.show)
+            self.history.play_requested.connect(self.play_record)
+            self.history.stop_requested.connect(self.takes.stop)
+            self.history.reuse_requested.connect(self.reuse_record)
+            self.library_box.voices_changed.connect(self.history.fill_voices)
+            left_layout.addWidget(self.library_box)
+            self.tabs.addTab(self.history, "History")
+        else:
+            problem = QLabel(f"The library is not available: {self.library_problem}")
+            problem.setWordWrap(True)
+            self.tabs.addTab(problem, "History")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        left_layout.addWidget(self.voice, 1)
+
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self._build_generate_box())
-        right_layout.addWidget(self.takes, 1)
+        right_layout.addWidget(self.tabs, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.voice)
+        splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
@@ -323,18 +361,19 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.errors.show(exc)
             return
-        self._submit(request)
+        self._submit(request, self.library_box.current_voice() if self.library_box else None)
 
     def regenerate(self, take: Take) -> None:
         """Make ``take`` again: same text and settings, a new seed unless the seed is locked."""
         if self.generating or self.engine_info is None:
             return
         seed = take.request.seed if self.seed_lock.isChecked() else random.randrange(2**31)
-        self._submit(dataclasses.replace(take.request, seed=seed))
+        self._submit(dataclasses.replace(take.request, seed=seed), take.voice)
 
-    def _submit(self, request: GenerationRequest) -> None:
+    def _submit(self, request: GenerationRequest, voice: str | None = None) -> None:
         self.generating = True
         self._pending = request
+        self._pending_voice = voice
         self._started = time.monotonic()
         frames = max(1, round(request.max_seconds * FRAME_RATE))
         self.progress.setRange(0, frames)
@@ -375,12 +414,28 @@ class MainWindow(QMainWindow):
             + (f" ({note})" if note else "")
         )
         try:
-            take = self.takes.add_result(request, result, self.settings.model)
+            take = self.takes.add_result(request, result, self.settings.model, self._pending_voice)
         except UserError as exc:
             self.errors.show(exc)
             self.generation_failed.emit(exc)
             return
+        self._record(take)
         self.take_ready.emit(take)
+
+    def _record(self, take: Take) -> None:
+        """Add a finished take (its file already complete) to the library's history."""
+        if self.library is None or self.history is None:
+            return
+        try:
+            record = self.library.record_result(
+                take.request, take.result, take.model, voice=take.voice
+            )
+        except LibraryError as exc:
+            log.error("take not recorded in the history: %s", exc)
+            self.statusBar().showMessage(f"Take kept at {take.path}, not in the history: {exc}")
+            return
+        take.record_id = record.id
+        self.history.refresh()
 
     def _cancelled(self) -> None:
         self._done()
@@ -398,6 +453,71 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("")
         self.errors.show(error)
         self.generation_failed.emit(error)
+
+    # -- the history ---------------------------------------------------------------------------
+
+    def _tab_changed(self, index: int) -> None:
+        if self.history is not None and self.tabs.widget(index) is self.history:
+            self.history.fill_voices()  # takes and voices made meanwhile by the CLI
+
+    def play_record(self, record: TakeRecord) -> None:
+        """Play a take from the history on the chosen output device."""
+        self.takes.stop()
+        try:
+            self.player.play(record.audio(), 24_000)
+        except UserError as exc:
+            self.errors.show(exc)
+
+    def reuse_record(self, record: TakeRecord) -> None:
+        """Put a past take's text, settings, seed and voice back in the editor."""
+        settings = record.settings
+        self.text.setPlainText(record.text)
+        self.temperature.setValue(float(settings.get("temperature", self.temperature.value())))
+        self.top_k.setValue(int(settings.get("top_k", self.top_k.value())))
+        self.top_p.setValue(float(settings.get("top_p", self.top_p.value())))
+        self.max_seconds.setValue(float(settings.get("max_seconds", self.max_seconds.value())))
+        self.seed.setValue(record.seed)
+        self.seed_lock.setChecked(True)  # the same seed gives the same take again
+        if record.voice and self.library_box is not None:
+            self.library_box.use(record.voice)
+        self.statusBar().showMessage(f"Settings of take {record.id} restored; seed locked", 5000)
+
+    # -- recordings left behind ----------------------------------------------------------------
+
+    def offer_unfinished_recordings(self) -> int:
+        """Offer back recordings a crash left behind; returns how many became clips."""
+        from desktop_app.audio.recorder import finish_recording, note_path, unfinished_recordings
+
+        found = unfinished_recordings(paths.data_dir() / "recordings")
+        if not found:
+            return 0
+        seconds = sum(path.stat().st_size for path in found) / 4 / 48_000
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Recover recordings",
+            f"{len(found)} recording(s) (about {seconds:.0f} s) were interrupted when CSM Studio "
+            f"last stopped. Recover them as clips?",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Ask later", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(recover)
+        box.exec()
+        recovered = 0
+        for raw in found:
+            try:
+                if box.clickedButton() is recover:
+                    clip = clip_from_file(finish_recording(raw), source="recorded")
+                    self.voice.add_clip(clip)
+                    recovered += 1
+                elif box.clickedButton() is discard:
+                    raw.unlink()
+                    note_path(raw).unlink()
+            except (OSError, ValueError, UserError) as exc:
+                self.errors.show(UserError(f"cannot recover {raw.name}: {exc}"))
+        return recovered
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -471,4 +591,6 @@ class MainWindow(QMainWindow):
         if not self._thread.wait(30_000):
             log.warning("the inference thread did not stop within 30 s")
         self.store_settings()
+        if self.library is not None:
+            self.library.close()
         super().closeEvent(event)

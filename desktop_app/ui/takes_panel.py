@@ -42,6 +42,8 @@ class Take:
     result: GenerationResult
     model: str
     path: Path
+    voice: str | None = None  # the saved voice whose clips made it, if any
+    record_id: int | None = None  # its id in the history, once recorded there
 
     def label(self) -> str:
         r, t = self.request, self.result.timings
@@ -113,14 +115,20 @@ class TakesPanel(QGroupBox):
 
     # -- takes ---------------------------------------------------------------------------------
 
-    def add_result(self, request: GenerationRequest, result: GenerationResult, model: str) -> Take:
+    def add_result(
+        self,
+        request: GenerationRequest,
+        result: GenerationResult,
+        model: str,
+        voice: str | None = None,
+    ) -> Take:
         """Keep a new take: write it to the takes folder, list it, select it."""
         number = len(self.takes) + 1
         folder = paths.data_dir() / "takes"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"take-{time.strftime('%Y%m%d-%H%M%S')}-{number}-seed{result.seed}.wav"
         write_audio(path, result.audio, result.sample_rate, self._metadata(request, result, model))
-        take = Take(number, request, result, model, path)
+        take = Take(number, request, result, model, path, voice)
         self.takes.append(take)
         self.take_list.addItem(take.label())
         self.take_list.setCurrentRow(len(self.takes) - 1)

@@ -212,6 +212,11 @@ class VoicePanel(QGroupBox):
         self.clips.append(clip)
         self.refresh_list(select=len(self.clips) - 1)
 
+    def set_clips(self, clips: list[Clip]) -> None:
+        """Replace all clips (a saved voice was picked, or that was undone)."""
+        self.clips[:] = clips
+        self.refresh_list(select=0 if clips else None)
+
     def import_file(self, path: Path) -> Clip:
         """Import an audio file as a new clip (errors go to the error funnel by the caller)."""
         clip = clip_from_file(path)

@@ -12,67 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from desktop_app.audio.io import read_metadata
 from desktop_app.config import Settings, load_settings, settings_file
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO
-from tests.support.signals import voiced, with_silence
+from tests.support.gui import drag_select, drop_file, speech_file
+from tests.support.signals import voiced
 
 pytestmark = pytest.mark.usefixtures("pulse")
-
-
-@pytest.fixture
-def window(qtbot: QtBot, tiny_model_dir: Path) -> MainWindow:
-    win = MainWindow(Settings(model=str(tiny_model_dir)))
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.model_ready, timeout=60_000):
-        win.load_model(str(tiny_model_dir))
-    return win
-
-
-def drop_file(window: MainWindow, path: Path) -> None:
-    """Drag a file from the file manager and drop it on the window."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    where = QPointF(window.width() / 2, window.height() / 2)
-    enter = QDragEnterEvent(
-        where,
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(
-        where,
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(window, drop)
-
-
-def speech_file(folder: Path, seconds: float = 4.0) -> Path:
-    path = folder / "my-voice.wav"
-    signal = with_silence(voiced(seconds, 44_100), 44_100, 1.0, 1.0)
-    sf.write(path, np.stack([signal, signal * 0.8], axis=1), 44_100)
-    return path
-
-
-def drag_select(qtbot: QtBot, view: object, x0: int, x1: int) -> None:
-    y = view.height() // 2  # type: ignore[attr-defined]
-    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(x0, y))
-    qtbot.mouseMove(view, QPoint((x0 + x1) // 2, y))
-    qtbot.mouseMove(view, QPoint(x1, y))
-    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(x1, y))
 
 
 def test_import_trim_generate_play_and_save(
