@@ -81,6 +81,10 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
     db.execute(f"PRAGMA user_version = {start}")
     if start >= 1:
         db.execute("INSERT INTO voices (name, notes, created) VALUES ('Old', '', 0)")
+        db.execute(
+            "INSERT INTO takes (voice_id, text, settings, seed, model, engine, device, timings, "
+            "file, created) VALUES (1, 'old take', '{}', 7, 'm', 'e', 'cpu', '{}', 'x.wav', 0)"
+        )
     db.commit()
     db.close()
     library = Library(folder)
@@ -88,6 +92,8 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
     if start >= 1:
         old = library.voice("Old")
         assert old.name == "Old" and not old.consent_confirmed
+        (take,) = library.takes(voice="Old")
+        assert (take.text, take.seed, take.favourite, take.duration) == ("old take", 7, False, 0)
     assert library.integrity_check() == "ok"
 
 
