@@ -200,7 +200,7 @@ def run_clone(args: argparse.Namespace) -> int:
         ReferenceClip,
         load_engine,
     )
-    from desktop_app.inference.model_store import resolve_model
+    from desktop_app.inference.model_store import model_revision, resolve_model
     from desktop_app.inference.prompt import check_request
     from desktop_app.library.store import Library
 
@@ -265,7 +265,7 @@ def run_clone(args: argparse.Namespace) -> int:
             np.save(handle, result.codes.astype(np.int64))
     if report is not None:
         _write_report(report, args.model, request, engine, result, out)
-    _record_take(args, request, result)
+    _record_take(args, request, result, model_revision(model_dir))
     t = result.timings
     print(
         f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
@@ -274,12 +274,14 @@ def run_clone(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _record_take(args: argparse.Namespace, request: Any, result: Any) -> None:
+def _record_take(args: argparse.Namespace, request: Any, result: Any, revision: str) -> None:
     """Keep the take in the history; the output file is already complete either way."""
     from desktop_app.library.store import Library, LibraryError
 
     try:
-        take = Library().record_result(request, result, args.model, voice=args.voice)
+        take = Library().record_result(
+            request, result, args.model, voice=args.voice, model_revision=revision
+        )
         _status(f"recorded in the history as take {take.id}")
     except LibraryError as exc:
         _status(f"note: the take was saved but not added to the history: {exc}")

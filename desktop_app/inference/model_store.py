@@ -60,6 +60,11 @@ def resolve_model(spec: str = DEFAULT_MODEL_ID) -> Path:
     return folder
 
 
+def model_revision(folder: Path) -> str:
+    """The hub commit a checkpoint folder holds, when it is a snapshot in the hub cache; else ""."""
+    return folder.name if folder.parent.name == "snapshots" else ""
+
+
 def _from_cache(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError

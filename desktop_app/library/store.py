@@ -438,10 +438,16 @@ class Library:
         return self.take(cursor.lastrowid)
 
     def record_result(
-        self, request: Any, result: Any, model: str, voice: str | None = None
+        self,
+        request: Any,
+        result: Any,
+        model: str,
+        voice: str | None = None,
+        model_revision: str = "",
     ) -> TakeRecord:
         """Record a generation (a ``GenerationRequest`` and its ``GenerationResult``) as a take."""
         return self.add_take(
+            model_revision=model_revision,
             text=request.text,
             audio=result.audio,
             seed=result.seed,

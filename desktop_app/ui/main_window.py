@@ -427,8 +427,11 @@ class MainWindow(QMainWindow):
         if self.library is None or self.history is None:
             return
         try:
+            from desktop_app.inference.model_store import model_revision
+
+            revision = model_revision(self.engine_info.model_dir) if self.engine_info else ""
             record = self.library.record_result(
-                take.request, take.result, take.model, voice=take.voice
+                take.request, take.result, take.model, voice=take.voice, model_revision=revision
             )
         except LibraryError as exc:
             log.error("take not recorded in the history: %s", exc)

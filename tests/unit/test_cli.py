@@ -87,7 +87,7 @@ def test_clone_writes_take_report_and_codes_with_network_blocked(
 def test_clone_from_the_hub_cache_by_id(
     tiny_model_dir: Path, ref_wav: Path, tmp_path: Path, app_home: Path
 ) -> None:
-    install_in_hub_cache(tiny_model_dir, app_home / "hf-cache", "sesame/csm-1b")
+    snapshot = install_in_hub_cache(tiny_model_dir, app_home / "hf-cache", "sesame/csm-1b")
     out = tmp_path / "take.flac"
     # no --model: the default id, resolved from the cache with sockets blocked
     args = [a for a in clone_args("x", ref_wav, out, "--temperature", "0")]
@@ -95,6 +95,11 @@ def test_clone_from_the_hub_cache_by_id(
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     assert sf.info(out).samplerate == 24_000
+    # the history knows which commit of the model made the take
+    from desktop_app.library.store import Library
+
+    (take,) = Library().takes()
+    assert (take.model, take.model_revision) == ("sesame/csm-1b", snapshot.name)
 
 
 def test_the_network_guard_of_child_processes_is_real() -> None:
