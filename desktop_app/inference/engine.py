@@ -18,6 +18,10 @@ ProgressCallback = Callable[[int, float], None]
 StopCheck = Callable[[], bool]
 """Returns True when the user asked to cancel; checked between frames."""
 
+AudioCallback = Callable[[np.ndarray], None]
+"""Called with each new piece of the take's 24 kHz audio as soon as it is decoded; the pieces,
+joined, are the result's audio sample for sample."""
+
 
 @dataclass(frozen=True)
 class ReferenceClip:
@@ -57,6 +61,7 @@ class GenerationTimings:
     per_frame_s: float
     total_s: float
     real_time_factor: float
+    first_audio_s: float | None = None  # from the call to the first audio handed to on_audio
 
     @classmethod
     def measured(
@@ -128,6 +133,11 @@ class Engine(Protocol):
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_audio: AudioCallback | None = None,
     ) -> GenerationResult:
-        """Speak ``request.text`` in the voice of ``request.references``."""
+        """Speak ``request.text`` in the voice of ``request.references``.
+
+        With ``on_audio`` the take's audio is handed over in pieces while it is generated (the
+        fast engine streams; the transformers engine hands it over in one piece at the end).
+        """
         ...

@@ -18,6 +18,7 @@ The voice prompt's KV cache is kept between takes: when the next take has the sa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -35,6 +36,7 @@ from torch import nn
 from desktop_app.errors import GenerationCancelled
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
+    AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
@@ -42,11 +44,18 @@ from desktop_app.inference.engine import (
     StopCheck,
 )
 from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
+from desktop_app.inference.streaming import StreamingDecoder
 
 log = logging.getLogger(__name__)
 
 END_CHECK_EVERY = 8
 """Frames between two read-backs of the codes to look for the end frame."""
+
+STREAM_FIRST = 1
+"""When streaming: frames before the first piece of audio is decoded and handed over."""
+
+STREAM_EVERY = 4
+"""When streaming: frames per later piece (320 ms of audio at 12.5 frames per second)."""
 
 
 def _rms_norm(x: torch.Tensor, norm: Any) -> torch.Tensor:
@@ -439,18 +448,26 @@ class FastEngine:
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_audio: AudioCallback | None = None,
     ) -> GenerationResult:
-        """Generate one take; see :class:`~desktop_app.inference.engine.Engine`."""
+        """Generate one take; see :class:`~desktop_app.inference.engine.Engine`.
+
+        With ``on_audio``, Mimi decodes as frames are made (:class:`StreamingDecoder`): the
+        first frame's audio is handed over at once, then every :data:`STREAM_EVERY` frames, and
+        the result's audio is those pieces joined.
+        """
         if self.fallback_reason:
-            return self.reference.generate(request, on_progress, should_stop)
+            return self.reference.generate(request, on_progress, should_stop, on_audio)
         try:
-            return self._generate(request, on_progress, should_stop, ())
+            return self._generate(request, on_progress, should_stop, on_audio, ())
         except torch.cuda.OutOfMemoryError:
             log.warning("CUDA out of memory in the fast engine; retrying on the CPU")
             self._graph = None
             self.reference._move_to_cpu()
             self._build()
-            return self._generate(request, on_progress, should_stop, (CPU_FALLBACK_NOTICE,))
+            return self._generate(
+                request, on_progress, should_stop, on_audio, (CPU_FALLBACK_NOTICE,)
+            )
 
     def _set_sampling(self, request: GenerationRequest, seed: int) -> torch.Generator:
         greedy = request.temperature <= 0
@@ -467,9 +484,14 @@ class FastEngine:
         request: GenerationRequest,
         on_progress: ProgressCallback | None,
         should_stop: StopCheck | None,
+        on_audio: AudioCallback | None,
         notices: tuple[str, ...],
     ) -> GenerationResult:
         started = time.perf_counter()
+        stream = StreamingDecoder(self.reference.model.codec_model) if on_audio else None
+        pieces: list[np.ndarray] = []
+        first_audio: float | None = None
+        streamed = 0  # frames already decoded and handed over
         seed = request.seed if request.seed is not None else random.randrange(2**31)
         inputs, voice_len, key = self._prompt(request)
         max_frames = min(
@@ -496,9 +518,21 @@ class FastEngine:
                     self._frame(position)
                 position += 1
                 stamps.append(time.perf_counter())
-                if done - checked >= END_CHECK_EVERY or done == max_frames:
+                if stream is None:
+                    every = END_CHECK_EVERY
+                else:
+                    every = STREAM_FIRST if streamed == 0 else STREAM_EVERY
+                if done - checked >= every or done == max_frames:
                     end = self._find_end(checked, done)
                     checked = done
+                    if stream is not None and on_audio is not None:
+                        upto = end if end is not None else done
+                        piece = stream.decode(self.codes[0, streamed:upto])
+                        streamed = upto
+                        pieces.append(piece)
+                        on_audio(piece)
+                        if first_audio is None:
+                            first_audio = time.perf_counter() - started
                     if end is not None:
                         break
                 if on_progress is not None:
@@ -507,10 +541,15 @@ class FastEngine:
                     raise GenerationCancelled()
             frames = end if end is not None else len(stamps)
             codes = self.codes[0, :frames].clone()
-        audio = self.reference.decode(codes)
+        if stream is not None:
+            audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        else:
+            audio = self.reference.decode(codes)
         timings = GenerationTimings.measured(
             started, stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )
+        if first_audio is not None:
+            timings = dataclasses.replace(timings, first_audio_s=first_audio)
         return GenerationResult(
             audio=audio,
             codes=codes.cpu().numpy().astype(np.int64),

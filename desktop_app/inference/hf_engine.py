@@ -6,6 +6,7 @@ is checked against.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -21,6 +22,7 @@ from desktop_app.errors import GenerationCancelled, ModelNotFoundError, RequestE
 from desktop_app.inference import compute_device
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
+    AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
@@ -208,18 +210,25 @@ class TransformersEngine:
         request: GenerationRequest,
         on_progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_audio: AudioCallback | None = None,
     ) -> GenerationResult:
-        """Generate one take; see :class:`~desktop_app.inference.engine.Engine`."""
+        """Generate one take; see :class:`~desktop_app.inference.engine.Engine`.
+
+        transformers' ``generate`` cannot stream audio: ``on_audio`` gets the whole take at once.
+        """
         inputs = self.prepare_inputs(request)
         seed = request.seed if request.seed is not None else random.randrange(2**31)
         notices: list[str] = []
         try:
-            return self._generate(inputs, request, seed, on_progress, should_stop, notices)
+            result = self._generate(inputs, request, seed, on_progress, should_stop, notices)
         except torch.cuda.OutOfMemoryError:
             log.warning("CUDA out of memory during generation; retrying on the CPU")
             self._move_to_cpu()
             notices.append(CPU_FALLBACK_NOTICE)
-            return self._generate(inputs, request, seed, on_progress, should_stop, notices)
+            result = self._generate(inputs, request, seed, on_progress, should_stop, notices)
+        if on_audio is not None:
+            on_audio(result.audio)
+        return result
 
     def _move_to_cpu(self) -> None:
         self.model = self.model.to(device="cpu", dtype=torch.float32)
@@ -259,6 +268,7 @@ class TransformersEngine:
         timings = GenerationTimings.measured(
             clock.started, clock.stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )
+        timings = dataclasses.replace(timings, first_audio_s=timings.total_s)  # all at the end
         return GenerationResult(
             audio=audio,
             codes=codes.cpu().numpy().astype(np.int64),

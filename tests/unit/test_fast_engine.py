@@ -20,7 +20,7 @@ from transformers.generation.logits_process import (
 
 from desktop_app.errors import GenerationCancelled
 from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
-from desktop_app.inference.fast_engine import FastEngine, filter_logits
+from desktop_app.inference.fast_engine import STREAM_EVERY, FastEngine, filter_logits
 from desktop_app.inference.random_checkpoint import TINY, CheckpointShape, build_random_checkpoint
 from tests.support.signals import voiced
 
@@ -229,3 +229,34 @@ def test_unsupported_model_falls_back_with_a_logged_reason(
     result = engine.generate(greedy(seconds=0.4))
     assert result.engine == "transformers"
     assert result.frames == 5
+
+
+def test_fast_engine_streams_pieces_that_are_the_take(engines: tuple[FastEngine, Any]) -> None:
+    fast, _ = engines
+    whole = fast.generate(greedy(seconds=2.4))
+    pieces: list[np.ndarray] = []
+    progress: list[int] = []
+    streamed = fast.generate(
+        greedy(seconds=2.4),
+        on_progress=lambda frames, seconds: progress.append(frames),
+        on_audio=lambda piece: pieces.append((piece.copy(), len(progress))),  # type: ignore[arg-type]
+    )
+    # the first piece comes after the first frame, the rest while later frames are still made
+    assert pieces[0][1] == 0 and pieces[0][0].size == 1920
+    assert len(pieces) == 1 + -(-(30 - 1) // STREAM_EVERY)
+    assert pieces[1][1] < 30  # handed over before the last frame
+    joined = np.concatenate([p for p, _ in pieces])
+    np.testing.assert_array_equal(joined, streamed.audio)  # the take is the streamed audio
+    np.testing.assert_array_equal(streamed.codes, whole.codes)
+    np.testing.assert_allclose(streamed.audio, whole.audio, atol=1e-4)
+    t = streamed.timings
+    assert t.first_audio_s is not None and 0 < t.first_audio_s < t.total_s
+
+
+def test_streaming_stops_at_the_end_frame(engines: tuple[FastEngine, Any]) -> None:
+    fast, reference = engines
+    pieces: list[np.ndarray] = []
+    with end_frame_after(reference.model, 10):
+        result = fast.generate(greedy(seconds=4), on_audio=pieces.append)
+    assert result.stopped_by == "end-frame" and result.frames == 10
+    assert sum(p.size for p in pieces) == 10 * 1920  # nothing of the end frame or after it
