@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-seconds", type=float, default=10.0, help="longest audio to generate (default 10)"
     )
     clone.add_argument("--denoise", action="store_true", help="lightly denoise the references")
+    clone.add_argument(
+        "--play", action="store_true", help="play the take on the default output while it is made"
+    )
     clone.add_argument("--report-json", metavar="FILE", help="write timings and settings as JSON")
     clone.add_argument(
         "--codes-out", metavar="FILE.npy", help="save the codes (frames x codebooks)"
@@ -250,8 +253,17 @@ def run_clone(args: argparse.Namespace) -> int:
     _status(f"loading {args.model} ({engine_name}) ...")
     engine = load_engine(engine_name, model_dir, args.device)
     _status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
+    playback = None
+    if args.play:
+        from desktop_app.audio.player import Player, StreamingPlayback
+
+        playback = StreamingPlayback(Player(), 24_000, request.max_seconds)
     with _FrameBar(request.max_seconds) as bar:
-        result = engine.generate(request, on_progress=bar.update)
+        result = engine.generate(
+            request, on_progress=bar.update, on_audio=playback.feed if playback else None
+        )
+    if playback is not None:
+        playback.finish()
     for notice in result.notices:
         _status(f"note: {notice}")
     write_audio(
@@ -266,12 +278,27 @@ def run_clone(args: argparse.Namespace) -> int:
     if report is not None:
         _write_report(report, args.model, request, engine, result, out)
     _record_take(args, request, result, model_revision(model_dir))
+    if playback is not None:
+        _finish_playback(playback, result)
     t = result.timings
     print(
         f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
         f"seed {result.seed}, real-time factor {t.real_time_factor:.2f} on {result.device}"
     )
     return EXIT_OK
+
+
+def _finish_playback(playback: Any, result: Any) -> None:
+    """Wait for the streamed take to finish playing, then say how it went."""
+    if playback.error is not None:
+        _status(f"note: the take was not played: {playback.error}")
+        return
+    playback.player.wait(timeout=result.seconds + 10)
+    first = result.timings.first_audio_s or 0.0
+    _status(
+        f"played while generating: first audio after {first:.2f} s, playback began with "
+        f"{playback.started_at:.2f} s made, {playback.player.underruns} gap(s)"
+    )
 
 
 def _record_take(args: argparse.Namespace, request: Any, result: Any, revision: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from desktop_app.audio import dsp
-from desktop_app.audio.player import Player
+from desktop_app.audio.player import Player, StreamingPlayback
 from desktop_app.audio.recorder import Recorder, finish_recording, unfinished_recordings
 from tests.support.signals import voiced
 
@@ -118,3 +118,92 @@ def test_a_recording_cut_off_by_a_crash_is_recovered(tmp_path: Path) -> None:
     audio, rate = sf.read(wav)
     assert rate == 48_000 and audio.size / rate > 1.0
     assert unfinished_recordings(folder) == []
+
+
+def capture_sink(path: Path) -> subprocess.Popen[bytes]:
+    """Record what plays into the null sink (its monitor) as raw float32 at 48 kHz."""
+    with path.open("wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [
+                "parec",
+                "--device=vsink.monitor",
+                "--format=float32le",
+                "--rate=48000",
+                "--channels=1",
+                "--latency-msec=20",
+            ],
+            stdout=out,
+        )
+
+
+@pytest.mark.parametrize("speed", [0.5, 3.0])
+def test_streamed_playback_has_no_gaps(tmp_path: Path, speed: float) -> None:
+    """A take made at half real time (or 3x) plays from the buffer without running dry."""
+    take = voiced(3.0, 24_000, f0=150) * np.linspace(0.2, 1.0, 72_000, dtype=np.float32)
+    pieces = [take[:1920]] + [take[i : i + 7680] for i in range(1920, take.size, 7680)]
+    player = Player()
+    capture = tmp_path / "captured.raw"
+    parec = capture_sink(capture)
+    try:
+        time.sleep(0.5)
+        playback = StreamingPlayback(player, 24_000, max_seconds=3.0)
+        for piece in pieces:  # a generator making audio at `speed` x real time
+            time.sleep(piece.size / 24_000 / speed)
+            playback.feed(piece)
+        playback.finish()
+        assert player.wait(timeout=15)
+        time.sleep(0.5)
+    finally:
+        parec.terminate()
+        parec.wait(timeout=10)
+    assert playback.error is None
+    assert player.underruns == 0
+    assert player.position == take.size
+    if speed < 1:  # it waited for enough to be buffered; a fast one started almost at once
+        assert playback.started_at is not None and playback.started_at > 1.0
+    else:
+        assert playback.started_at is not None and playback.started_at < 1.0
+    captured = np.fromfile(capture, dtype=np.float32)
+    assert aligned_correlation(take, 24_000, captured, 48_000) > 0.9
+
+
+def test_clone_play_streams_the_take_to_the_output(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, voiced(3.0, 24_000, f0=140), 24_000)
+    out = tmp_path / "take.wav"
+    capture = tmp_path / "captured.raw"
+    parec = capture_sink(capture)
+    try:
+        time.sleep(0.5)
+        proc = run_cli(
+            "clone",
+            "--model",
+            str(tiny_model_dir),
+            "--ref",
+            str(ref),
+            "--ref-text",
+            "Hello there, this is my voice.",
+            "--text",
+            "Say it while it is made.",
+            "--out",
+            str(out),
+            "--max-seconds",
+            "2",
+            "--seed",
+            "3",
+            "--play",
+        )
+        time.sleep(0.5)
+    finally:
+        parec.terminate()
+        parec.wait(timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    assert "played while generating" in proc.stderr and " 0 gap(s)" in proc.stderr
+    written, rate = sf.read(out, dtype="float32")
+    captured = np.fromfile(capture, dtype=np.float32)
+    # the random checkpoint's audio peaks well above full scale: the file clips it at 24 kHz,
+    # the sound server after resampling to 48 kHz, so the two differ where it clips (~0.7 here;
+    # unrelated audio gives ~0); the clean-signal stream test above holds the 0.9 bar
+    assert aligned_correlation(written, rate, captured, 48_000) > 0.6
