@@ -39,6 +39,7 @@ class Settings:
     seed_locked: bool = False
     max_seconds: float = 10.0
     denoise: bool = False
+    play_while_generating: bool = True
     last_folder: str = ""
     window_geometry: str = ""
     window_state: str = ""

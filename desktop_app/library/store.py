@@ -502,9 +502,14 @@ class Library:
         return rows[0]
 
     def takes(
-        self, voice: str | None = None, search: str = "", favourites_only: bool = False
+        self,
+        voice: str | None = None,
+        search: str = "",
+        favourites_only: bool = False,
+        limit: int | None = None,
     ) -> list[TakeRecord]:
-        """Takes, newest first, optionally of one voice, containing ``search``, favourites."""
+        """Takes, newest first, optionally of one voice, containing ``search``, favourites;
+        at most ``limit`` of them."""
         where: list[str] = ["1 = 1"]
         args: list[Any] = []
         if voice:
@@ -516,14 +521,17 @@ class Library:
             where.append("t.text LIKE ? ESCAPE '\\'")
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
-        return self._takes("WHERE " + " AND ".join(where), tuple(args))
+        clause = "WHERE " + " AND ".join(where) + " ORDER BY t.created DESC, t.id DESC"
+        if limit is not None:
+            clause += f" LIMIT {int(limit)}"
+        return self._takes(clause, tuple(args))
 
     def _takes(self, where: str, args: tuple[Any, ...]) -> list[TakeRecord]:
         query = (
             "SELECT t.id, v.name, t.text, t.settings, t.seed, t.model, t.model_revision, "
             "t.engine, t.device, t.timings, t.file, t.created, t.favourite, t.duration "
             "FROM takes t "
-            f"LEFT JOIN voices v ON v.id = t.voice_id {where} ORDER BY t.created DESC, t.id DESC"
+            f"LEFT JOIN voices v ON v.id = t.voice_id {where}"
         )
         return [
             TakeRecord(

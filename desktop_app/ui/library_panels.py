@@ -47,6 +47,8 @@ from desktop_app.ui.voice_panel import Clip, VoicePanel
 log = logging.getLogger(__name__)
 
 ALL_VOICES = "All voices"
+HISTORY_ROWS = 500
+"""Takes listed at most; older ones are found by searching or filtering."""
 
 
 def confirm(parent: QWidget, title: str, question: str) -> bool:
@@ -446,10 +448,13 @@ class HistoryPanel(QWidget):
                 voice=None if voice in ("", ALL_VOICES) else voice,
                 search=self.search.text().strip(),
                 favourites_only=self.favourites_only.isChecked(),
+                limit=HISTORY_ROWS + 1,
             )
         except LibraryError as exc:
             self.error.emit(exc)
             records = []
+        more = len(records) > HISTORY_ROWS
+        records = records[:HISTORY_ROWS]
         self.records = {record.id: record for record in records}
         self.tree.clear()
         for record in records:
@@ -470,7 +475,11 @@ class HistoryPanel(QWidget):
             if record.id == select:
                 self.tree.setCurrentItem(item)
         total = len(records)
-        self.count_label.setText(f"{total} take{'s' if total != 1 else ''}")
+        self.count_label.setText(
+            f"newest {total} takes shown: search or filter to find older ones"
+            if more
+            else f"{total} take{'s' if total != 1 else ''}"
+        )
         self._update_buttons()
 
     @property

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import logs, paths
-from desktop_app.audio.player import Player
+from desktop_app.audio.player import Player, StreamingPlayback
 from desktop_app.audio.reference import prepare_reference
 from desktop_app.config import Settings, save_settings
 from desktop_app.errors import ModelNotFoundError, RequestError, UserError
@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
     take_ready = Signal(object)  # Take, once it is listed and written to the takes folder
     generation_failed = Signal(object)  # UserError (load or generation)
     generation_cancelled = Signal()
+    recordings_recovered = Signal(int)  # how many interrupted recordings became clips
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self._pending: GenerationRequest | None = None
         self._pending_voice: str | None = None
         self._started = 0.0
+        self.playback: StreamingPlayback | None = None  # the take playing while it is made
 
         self.voice = VoicePanel(self.undo, self.player)
         self.takes = TakesPanel(self.player)
@@ -148,6 +150,7 @@ class MainWindow(QMainWindow):
         self.worker.load_progressed.connect(self._load_progressed)
         self.worker.loaded.connect(self._loaded)
         self.worker.progressed.connect(self._progressed)
+        self.worker.audio_ready.connect(self._audio_ready)
         self.worker.finished.connect(self._finished)
         self.worker.cancelled.connect(self._cancelled)
         self.worker.failed.connect(self._failed)
@@ -187,12 +190,18 @@ class MainWindow(QMainWindow):
         self.max_seconds.setSuffix(" s")
         self.denoise = QCheckBox("Lightly denoise the clips")
         self.denoise.setChecked(s.denoise)
+        self.play_live = QCheckBox("Play while generating")
+        self.play_live.setToolTip(
+            "Hear the take as it is made: playback starts once the rest can follow without gaps"
+        )
+        self.play_live.setChecked(s.play_while_generating)
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
         form.addRow("Top-p", self.top_p)
         form.addRow("Seed", seed_row)
         form.addRow("Maximum length", self.max_seconds)
         form.addRow("", self.denoise)
+        form.addRow("", self.play_live)
         layout.addLayout(form)
         row = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
@@ -381,7 +390,17 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("Preparing the voice prompt…")
         self.generate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.worker.generate_requested.emit(request)
+        self.playback = None
+        if self.play_live.isChecked():
+            self.takes.stop()
+            self.playback = StreamingPlayback(self.player, 24_000, request.max_seconds)
+        self.worker.generate_requested.emit(request, self.playback is not None)
+
+    def _audio_ready(self, piece: object) -> None:
+        if self.playback is not None:
+            self.playback.feed(piece)  # type: ignore[arg-type]
+            if self.playback.error is not None:
+                self.statusBar().showMessage(f"Not playing: {self.playback.error}", 8000)
 
     def cancel(self) -> None:
         """Stop the running generation after the current frame."""
@@ -399,6 +418,8 @@ class MainWindow(QMainWindow):
 
     def _done(self) -> None:
         self.generating = False
+        if self.playback is not None:
+            self.playback.finish()
         self.generate_button.setEnabled(self.engine_info is not None)
         self.cancel_button.setEnabled(False)
 
@@ -408,7 +429,11 @@ class MainWindow(QMainWindow):
         assert request is not None
         self.progress.setValue(self.progress.maximum())
         self.rtf_label.setText(f"last RTF: {result.timings.real_time_factor:.2f}")
-        note = "; ".join(result.notices)
+        notes = list(result.notices)
+        first = result.timings.first_audio_s
+        if self.playback is not None and first is not None:
+            notes.append(f"first audio after {first:.2f} s")
+        note = "; ".join(notes)
         self.progress_label.setText(
             f"Made {result.seconds:.1f} s in {result.timings.total_s:.1f} s"
             + (f" ({note})" if note else "")
@@ -442,12 +467,15 @@ class MainWindow(QMainWindow):
 
     def _cancelled(self) -> None:
         self._done()
+        self.player.stop()  # what was streamed of a cancelled take stops too
         self.progress.setValue(0)
         self.progress_label.setText("Cancelled.")
         self.generation_cancelled.emit()
 
     def _failed(self, error: UserError) -> None:
         was_loading = self.engine_info is None and not self.generating
+        if self.generating:
+            self.player.stop()
         self._done()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -487,13 +515,17 @@ class MainWindow(QMainWindow):
 
     # -- recordings left behind ----------------------------------------------------------------
 
-    def offer_unfinished_recordings(self) -> int:
-        """Offer back recordings a crash left behind; returns how many became clips."""
-        from desktop_app.audio.recorder import finish_recording, note_path, unfinished_recordings
+    def offer_unfinished_recordings(self) -> QMessageBox | None:
+        """Offer back recordings a crash left behind (a window-modal question, not blocking).
+
+        Recover turns each into a clip, Discard deletes them, Ask later leaves them for the next
+        start; ``recordings_recovered`` is emitted with how many became clips.
+        """
+        from desktop_app.audio.recorder import unfinished_recordings
 
         found = unfinished_recordings(paths.data_dir() / "recordings")
         if not found:
-            return 0
+            return None
         seconds = sum(path.stat().st_size for path in found) / 4 / 48_000
         box = QMessageBox(
             QMessageBox.Icon.Question,
@@ -507,20 +539,32 @@ class MainWindow(QMainWindow):
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Ask later", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(recover)
-        box.exec()
+        box.buttonClicked.connect(
+            lambda button: self._recover(
+                found,
+                "recover" if button is recover else "discard" if button is discard else "later",
+            )
+        )
+        box.open()
+        self.recovery_box = box
+        return box
+
+    def _recover(self, found: list[Path], choice: str) -> None:
+        from desktop_app.audio.recorder import finish_recording, note_path
+
         recovered = 0
         for raw in found:
             try:
-                if box.clickedButton() is recover:
+                if choice == "recover":
                     clip = clip_from_file(finish_recording(raw), source="recorded")
                     self.voice.add_clip(clip)
                     recovered += 1
-                elif box.clickedButton() is discard:
+                elif choice == "discard":
                     raw.unlink()
                     note_path(raw).unlink()
             except (OSError, ValueError, UserError) as exc:
                 self.errors.show(UserError(f"cannot recover {raw.name}: {exc}"))
-        return recovered
+        self.recordings_recovered.emit(recovered)
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -576,6 +620,7 @@ class MainWindow(QMainWindow):
         s.seed_locked = self.seed_lock.isChecked()
         s.max_seconds = self.max_seconds.value()
         s.denoise = self.denoise.isChecked()
+        s.play_while_generating = self.play_live.isChecked()
         s.input_device = self.voice.input_device.currentText()
         s.output_device = self.takes.output_device.currentText()
         s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()

@@ -52,10 +52,11 @@ class InferenceWorker(QObject):
     """Owns the loaded engine; loads and generates on its own thread."""
 
     load_requested = Signal(str, str, str)  # model, engine, device
-    generate_requested = Signal(object)  # GenerationRequest
+    generate_requested = Signal(object, bool)  # GenerationRequest, stream the audio
     load_progressed = Signal(str)
     loaded = Signal(object)  # EngineInfo
     progressed = Signal(int, float)  # frames, seconds of audio
+    audio_ready = Signal(object)  # a piece of the take's audio (np.ndarray), while streaming
     finished = Signal(object)  # GenerationResult
     cancelled = Signal()
     failed = Signal(object)  # UserError
@@ -98,15 +99,18 @@ class InferenceWorker(QObject):
         except Exception as exc:
             self.failed.emit(as_user_error(exc))
 
-    @Slot(object)
-    def generate(self, request: object) -> None:
-        """Generate one take; emits finished, cancelled or failed."""
+    @Slot(object, bool)
+    def generate(self, request: object, stream: bool = False) -> None:
+        """Generate one take; emits finished, cancelled or failed (and audio_ready pieces)."""
         self._stop.clear()
         try:
             if self.engine is None:
                 raise UserError("no model is loaded yet; choose a model first")
             result = self.engine.generate(
-                request, on_progress=self.progressed.emit, should_stop=self._stop.is_set
+                request,
+                on_progress=self.progressed.emit,
+                should_stop=self._stop.is_set,
+                on_audio=self.audio_ready.emit if stream else None,
             )
             self.finished.emit(result)
         except GenerationCancelled:

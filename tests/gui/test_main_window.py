@@ -18,6 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.audio.io import read_metadata
 from desktop_app.config import Settings, load_settings, settings_file
+from desktop_app.ui.app import smoke_clip
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO
 from tests.support.gui import drag_select, drop_file, speech_file
@@ -203,3 +204,24 @@ def test_smoke_test_command(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "smoke test passed" in proc.stdout
     assert shot.stat().st_size > 10_000
+
+
+def test_a_take_plays_while_it_is_generated(window: MainWindow, qtbot: QtBot) -> None:
+    window.voice.add_clip(smoke_clip())
+    window.text.setPlainText("Hear this while it is being made.")
+    window.max_seconds.setValue(2.0)
+    assert window.play_live.isChecked()  # on by default
+    pieces: list[int] = []
+    window.worker.audio_ready.connect(lambda piece: pieces.append(piece.size))
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    take = made.args[0]
+    assert len(pieces) > 1 and sum(pieces) == take.result.audio.size
+    playback = window.playback
+    assert playback is not None and playback.started_at is not None
+    # what went to the output device is the take, sample for sample, and it plays to the end
+    np.testing.assert_array_equal(window.player._audio[: window.player.length], take.result.audio)
+    qtbot.waitUntil(lambda: not window.player.playing, timeout=15_000)
+    assert window.player.position == take.result.audio.size
+    assert window.player.underruns == 0
+    assert "first audio after" in window.progress_label.text()

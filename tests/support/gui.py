@@ -21,7 +21,7 @@ def drop_file(window: MainWindow, path: Path) -> None:
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     where = QPointF(window.width() / 2, window.height() / 2)
     enter = QDragEnterEvent(
-        where,
+        where.toPoint(),  # PySide6 6.11 (pinned) takes the integer point here
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,
