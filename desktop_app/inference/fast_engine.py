@@ -134,8 +134,13 @@ class _Layer:
         positions: torch.Tensor,
         kv_len: int,
         mask: torch.Tensor | None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the layer on ``x`` (batch, tokens, hidden) at ``positions``, updating the cache."""
+        """Run the layer on ``x`` (batch, tokens, hidden) at ``positions``, updating the cache.
+
+        With ``rows`` (batched decoding, one token per row) ``positions`` holds each row's own
+        position, and each row's key and value land at that position in its cache row.
+        """
         batch, tokens, _ = x.shape
         h = _rms_norm(x, self.input_norm)
         qkv = F.linear(h, self.qkv_w, self.qkv_b)
@@ -146,8 +151,12 @@ class _Layer:
         v = v.view(batch, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
-        k_cache.index_copy_(2, positions, k)
-        v_cache.index_copy_(2, positions, v)
+        if rows is None:
+            k_cache.index_copy_(2, positions, k)
+            v_cache.index_copy_(2, positions, v)
+        else:
+            k_cache[rows, :, positions] = k[:, :, 0]
+            v_cache[rows, :, positions] = v[:, :, 0]
         attn = F.scaled_dot_product_attention(
             q,
             k_cache[:, :, :kv_len],
@@ -179,21 +188,47 @@ class _Stack:
         self.layers = [_Layer.of(layer) for layer in layers]
         self.norm = norm
         self.positions = positions
-        first = self.layers[0]
-        shape = (len(self.layers), batch, first.kv_heads, positions, first.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
         probe = torch.zeros(1, dtype=dtype, device=device)
         cos, sin = rotary(probe, torch.arange(positions, device=device)[None])
         self.cos, self.sin = cos[0], sin[0]  # (positions, head_dim), in the model's dtype
+        self._allocate(batch, dtype, device)
+
+    def _allocate(self, batch: int, dtype: torch.dtype, device: torch.device) -> None:
+        first = self.layers[0]
+        shape = (len(self.layers), batch, first.kv_heads, self.positions, first.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    def with_batch(self, batch: int) -> _Stack:
+        """The same layers and weights with a cache of ``batch`` rows of its own."""
+        other = object.__new__(_Stack)
+        other.layers, other.norm, other.positions = self.layers, self.norm, self.positions
+        other.cos, other.sin = self.cos, self.sin
+        other._allocate(batch, self.k.dtype, self.k.device)
+        return other
 
     def forward(
-        self, x: torch.Tensor, positions: torch.Tensor, kv_len: int, mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        kv_len: int,
+        mask: torch.Tensor | None,
+        cache_rows: slice = slice(None),
+        per_row: bool = False,
     ) -> torch.Tensor:
-        """Normed hidden states for ``x`` at ``positions``; keys/values land in the cache."""
+        """Normed hidden states for ``x`` at ``positions``; keys/values land in the cache.
+
+        ``cache_rows`` picks the cache rows ``x`` belongs to; ``per_row`` means one token per row
+        at each row's own position (batched decoding).
+        """
+        rows = None
         cos, sin = self.cos[positions], self.sin[positions]
+        if per_row:
+            rows = torch.arange(x.shape[0], device=x.device)
+            cos, sin = cos[:, None, None, :], sin[:, None, None, :]
         for i, layer in enumerate(self.layers):
-            x = layer.forward(x, cos, sin, self.k[i], self.v[i], positions, kv_len, mask)
+            k, v = self.k[i][cache_rows], self.v[i][cache_rows]
+            x = layer.forward(x, cos, sin, k, v, positions, kv_len, mask, rows)
         return _rms_norm(x, self.norm)
 
 
@@ -343,6 +378,24 @@ class FastEngine:
         drawn = (probs / noise).argmax(dim=-1)
         return torch.where(self.greedy[:, 0], greedy, drawn)
 
+    def _frame_codes(
+        self, hidden: torch.Tensor, depth: _Stack, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """One frame's codes (batch, codebooks) from the backbone's last hidden state."""
+        codes = [self._sample(self.lm_head(hidden), noise[:, 0])]
+        # depth decoder: position 0 is the backbone state, position 1 codebook 0 (as transformers
+        # runs them: together, then one position at a time)
+        first = self.depth_embed(codes[0])
+        x = self.depth_projector(torch.stack([hidden, first], dim=1))
+        h = depth.forward(x, self.all_positions[:2], 2, None)[:, -1]
+        for book in range(1, self.num_codebooks):
+            codes.append(self._sample(h @ self.codebook_heads[book - 1], noise[:, book]))
+            if book + 1 == self.num_codebooks:
+                break
+            x = self.depth_projector(self.depth_embed(codes[-1] + book * self.vocab))[:, None]
+            h = depth.forward(x, self.all_positions[book + 1 : book + 2], book + 2, None)[:, -1]
+        return torch.stack(codes, dim=1)
+
     def _frame(self, position: int | None) -> None:
         """Make one frame from ``self.hidden`` and step the backbone with it.
 
@@ -350,21 +403,7 @@ class FastEngine:
         reads only the filled part of the cache); None inside a CUDA graph, where attention
         reads the whole cache under a mask built from ``self.position``.
         """
-        codes = [self._sample(self.lm_head(self.hidden), self.noise[:, 0])]
-        # depth decoder: position 0 is the backbone state, position 1 codebook 0 (as transformers
-        # runs them: together, then one position at a time)
-        first = self.depth_embed(codes[0])
-        x = self.depth_projector(torch.stack([self.hidden, first], dim=1))
-        h = self.depth.forward(x, self.all_positions[:2], 2, None)[:, -1]
-        for book in range(1, self.num_codebooks):
-            codes.append(self._sample(h @ self.codebook_heads[book - 1], self.noise[:, book]))
-            if book + 1 == self.num_codebooks:
-                break
-            x = self.depth_projector(self.depth_embed(codes[-1] + book * self.vocab))[:, None]
-            h = self.depth.forward(x, self.all_positions[book + 1 : book + 2], book + 2, None)[
-                :, -1
-            ]
-        frame = torch.stack(codes, dim=1)  # (batch, codebooks)
+        frame = self._frame_codes(self.hidden, self.depth, self.noise)
         self.codes.index_copy_(1, self.frame_index, frame[:, None])
         embed = self.audio_embed(frame + self.audio_offsets).sum(dim=1, keepdim=True)
         if position is None:

@@ -260,3 +260,49 @@ def test_streaming_stops_at_the_end_frame(engines: tuple[FastEngine, Any]) -> No
         result = fast.generate(greedy(seconds=4), on_audio=pieces.append)
     assert result.stopped_by == "end-frame" and result.frames == 10
     assert sum(p.size for p in pieces) == 10 * 1920  # nothing of the end frame or after it
+
+
+def test_a_batch_equals_the_takes_made_one_by_one(engines: tuple[FastEngine, Any]) -> None:
+    """Rows of different text lengths and caps; finished rows leave the batch."""
+    from desktop_app.inference.batch import generate_batch
+
+    fast, _ = engines
+    requests = [
+        greedy("A short one.", seconds=0.8),
+        greedy("This sentence is quite a lot longer than the first one was.", seconds=2.4),
+        greedy("A middle one, neither short nor long.", seconds=1.6),
+    ]
+    alone = [fast.generate(r) for r in requests]
+    frames: list[int] = []
+    batched = generate_batch(fast, requests, on_progress=lambda f, s: frames.append(f))
+    assert [r.frames for r in batched] == [10, 30, 20]
+    for one, row in zip(alone, batched, strict=True):
+        np.testing.assert_array_equal(row.codes, one.codes)
+        np.testing.assert_allclose(row.audio, one.audio, atol=1e-5)
+    assert frames[-1] == 30 and "batch of 3" in batched[0].engine
+
+
+def test_a_batch_stops_each_row_at_its_end_frame(engines: tuple[FastEngine, Any]) -> None:
+    from desktop_app.inference.batch import generate_batch
+
+    fast, reference = engines
+    with end_frame_after(reference.model, 6):
+        rows = generate_batch(fast, [greedy("One.", seconds=4), greedy("Two, too.", seconds=4)])
+    assert [(r.frames, r.stopped_by) for r in rows] == [(6, "end-frame"), (6, "end-frame")]
+
+
+def test_sampled_batch_rows_follow_their_seeds(engines: tuple[FastEngine, Any]) -> None:
+    from desktop_app.inference.batch import generate_batch
+
+    fast, _ = engines
+
+    def sampled(text: str, seed: int) -> GenerationRequest:
+        return GenerationRequest(text, two_clips(), temperature=0.9, seed=seed, max_seconds=0.8)
+
+    rows = generate_batch(fast, [sampled("First words.", 5), sampled("Second words.", 6)])
+    again = generate_batch(fast, [sampled("First words.", 5), sampled("Second words.", 6)])
+    for one, two in zip(rows, again, strict=True):
+        np.testing.assert_array_equal(one.codes, two.codes)
+    assert not np.array_equal(rows[0].codes, rows[1].codes)
+    alone = fast.generate(sampled("First words.", 5))
+    np.testing.assert_array_equal(rows[0].codes, alone.codes)  # one generator per row

@@ -1,0 +1,218 @@
+"""Several takes in one voice, generated together as one batch.
+
+All rows share the voice prompt: its prefill runs once (or not at all when the fast engine still
+holds it from the previous take) and its keys and values are copied into every row's cache;
+then each row's own text turn is prefilled into its row. Frames are made for all rows at once,
+each row at its own position. Every few frames the codes are read back: a row that has made its
+end frame, or reached its length cap, leaves the batch, and the caches shrink to the rows still
+going, so finished rows stop costing.
+
+The batch runs eagerly (no CUDA graph: the batch shrinks as rows finish). An engine without a
+batched path (the transformers reference) makes the takes one after another.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from desktop_app.errors import GenerationCancelled
+from desktop_app.inference.engine import (
+    SAMPLE_RATE,
+    GenerationRequest,
+    GenerationResult,
+    GenerationTimings,
+    ProgressCallback,
+    StopCheck,
+)
+from desktop_app.inference.fast_engine import END_CHECK_EVERY, FastEngine
+from desktop_app.inference.prompt import check_request
+
+
+class BatchError(ValueError):
+    """The requests cannot share one batch."""
+
+
+def generate_batch(
+    engine: Any,
+    requests: Sequence[GenerationRequest],
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[GenerationResult]:
+    """One take per request, in order; batched on the fast engine, sequential otherwise.
+
+    The requests must share the voice prompt (references, speaker) and the sampling settings;
+    text, seed and maximum length may differ. ``on_progress`` gets the frames of the longest
+    row so far.
+    """
+    if not requests:
+        return []
+    first = requests[0]
+    for request in requests[1:]:
+        settings = (request.speaker, request.temperature, request.top_k, request.top_p)
+        wanted = (first.speaker, first.temperature, first.top_k, first.top_p)
+        same = settings == wanted and _same_clips(request.references, first.references)
+        if not same:
+            raise BatchError("a batch shares one voice prompt and one set of sampling settings")
+    usable = isinstance(engine, FastEngine) and not engine.fallback_reason
+    if not usable or len(requests) == 1:
+        return [engine.generate(r, on_progress, should_stop) for r in requests]
+    return _Batch(engine, requests).run(on_progress, should_stop)
+
+
+def _same_clips(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(
+        x is y or (x.transcript == y.transcript and np.array_equal(x.audio, y.audio))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+class _Batch:
+    """The state of one batched run over a FastEngine's weights."""
+
+    def __init__(self, engine: FastEngine, requests: Sequence[GenerationRequest]) -> None:
+        self.engine = engine
+        self.requests = list(requests)
+        for request in self.requests:
+            check_request(request)
+        self._codes: dict[int, torch.Tensor] = {}  # each finished row's codes, by request
+
+    def run(
+        self, on_progress: ProgressCallback | None, should_stop: StopCheck | None
+    ) -> list[GenerationResult]:
+        e = self.engine
+        started = time.perf_counter()
+        seeds = [r.seed if r.seed is not None else random.randrange(2**31) for r in self.requests]
+        prompts = [e._prompt(r) for r in self.requests]
+        lengths = [int(inputs["input_ids"].shape[1]) for inputs, _, _ in prompts]
+        caps = [
+            min(e.reference.max_frames(r), e.context - length)
+            for r, length in zip(self.requests, lengths, strict=True)
+        ]
+        rows = len(self.requests)
+        device = e._device
+        with torch.inference_mode():
+            backbone = e.backbone.with_batch(rows)
+            depth = e.depth.with_batch(rows)
+            hidden = self._prefill(backbone, prompts)
+            e._set_sampling(self.requests[0], 0)
+            generators = []
+            for seed in seeds:
+                generator = torch.Generator(device=device)
+                generator.manual_seed(seed)
+                generators.append(generator)
+            greedy = self.requests[0].temperature <= 0
+            noise = torch.ones(rows, e.num_codebooks, e.vocab, dtype=torch.float32, device=device)
+            position = torch.tensor(lengths, device=device)
+            codes = torch.zeros(rows, max(caps), e.num_codebooks, dtype=torch.long, device=device)
+            active = list(range(rows))  # request index of each row still in the batch
+            frames: dict[int, int] = {}
+            ended: dict[int, bool] = {}
+            stamps: list[float] = []
+            checked = 0
+            for done in range(1, max(caps) + 1):
+                if not greedy:
+                    for row, index in enumerate(active):
+                        noise[row].exponential_(generator=generators[index])
+                frame = e._frame_codes(hidden, depth, noise)
+                codes[:, done - 1] = frame
+                embed = e.audio_embed(frame + e.audio_offsets).sum(dim=1, keepdim=True)
+                kv_len = int(max(lengths[i] for i in active)) + done
+                mask = (e.all_positions[:kv_len][None, :] <= position[:, None])[:, None, None]
+                out = backbone.forward(embed, position, kv_len, mask, per_row=True)
+                hidden = out[:, -1]
+                position = position + 1
+                stamps.append(time.perf_counter())
+                if on_progress is not None:
+                    on_progress(done, done / e.reference.frame_rate)
+                last = any(done >= caps[i] for i in active)
+                if done - checked >= END_CHECK_EVERY or last:
+                    keep = self._finished_rows(codes, active, checked, done, caps, frames, ended)
+                    checked = done
+                    if not keep:
+                        break
+                    if len(keep) < len(active):
+                        kept = torch.tensor(keep, device=device)
+                        backbone.k = backbone.k[:, kept]
+                        backbone.v = backbone.v[:, kept]
+                        depth = depth.with_batch(len(keep))
+                        hidden, position = hidden[kept], position[kept]
+                        codes, noise = codes[kept], noise[kept]
+                        active = [active[row] for row in keep]
+                if should_stop is not None and should_stop():
+                    raise GenerationCancelled()
+        finished = time.perf_counter()
+        results = []
+        for index in range(len(self.requests)):
+            take = self._codes[index]
+            audio = e.reference.decode(take)
+            results.append(
+                GenerationResult(
+                    audio=audio,
+                    codes=take.cpu().numpy().astype(np.int64),
+                    frames=frames[index],
+                    stopped_by="end-frame" if ended[index] else "max-length",
+                    seed=seeds[index],
+                    timings=GenerationTimings.measured(
+                        started, stamps[: max(1, frames[index])], finished, len(audio) / SAMPLE_RATE
+                    ),
+                    device=e.device,
+                    dtype=e.dtype,
+                    engine=f"{e.name} (batch of {len(self.requests)})",
+                    notices=(),
+                )
+            )
+        return results
+
+    def _prefill(self, backbone: Any, prompts: list[tuple[Any, int, str]]) -> torch.Tensor:
+        """The shared voice part once, copied to every row; then each row's own text turn."""
+        e = self.engine
+        inputs0, voice_len, key = prompts[0]
+        e._prefill(inputs0, voice_len, key)  # the voice (reused when cached) and row 0's text
+        hidden = []
+        for row, (inputs, row_voice_len, _) in enumerate(prompts):
+            if row_voice_len != voice_len:
+                raise BatchError("the rows' voice prompts differ in length")
+            backbone.k[:, row, :, :voice_len] = e.backbone.k[:, 0, :, :voice_len]
+            backbone.v[:, row, :, :voice_len] = e.backbone.v[:, 0, :, :voice_len]
+            ids = inputs["input_ids"].to(e._device)
+            end = ids.shape[1]
+            positions = e.all_positions[voice_len:end]
+            mask = (e.all_positions[:end][None, :] <= positions[:, None])[None, None]
+            embeds = e.reference.model.embed_text_tokens(ids[:, voice_len:]).to(e._dtype)
+            out = backbone.forward(embeds, positions, end, mask, cache_rows=slice(row, row + 1))
+            hidden.append(out[:, -1])
+        return torch.cat(hidden, dim=0)
+
+    def _finished_rows(
+        self,
+        codes: torch.Tensor,
+        active: list[int],
+        start: int,
+        stop: int,
+        caps: list[int],
+        frames: dict[int, int],
+        ended: dict[int, bool],
+    ) -> list[int]:
+        """Read back frames [start, stop); record finished rows; the rows that go on."""
+        window = codes[:, start:stop, :-1].cpu()
+        hits = (window == self.engine.eos).all(dim=-1)
+        keep = []
+        for row, index in enumerate(active):
+            found = hits[row].nonzero()
+            if found.numel():
+                end = start + int(found[0, 0])
+                frames[index], ended[index] = end, True
+            elif stop >= caps[index]:
+                end = caps[index]
+                frames[index], ended[index] = end, False
+            else:
+                keep.append(row)
+                continue
+            self._codes[index] = codes[row, :end].clone()
+        return keep
