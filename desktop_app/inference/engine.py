@@ -80,6 +80,15 @@ class GenerationTimings:
 
 
 @dataclass(frozen=True)
+class TakePart:
+    """One chunk of a long take: its text, the pause after it, and the take made for it."""
+
+    text: str
+    pause_after: float
+    result: GenerationResult
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     """A finished take: audio, its codes (frames x codebooks) and how it was made."""
 
@@ -94,6 +103,7 @@ class GenerationResult:
     engine: str
     sample_rate: int = SAMPLE_RATE
     notices: tuple[str, ...] = field(default_factory=tuple)
+    parts: tuple[TakePart, ...] = ()  # a long text's chunks, each its own take, in order
 
     @property
     def seconds(self) -> float:

@@ -1,0 +1,123 @@
+"""Long texts: one chunk per sentence (or clause), generated as one batch, joined seamlessly.
+
+The chunks share the request's voice and settings; chunk ``i`` uses seed ``seed + i``, so any
+chunk can be made again alone with the same result, or with a new seed to replace just that
+part. The joined take puts the chunker's pause (longer after a paragraph) between chunks; each
+chunk fades out and the next fades in over a few milliseconds, so the join has no step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from desktop_app.inference.batch import generate_batch
+from desktop_app.inference.engine import (
+    SAMPLE_RATE,
+    GenerationRequest,
+    GenerationResult,
+    GenerationTimings,
+    ProgressCallback,
+    StopCheck,
+    TakePart,
+)
+from desktop_app.inference.text_chunks import MAX_CHARS, split_text
+
+FADE_SECONDS = 0.012
+"""Length of the fade at each side of a join."""
+
+
+def is_long(text: str, max_chars: int = MAX_CHARS) -> bool:
+    """Whether ``text`` is said in more than one chunk."""
+    return len(split_text(text, max_chars)) > 1
+
+
+def chunk_requests(
+    request: GenerationRequest, max_chars: int = MAX_CHARS
+) -> tuple[list[GenerationRequest], list[float], int]:
+    """One request per chunk (``max_seconds`` caps each), the pauses, and the base seed."""
+    seed = request.seed if request.seed is not None else random.randrange(2**31)
+    chunks = split_text(request.text, max_chars) or []
+    requests = [
+        dataclasses.replace(request, text=chunk.text, seed=(seed + i) % 2**31)
+        for i, chunk in enumerate(chunks)
+    ]
+    return requests, [chunk.pause_after for chunk in chunks], seed
+
+
+def generate_long(
+    engine: Any,
+    request: GenerationRequest,
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+    max_chars: int = MAX_CHARS,
+) -> GenerationResult:
+    """Say a long text: its chunks in one batch, joined; the parts are kept in the result."""
+    started = time.perf_counter()
+    requests, pauses, seed = chunk_requests(request, max_chars)
+    results = generate_batch(engine, requests, on_progress, should_stop)
+    parts = tuple(
+        TakePart(r.text, pause, result)
+        for r, pause, result in zip(requests, pauses, results, strict=True)
+    )
+    return assemble(parts, seed, time.perf_counter() - started)
+
+
+def replace_part(take: GenerationResult, index: int, result: GenerationResult) -> GenerationResult:
+    """The same long take with part ``index`` made again (``result``)."""
+    parts = list(take.parts)
+    parts[index] = dataclasses.replace(parts[index], result=result)
+    return assemble(tuple(parts), take.seed, result.timings.total_s)
+
+
+def assemble(parts: Sequence[TakePart], seed: int, seconds: float) -> GenerationResult:
+    """Join the parts into one take; ``seconds`` is the wall time it took."""
+    first = parts[0].result
+    audio = join_audio([p.result.audio for p in parts], [p.pause_after for p in parts])
+    audio_seconds = len(audio) / SAMPLE_RATE
+    frames = sum(p.result.frames for p in parts)
+    timings = GenerationTimings(
+        prefill_s=max(p.result.timings.prefill_s for p in parts),
+        per_frame_s=seconds / frames if frames else 0.0,
+        total_s=seconds,
+        real_time_factor=seconds / audio_seconds if audio_seconds else float("inf"),
+    )
+    ended = all(p.result.stopped_by == "end-frame" for p in parts)
+    return GenerationResult(
+        audio=audio,
+        codes=np.concatenate([p.result.codes for p in parts], axis=0),
+        frames=frames,
+        stopped_by="end-frame" if ended else "max-length",
+        seed=seed,
+        timings=timings,
+        device=first.device,
+        dtype=first.dtype,
+        engine=first.engine,
+        notices=tuple(dict.fromkeys(n for p in parts for n in p.result.notices)),
+        parts=tuple(parts),
+    )
+
+
+def join_audio(
+    pieces: Sequence[np.ndarray], pauses: Sequence[float], rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """Pieces with the given pauses between them, each join faded out and in (no step)."""
+    fade = max(1, int(FADE_SECONDS * rate))
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))).astype(np.float32)
+    out: list[np.ndarray] = []
+    for index, piece in enumerate(pieces):
+        piece = np.array(piece, dtype=np.float32, copy=True)
+        n = min(fade, piece.size)
+        if index > 0 and n:
+            piece[:n] *= ramp[:n]
+        if index < len(pieces) - 1 and n:
+            piece[piece.size - n :] *= ramp[:n][::-1]
+        out.append(piece)
+        if index < len(pieces) - 1:
+            out.append(np.zeros(round(pauses[index] * rate), dtype=np.float32))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
