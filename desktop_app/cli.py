@@ -57,36 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     clone = sub.add_parser("clone", help="speak a text in the voice of reference clips")
-    clone.add_argument("--model", default=DEFAULT_MODEL_ID, help="checkpoint folder or hub id")
-    clone.add_argument(
-        "--voice", metavar="NAME", help="a voice from the library (instead of --ref/--ref-text)"
-    )
-    clone.add_argument(
-        "--ref",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="reference recording of the voice (repeatable)",
-    )
-    clone.add_argument(
-        "--ref-text",
-        action="append",
-        default=[],
-        metavar="TEXT",
-        help="exact transcript of each --ref, in the same order",
-    )
+    add_voice_arguments(clone)
     clone.add_argument("--text", required=True, help="what the voice should say")
     clone.add_argument("--out", required=True, metavar="FILE", help="output .wav or .flac")
-    clone.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    clone.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
-    clone.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    clone.add_argument("--temperature", type=float, default=0.9, help="0 means greedy")
-    clone.add_argument("--top-k", type=int, default=50)
-    clone.add_argument("--top-p", type=float, default=1.0)
-    clone.add_argument(
-        "--max-seconds", type=float, default=10.0, help="longest audio to generate (default 10)"
-    )
-    clone.add_argument("--denoise", action="store_true", help="lightly denoise the references")
+    add_sampling_arguments(clone)
     clone.add_argument(
         "--play", action="store_true", help="play the take on the default output while it is made"
     )
@@ -109,10 +83,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", default=None, help="download into this folder instead of the cache"
     )
     download.add_argument("--revision", default=None, help="branch, tag or commit")
+    from desktop_app.cli_batch import add_batch_command
     from desktop_app.cli_library import add_library_commands
 
     add_library_commands(sub)
+    add_batch_command(sub)
     return parser
+
+
+def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, and the voice: --voice NAME or --ref/--ref-text pairs (and --denoise)."""
+    from desktop_app.inference.model_store import DEFAULT_MODEL_ID
+
+    parser.add_argument("--model", default=DEFAULT_MODEL_ID, help="checkpoint folder or hub id")
+    parser.add_argument(
+        "--voice", metavar="NAME", help="a voice from the library (instead of --ref/--ref-text)"
+    )
+    parser.add_argument(
+        "--ref",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="reference recording of the voice (repeatable)",
+    )
+    parser.add_argument(
+        "--ref-text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="exact transcript of each --ref, in the same order",
+    )
+    parser.add_argument("--denoise", action="store_true", help="lightly denoise the references")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Device, engine, seed and the sampling settings."""
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--temperature", type=float, default=0.9, help="0 means greedy")
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="longest audio to generate (default 10)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,11 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = logs.configure_logging()
     log.info("command line: %s", _redacted(sys.argv if argv is None else ["", *argv]))
     try:
+        from desktop_app.cli_batch import run_batch
         from desktop_app.cli_library import LIBRARY_COMMANDS
 
         handlers: dict[str | None, Callable[[argparse.Namespace], int]] = {
             **LIBRARY_COMMANDS,
             "clone": run_clone,
+            "batch": run_batch,
             "doctor": run_doctor,
             "download-model": run_download,
             None: run_default,
@@ -189,24 +205,8 @@ def _check_output(path: str, suffixes: tuple[str, ...], what: str) -> Path:
     return out
 
 
-def run_clone(args: argparse.Namespace) -> int:
-    """``clone``: references + text in, a take file (and optional report and codes) out."""
-    import numpy as np
-
-    from desktop_app.audio.io import TakeMetadata, write_audio
-    from desktop_app.audio.reference import load_reference
-    from desktop_app.files import atomic_write
-    from desktop_app.inference import (
-        DEFAULT_ENGINE,
-        ENGINE_NAMES,
-        GenerationRequest,
-        ReferenceClip,
-        load_engine,
-    )
-    from desktop_app.inference.model_store import model_revision, resolve_model
-    from desktop_app.inference.prompt import check_request
-    from desktop_app.library.store import Library
-
+def check_voice_arguments(args: argparse.Namespace) -> None:
+    """Exactly one way of giving the voice, with one transcript per reference."""
     if args.voice and (args.ref or args.ref_text):
         raise RequestError("give either --voice or --ref/--ref-text, not both")
     if not args.voice and not args.ref:
@@ -218,16 +218,69 @@ def run_clone(args: argparse.Namespace) -> int:
             f"{len(args.ref)} --ref file(s) but {len(args.ref_text)} --ref-text; give one "
             f"transcript per reference, in the same order"
         )
+
+
+def engine_choice(args: argparse.Namespace) -> str:
+    """The engine asked for (default: the fastest), checked."""
+    from desktop_app.inference import DEFAULT_ENGINE, ENGINE_NAMES
+
+    name = str(args.engine or DEFAULT_ENGINE)
+    if name not in ENGINE_NAMES:
+        raise RequestError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    return name
+
+
+def voice_references(args: argparse.Namespace, voice: str | None) -> tuple[Any, ...]:
+    """The reference clips: the library voice ``voice``, else the --ref files."""
+    from desktop_app.inference import ReferenceClip
+
+    if voice:
+        from desktop_app.library.store import Library
+
+        return tuple(
+            ReferenceClip(clip.audio(), clip.transcript) for clip in Library().voice(voice).clips
+        )
+    from desktop_app.audio.reference import load_reference
+
+    return tuple(
+        ReferenceClip(load_reference(path, denoise=args.denoise), text)
+        for path, text in zip(args.ref, args.ref_text, strict=True)
+    )
+
+
+def load_for(args: argparse.Namespace, engine_name: str) -> tuple[Path, Any]:
+    """Find the checkpoint and load the engine, saying so on stderr."""
+    from desktop_app.inference import load_engine
+    from desktop_app.inference.model_store import resolve_model
+
+    model_dir = resolve_model(args.model)
+    _quiet_transformers()
+    _status(f"loading {args.model} ({engine_name}) ...")
+    engine = load_engine(engine_name, model_dir, args.device)
+    _status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
+    return model_dir, engine
+
+
+def run_clone(args: argparse.Namespace) -> int:
+    """``clone``: references + text in, a take file (and optional report and codes) out."""
+    import numpy as np
+
+    from desktop_app.audio.io import TakeMetadata, write_audio
+    from desktop_app.files import atomic_write
+    from desktop_app.inference import (
+        GenerationRequest,
+    )
+    from desktop_app.inference.long_text import speak
+    from desktop_app.inference.model_store import model_revision
+    from desktop_app.inference.prompt import check_request
+
+    check_voice_arguments(args)
     out = _check_output(args.out, (".wav", ".flac"), "cannot save")
     report = (
         _check_output(args.report_json, (".json",), "cannot write") if args.report_json else None
     )
     codes_out = _check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
-    engine_name = args.engine or DEFAULT_ENGINE
-    if engine_name not in ENGINE_NAMES:
-        raise RequestError(
-            f"unknown engine {engine_name!r}; choose one of {', '.join(ENGINE_NAMES)}"
-        )
+    engine_name = engine_choice(args)
     settings = GenerationRequest(
         text=args.text,
         temperature=args.temperature,
@@ -237,31 +290,19 @@ def run_clone(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
     )
     check_request(settings)  # fail fast, before the references are read and the model loads
-    if args.voice:
-        references = tuple(
-            ReferenceClip(clip.audio(), clip.transcript)
-            for clip in Library().voice(args.voice).clips
-        )
-    else:
-        references = tuple(
-            ReferenceClip(load_reference(path, denoise=args.denoise), text)
-            for path, text in zip(args.ref, args.ref_text, strict=True)
-        )
-    request = dataclasses.replace(settings, references=references)
-    model_dir = resolve_model(args.model)
-    _quiet_transformers()
-    _status(f"loading {args.model} ({engine_name}) ...")
-    engine = load_engine(engine_name, model_dir, args.device)
-    _status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
+    request = dataclasses.replace(settings, references=voice_references(args, args.voice))
+    model_dir, engine = load_for(args, engine_name)
     playback = None
     if args.play:
         from desktop_app.audio.player import Player, StreamingPlayback
 
         playback = StreamingPlayback(Player(), 24_000, request.max_seconds)
     with _FrameBar(request.max_seconds) as bar:
-        result = engine.generate(
-            request, on_progress=bar.update, on_audio=playback.feed if playback else None
+        result = speak(
+            engine, request, on_progress=bar.update, on_audio=playback.feed if playback else None
         )
+    if result.parts:
+        _status(f"said in {len(result.parts)} chunks, generated as one batch")
     if playback is not None:
         playback.finish()
     for notice in result.notices:
@@ -277,7 +318,7 @@ def run_clone(args: argparse.Namespace) -> int:
             np.save(handle, result.codes.astype(np.int64))
     if report is not None:
         _write_report(report, args.model, request, engine, result, out)
-    _record_take(args, request, result, model_revision(model_dir))
+    record_take(args, request, result, model_revision(model_dir), args.voice)
     if playback is not None:
         _finish_playback(playback, result)
     t = result.timings
@@ -301,13 +342,15 @@ def _finish_playback(playback: Any, result: Any) -> None:
     )
 
 
-def _record_take(args: argparse.Namespace, request: Any, result: Any, revision: str) -> None:
+def record_take(
+    args: argparse.Namespace, request: Any, result: Any, revision: str, voice: str | None = None
+) -> None:
     """Keep the take in the history; the output file is already complete either way."""
     from desktop_app.library.store import Library, LibraryError
 
     try:
         take = Library().record_result(
-            request, result, args.model, voice=args.voice, model_revision=revision
+            request, result, args.model, voice=voice, model_revision=revision
         )
         _status(f"recorded in the history as take {take.id}")
     except LibraryError as exc:
@@ -333,6 +376,16 @@ def _write_report(
         "settings": settings_of(request),
         "timings": {"load_s": engine.load_seconds, **dataclasses.asdict(result.timings)},
         "notices": list(result.notices),
+        "chunks": [
+            {
+                "text": part.text,
+                "seed": part.result.seed,
+                "frames": part.result.frames,
+                "stopped_by": part.result.stopped_by,
+                "pause_after_s": part.pause_after,
+            }
+            for part in result.parts
+        ],
     }
     from desktop_app.files import write_text_atomic
 

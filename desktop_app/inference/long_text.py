@@ -19,6 +19,7 @@ import numpy as np
 from desktop_app.inference.batch import generate_batch
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
+    AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
@@ -48,6 +49,23 @@ def chunk_requests(
         for i, chunk in enumerate(chunks)
     ]
     return requests, [chunk.pause_after for chunk in chunks], seed
+
+
+def speak(
+    engine: Any,
+    request: GenerationRequest,
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+    on_audio: AudioCallback | None = None,
+) -> GenerationResult:
+    """Say ``request.text``: one take (streamed to ``on_audio``) or, for a text of several
+    chunks, one batch joined (handed to ``on_audio`` in one piece when it is complete)."""
+    if not is_long(request.text):
+        return engine.generate(request, on_progress, should_stop, on_audio)
+    result = generate_long(engine, request, on_progress, should_stop)
+    if on_audio is not None:
+        on_audio(result.audio)
+    return result
 
 
 def generate_long(

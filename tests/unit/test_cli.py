@@ -78,7 +78,9 @@ def test_clone_writes_take_report_and_codes_with_network_blocked(
         "per_frame_s",
         "total_s",
         "real_time_factor",
+        "first_audio_s",
     }
+    assert data["chunks"] == []  # one sentence: one take
     array = np.load(codes)
     assert array.shape == (15, 4) and array.dtype == np.int64
     assert (array < 2048).all()
@@ -277,3 +279,79 @@ def test_doctor_reports_model_and_machine(
     assert "torch" in out and "CUDA" in out and "log file" in out
     assert cli.main(["doctor"]) == 0
     assert "not found: sesame/csm-1b is not in the local model cache" in capsys.readouterr().out
+
+
+def test_clone_says_a_long_text_in_chunks(
+    tiny_model_dir: Path, ref_wav: Path, tmp_path: Path
+) -> None:
+    out, report = tmp_path / "long.wav", tmp_path / "long.json"
+    text = (
+        "The morning train was late again, so I walked along the river. "
+        "Could you bring the blue notebook from the kitchen table? "
+        "Honestly, I did not expect the concert to be that good."
+    )
+    args = clone_args(tiny_model_dir, ref_wav, out, "--max-seconds", "0.8", "--seed", "4")
+    args[args.index("--text") + 1] = text
+    proc = run_cli(*args, "--report-json", str(report))
+    assert proc.returncode == 0, proc.stderr
+    assert "said in 3 chunks, generated as one batch" in proc.stderr
+    data = json.loads(report.read_text())
+    assert [c["seed"] for c in data["chunks"]] == [4, 5, 6]
+    assert all(c["frames"] <= 10 for c in data["chunks"])  # --max-seconds caps each chunk
+    audio, _ = sf.read(out)
+    assert audio.size > 3 * 0.5 * 24_000
+
+
+def test_batch_writes_one_file_per_line_with_a_summary(
+    tiny_model_dir: Path, ref_wav: Path, tmp_path: Path
+) -> None:
+    from desktop_app.library.store import Library
+
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text(
+        '{"text": "The first line."}\n\n'
+        '{"text": "A second, somewhat longer line.", "out": "second.flac"}\n'
+        '{"text": "Third."}\n'
+    )
+    out_dir = tmp_path / "takes"
+    proc = run_cli(
+        "batch",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(ref_wav),
+        "--ref-text",
+        REF_TEXT,
+        "--input",
+        str(lines),
+        "--out-dir",
+        str(out_dir),
+        "--max-seconds",
+        "0.8",
+        "--seed",
+        "9",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 line(s), 3 in one batch" in proc.stderr
+    files = [out_dir / "001.wav", out_dir / "second.flac", out_dir / "003.wav"]
+    for file in files:
+        assert sf.info(file).samplerate == 24_000 and str(file) in proc.stdout
+    assert "3 take(s)" in proc.stdout
+    assert sorted(t.seed for t in Library().takes()) == [9, 11, 12]  # seed + line number - 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": "oops"}\n')
+    proc = run_cli(
+        "batch",
+        "--model",
+        str(tiny_model_dir),
+        "--ref",
+        str(ref_wav),
+        "--ref-text",
+        REF_TEXT,
+        "--input",
+        str(bad),
+        "--out-dir",
+        str(out_dir),
+    )
+    assert proc.returncode == 2 and "bad.jsonl line 2" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,173 @@
+"""``batch``: many utterances from a file, one audio file each, generated in batches.
+
+The input is a text file (one utterance per non-empty line) or JSON Lines (``.jsonl``: one object
+per line with ``text`` and optionally ``voice``, a library voice for that line, and ``out``, a
+file name inside the output folder). Lines with the same voice are generated together as one
+batch on the fast engine; a line long enough to need several chunks is said as a long take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop_app.errors import RequestError
+
+EXIT_OK = 0
+
+
+@dataclass
+class Line:
+    """One utterance of the input file and where its take goes."""
+
+    number: int
+    text: str
+    voice: str | None
+    out: Path
+    result: Any = None
+
+
+def add_batch_command(sub: Any) -> None:
+    """Register ``batch`` on the sub-command parser ``sub``."""
+    from desktop_app.cli import add_sampling_arguments, add_voice_arguments
+
+    batch = sub.add_parser(
+        "batch", help="speak every line of a text or JSONL file, one audio file per line"
+    )
+    add_voice_arguments(batch)
+    batch.add_argument("--input", required=True, metavar="FILE", help="a .txt or .jsonl file")
+    batch.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the takes")
+    batch.add_argument("--format", default="wav", choices=("wav", "flac"))
+    add_sampling_arguments(batch)
+
+
+def read_lines(path: Path, out_dir: Path, default_voice: str | None, fmt: str) -> list[Line]:
+    """The utterances of ``path``.
+
+    Raises:
+        RequestError: unreadable file, bad JSON, a line without text, or an unsafe file name.
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RequestError(f"cannot read {path}: {exc}") from exc
+    lines: list[Line] = []
+    for number, row in enumerate(raw.splitlines(), start=1):
+        if not row.strip():
+            continue
+        voice, name = default_voice, f"{len(lines) + 1:03d}.{fmt}"
+        if path.suffix.lower() == ".jsonl":
+            try:
+                item = json.loads(row)
+                text = str(item["text"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RequestError(
+                    f'{path} line {number}: not a JSON object with a "text" ({exc})'
+                ) from exc
+            voice = item.get("voice") or default_voice
+            if item.get("out"):
+                name = str(item["out"])
+                if Path(name).name != name or Path(name).suffix.lower() not in (".wav", ".flac"):
+                    raise RequestError(
+                        f'{path} line {number}: "out" must be a plain .wav or .flac file name'
+                    )
+        else:
+            text = row
+        if not text.strip():
+            raise RequestError(f"{path} line {number}: the text is empty")
+        lines.append(Line(number, text.strip(), voice, out_dir / name))
+    if not lines:
+        raise RequestError(f"{path} holds no text: write one utterance per line")
+    return lines
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """``batch``: read the lines, generate them by voice in batches, write one file each."""
+    from desktop_app.audio.io import TakeMetadata, write_audio
+    from desktop_app.cli import (
+        _FrameBar,
+        _status,
+        check_voice_arguments,
+        engine_choice,
+        load_for,
+        record_take,
+        voice_references,
+    )
+    from desktop_app.inference import GenerationRequest
+    from desktop_app.inference.batch import generate_batch
+    from desktop_app.inference.long_text import is_long, speak
+    from desktop_app.inference.model_store import model_revision
+    from desktop_app.inference.prompt import check_request
+
+    out_dir = Path(args.out_dir).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = read_lines(Path(args.input).expanduser(), out_dir, args.voice, args.format)
+    if not args.ref:
+        missing_voice = [line.number for line in lines if not line.voice]
+        if missing_voice:
+            raise RequestError(
+                f"line {missing_voice[0]} has no voice: give --voice NAME or --ref/--ref-text, "
+                f'or a "voice" in each JSON line'
+            )
+    else:
+        check_voice_arguments(args)
+    engine_name = engine_choice(args)
+    settings = GenerationRequest(
+        text="-",
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_seconds=args.max_seconds,
+    )
+    check_request(settings)
+    groups: dict[str | None, list[Line]] = {}
+    for line in lines:
+        groups.setdefault(line.voice if not args.ref else None, []).append(line)
+    references = {voice: voice_references(args, voice) for voice in groups}  # fail fast
+    model_dir, engine = load_for(args, engine_name)
+    revision = model_revision(model_dir)
+    started = time.perf_counter()
+    for voice, group in groups.items():
+        requests = [
+            dataclasses.replace(
+                settings,
+                text=line.text,
+                references=references[voice],
+                seed=None if args.seed is None else args.seed + line.number - 1,
+            )
+            for line in group
+        ]
+        short = [i for i, line in enumerate(group) if not is_long(line.text)]
+        _status(f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch")
+        with _FrameBar(settings.max_seconds) as bar:
+            results = generate_batch(engine, [requests[i] for i in short], bar.update)
+        for i, result in zip(short, results, strict=True):
+            group[i].result = result
+        for i, line in enumerate(group):
+            if line.result is None:
+                with _FrameBar(settings.max_seconds) as bar:
+                    line.result = speak(engine, requests[i], on_progress=bar.update)
+        for line, request in zip(group, requests, strict=True):
+            result = line.result
+            write_audio(
+                line.out,
+                result.audio,
+                result.sample_rate,
+                TakeMetadata(
+                    text=line.text, model=args.model, seed=result.seed, engine=result.engine
+                ),
+            )
+            record_take(args, request, result, revision, voice)
+    total = time.perf_counter() - started
+    print(f"{'line':>4}  {'seconds':>7}  {'frames':>6}  {'stopped by':<10}  file")
+    for line in sorted(lines, key=lambda item: item.number):
+        r = line.result
+        print(f"{line.number:>4}  {r.seconds:>7.2f}  {r.frames:>6}  {r.stopped_by:<10}  {line.out}")
+    made = sum(line.result.seconds for line in lines)
+    print(f"{len(lines)} take(s), {made:.1f} s of audio in {total:.1f} s ({engine.name})")
+    return EXIT_OK
