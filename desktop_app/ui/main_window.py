@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.generating = False
         self._pending: GenerationRequest | None = None
         self._pending_voice: str | None = None
+        self._pending_part: tuple[Take, int] | None = None  # the long take and part being redone
         self._started = 0.0
         self.playback: StreamingPlayback | None = None  # the take playing while it is made
 
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self.voice.error.connect(self.errors.show)
         self.takes.error.connect(self.errors.show)
         self.takes.regenerate_requested.connect(self.regenerate)
+        self.takes.part_regenerate_requested.connect(self.regenerate_part)
         self.voice.import_button.clicked.connect(self.import_dialog)
 
         # the library: saved voices above the clips, the history beside this session's takes
@@ -379,10 +381,26 @@ class MainWindow(QMainWindow):
         seed = take.request.seed if self.seed_lock.isChecked() else random.randrange(2**31)
         self._submit(dataclasses.replace(take.request, seed=seed), take.voice)
 
-    def _submit(self, request: GenerationRequest, voice: str | None = None) -> None:
+    def regenerate_part(self, take: Take, index: int) -> None:
+        """Make part ``index`` of a long take again with a new seed; the other parts stay."""
+        if self.generating or self.engine_info is None or not 0 <= index < len(take.result.parts):
+            return
+        from desktop_app.inference.long_text import chunk_requests
+
+        part_request = chunk_requests(take.request)[0][index]
+        part_request = dataclasses.replace(part_request, seed=random.randrange(2**31))
+        self._submit(part_request, take.voice, part=(take, index))
+
+    def _submit(
+        self,
+        request: GenerationRequest,
+        voice: str | None = None,
+        part: tuple[Take, int] | None = None,
+    ) -> None:
         self.generating = True
         self._pending = request
         self._pending_voice = voice
+        self._pending_part = part
         self._started = time.monotonic()
         frames = max(1, round(request.max_seconds * FRAME_RATE))
         self.progress.setRange(0, frames)
@@ -427,6 +445,12 @@ class MainWindow(QMainWindow):
         self._done()
         request = self._pending
         assert request is not None
+        if self._pending_part is not None:  # one part of a long take made again
+            from desktop_app.inference.long_text import replace_part
+
+            base, index = self._pending_part
+            result = replace_part(base.result, index, result)
+            request = base.request
         self.progress.setValue(self.progress.maximum())
         self.rtf_label.setText(f"last RTF: {result.timings.real_time_factor:.2f}")
         notes = list(result.notices)

@@ -61,6 +61,7 @@ class TakesPanel(QGroupBox):
 
     error = Signal(object)
     regenerate_requested = Signal(object)  # Take
+    part_regenerate_requested = Signal(object, int)  # Take, index of the part
 
     def __init__(self, player: Player, parent: QWidget | None = None) -> None:
         super().__init__("Takes", parent)
@@ -104,9 +105,16 @@ class TakesPanel(QGroupBox):
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.setToolTip("Make this take again with the same text and settings")
         self.regenerate_button.clicked.connect(self._regenerate)
+        self.part_picker = QComboBox()
+        self.part_picker.setToolTip("A long text is said in parts; pick one to make again")
+        self.part_button = QPushButton("Regenerate part")
+        self.part_button.setToolTip("Make only this part again (new seed); the rest stays")
+        self.part_button.clicked.connect(self._regenerate_part)
         for widget in (self.save_button, self.reveal_button, self.regenerate_button):
             row.addWidget(widget)
         row.addStretch()
+        row.addWidget(self.part_picker, 1)
+        row.addWidget(self.part_button)
         layout.addLayout(row)
         self._timer = QTimer(self)
         self._timer.setInterval(30)
@@ -167,6 +175,13 @@ class TakesPanel(QGroupBox):
             self.compare_button,
         ):
             button.setEnabled(take is not None)
+        parts = take.result.parts if take is not None else ()
+        self.part_picker.clear()
+        for number, part in enumerate(parts, start=1):
+            text = part.text if len(part.text) <= 40 else part.text[:37] + "…"
+            self.part_picker.addItem(f"Part {number}: “{text}”")
+        self.part_picker.setVisible(bool(parts))
+        self.part_button.setVisible(bool(parts))
 
     # -- transport -----------------------------------------------------------------------------
 
@@ -275,3 +290,8 @@ class TakesPanel(QGroupBox):
         take = self.current
         if take is not None:
             self.regenerate_requested.emit(take)
+
+    def _regenerate_part(self) -> None:
+        take = self.current
+        if take is not None and take.result.parts:
+            self.part_regenerate_requested.emit(take, self.part_picker.currentIndex())

@@ -106,8 +106,11 @@ class InferenceWorker(QObject):
         try:
             if self.engine is None:
                 raise UserError("no model is loaded yet; choose a model first")
-            result = self.engine.generate(
-                request,
+            from desktop_app.inference.long_text import speak
+
+            result = speak(
+                self.engine,
+                request,  # type: ignore[arg-type]
                 on_progress=self.progressed.emit,
                 should_stop=self._stop.is_set,
                 on_audio=self.audio_ready.emit if stream else None,

@@ -225,3 +225,35 @@ def test_a_take_plays_while_it_is_generated(window: MainWindow, qtbot: QtBot) ->
     assert window.player.position == take.result.audio.size
     assert window.player.underruns == 0
     assert "first audio after" in window.progress_label.text()
+
+
+def test_a_long_text_is_said_in_parts_and_one_part_made_again(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    window.voice.add_clip(smoke_clip())
+    window.text.setPlainText(
+        "The morning train was late again, so I walked along the river. "
+        "Could you bring the blue notebook from the kitchen table? "
+        "Honestly, I did not expect the concert to be that good."
+    )
+    window.max_seconds.setValue(0.8)  # caps each part
+    window.seed_lock.setChecked(True)
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    take = made.args[0]
+    assert len(take.result.parts) == 3 and "batch of 3" in take.result.engine
+    panel = window.takes
+    assert panel.part_picker.count() == 3 and panel.part_button.isVisibleTo(panel)
+    panel.part_picker.setCurrentIndex(1)
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as again:
+        qtbot.mouseClick(panel.part_button, Qt.MouseButton.LeftButton)
+    redone = again.args[0]
+    assert panel.take_list.count() == 2
+    old, new = take.result.parts, redone.result.parts
+    assert new[0] == old[0] and new[2] == old[2]
+    assert new[1].text == old[1].text and new[1].result.seed != old[1].result.seed
+    start = old[0].result.audio.size
+    np.testing.assert_array_equal(
+        redone.result.audio[: start - 300], take.result.audio[: start - 300]
+    )
+    assert redone.request.text == take.request.text
