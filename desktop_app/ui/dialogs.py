@@ -24,6 +24,19 @@ from desktop_app.inference.model_store import DEFAULT_MODEL_ID, model_page
 from desktop_app.ui.workers import DownloadWorker, InternalError, as_user_error
 
 
+def ask_audio_path(parent: QWidget, title: str, suggested: Path) -> Path | None:
+    """Ask where to write a take; a name without .wav or .flac gets .wav. None: cancelled."""
+    name, _ = QFileDialog.getSaveFileName(
+        parent, title, str(suggested), "WAV (*.wav);;FLAC (*.flac)"
+    )
+    return audio_target(Path(name)) if name else None
+
+
+def audio_target(path: Path) -> Path:
+    """``path`` as a WAV or FLAC file name."""
+    return path if path.suffix.lower() in (".wav", ".flac") else path.with_suffix(".wav")
+
+
 class ErrorFunnel:
     """Every error the window shows goes through here: one dialog, actionable text."""
 

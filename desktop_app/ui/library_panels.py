@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -42,6 +41,7 @@ from desktop_app.audio.io import TakeMetadata, write_audio
 from desktop_app.audio.reference import prepare_reference
 from desktop_app.errors import UserError
 from desktop_app.library.store import Library, LibraryError, RemovedVoice, TakeRecord
+from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.voice_panel import Clip, VoicePanel
 
 log = logging.getLogger(__name__)
@@ -525,24 +525,18 @@ class HistoryPanel(QWidget):
         record = self.current
         if record is None:
             return
-        name, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export take",
-            str(Path.home() / f"take-{record.id}-seed{record.seed}.wav"),
-            "WAV (*.wav);;FLAC (*.flac)",
-        )
-        if name:
-            self.export(record, Path(name))
+        suggested = Path.home() / f"take-{record.id}-seed{record.seed}.wav"
+        target = ask_audio_path(self, "Export take", suggested)
+        if target is not None:
+            self.export(record, target)
 
     def export(self, record: TakeRecord, target: Path) -> bool:
         """Write ``record``'s audio to ``target``; errors go to the funnel."""
-        if target.suffix.lower() not in (".wav", ".flac"):
-            target = target.with_suffix(".wav")
         try:
             metadata = TakeMetadata(
                 text=record.text, model=record.model, seed=record.seed, engine=record.engine
             )
-            write_audio(target, record.audio(), 24_000, metadata)
+            write_audio(audio_target(target), record.audio(), 24_000, metadata)
         except UserError as exc:
             self.error.emit(exc)
             return False

@@ -15,7 +15,6 @@ from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -30,6 +29,7 @@ from desktop_app.audio.io import TakeMetadata, write_audio
 from desktop_app.audio.player import Player
 from desktop_app.errors import UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.waveform_view import WaveformView
 
 
@@ -258,19 +258,15 @@ class TakesPanel(QGroupBox):
         take = self.current
         if take is None:
             return
-        name, _ = QFileDialog.getSaveFileName(
-            self, "Save take", str(Path.home() / take.path.name), "WAV (*.wav);;FLAC (*.flac)"
-        )
-        if name:
-            self.save(take, Path(name))
+        target = ask_audio_path(self, "Save take", Path.home() / take.path.name)
+        if target is not None:
+            self.save(take, target)
 
     def save(self, take: Take, target: Path) -> bool:
         """Write ``take`` to ``target`` (WAV or FLAC, with metadata); errors go to the funnel."""
-        if target.suffix.lower() not in (".wav", ".flac"):
-            target = target.with_suffix(".wav")
         try:
             write_audio(
-                target,
+                audio_target(target),
                 take.result.audio,
                 take.result.sample_rate,
                 self._metadata(take.request, take.result, take.model),

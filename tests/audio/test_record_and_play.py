@@ -71,11 +71,10 @@ def test_recorder_captures_what_plays_into_the_microphone(tmp_path: Path) -> Non
     assert not raw.exists()  # the raw file became the WAV
 
 
-def test_player_output_matches_the_take(tmp_path: Path) -> None:
-    take = voiced(2.0, 24_000, f0=150) * np.linspace(0.2, 1.0, 48_000, dtype=np.float32)
-    capture = tmp_path / "captured.raw"
-    with capture.open("wb") as out:
-        parec = subprocess.Popen(
+def capture_sink(path: Path) -> subprocess.Popen[bytes]:
+    """Record what plays into the null sink (its monitor) as raw float32 at 48 kHz."""
+    with path.open("wb") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
             [
                 "parec",
                 "--device=vsink.monitor",
@@ -86,16 +85,22 @@ def test_player_output_matches_the_take(tmp_path: Path) -> None:
             ],
             stdout=out,
         )
-        try:
-            time.sleep(0.5)
-            player = Player()
-            player.play(take, 24_000)
-            assert player.wait(timeout=10)
-            assert player.position == take.size
-            time.sleep(0.5)
-        finally:
-            parec.terminate()
-            parec.wait(timeout=10)
+
+
+def test_player_output_matches_the_take(tmp_path: Path) -> None:
+    take = voiced(2.0, 24_000, f0=150) * np.linspace(0.2, 1.0, 48_000, dtype=np.float32)
+    capture = tmp_path / "captured.raw"
+    parec = capture_sink(capture)
+    try:
+        time.sleep(0.5)
+        player = Player()
+        player.play(take, 24_000)
+        assert player.wait(timeout=10)
+        assert player.position == take.size
+        time.sleep(0.5)
+    finally:
+        parec.terminate()
+        parec.wait(timeout=10)
     captured = np.fromfile(capture, dtype=np.float32)
     assert captured.size > 48_000
     assert aligned_correlation(take, 24_000, captured, 48_000) > 0.9
@@ -118,22 +123,6 @@ def test_a_recording_cut_off_by_a_crash_is_recovered(tmp_path: Path) -> None:
     audio, rate = sf.read(wav)
     assert rate == 48_000 and audio.size / rate > 1.0
     assert unfinished_recordings(folder) == []
-
-
-def capture_sink(path: Path) -> subprocess.Popen[bytes]:
-    """Record what plays into the null sink (its monitor) as raw float32 at 48 kHz."""
-    with path.open("wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [
-                "parec",
-                "--device=vsink.monitor",
-                "--format=float32le",
-                "--rate=48000",
-                "--channels=1",
-                "--latency-msec=20",
-            ],
-            stdout=out,
-        )
 
 
 @pytest.mark.parametrize("speed", [0.5, 3.0])
