@@ -314,23 +314,12 @@ def test_batch_writes_one_file_per_line_with_a_summary(
         '{"text": "Third."}\n'
     )
     out_dir = tmp_path / "takes"
-    proc = run_cli(
-        "batch",
-        "--model",
-        str(tiny_model_dir),
-        "--ref",
-        str(ref_wav),
-        "--ref-text",
-        REF_TEXT,
-        "--input",
-        str(lines),
-        "--out-dir",
-        str(out_dir),
-        "--max-seconds",
-        "0.8",
-        "--seed",
-        "9",
-    )
+
+    def batch(source: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        voice = ("--model", str(tiny_model_dir), "--ref", str(ref_wav), "--ref-text", REF_TEXT)
+        return run_cli("batch", *voice, "--input", str(source), "--out-dir", str(out_dir), *extra)
+
+    proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
     assert proc.returncode == 0, proc.stderr
     assert "3 line(s), 3 in one batch" in proc.stderr
     files = [out_dir / "001.wav", out_dir / "second.flac", out_dir / "003.wav"]
@@ -340,18 +329,6 @@ def test_batch_writes_one_file_per_line_with_a_summary(
     assert sorted(t.seed for t in Library().takes()) == [9, 11, 12]  # seed + line number - 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "oops"}\n')
-    proc = run_cli(
-        "batch",
-        "--model",
-        str(tiny_model_dir),
-        "--ref",
-        str(ref_wav),
-        "--ref-text",
-        REF_TEXT,
-        "--input",
-        str(bad),
-        "--out-dir",
-        str(out_dir),
-    )
+    proc = batch(bad)
     assert proc.returncode == 2 and "bad.jsonl line 2" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
