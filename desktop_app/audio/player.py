@@ -40,6 +40,7 @@ class Player:
         self._finished = threading.Event()
         self._finished.set()
         self._open_ended = False  # streaming: more audio may still be appended
+        self.session = 0  # counts play() and start_stream(): a stream's feeder checks it is current
         self.underruns = 0  # device blocks that found the stream's buffer empty
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
@@ -59,6 +60,7 @@ class Player:
     def play(self, audio: np.ndarray, rate: int, start: int = 0, end: int | None = None) -> None:
         """Play ``audio[start:end]`` from the beginning of that range."""
         self.stop()
+        self.session += 1
         self._audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.rate = rate
         self._position = max(0, start)
@@ -68,6 +70,7 @@ class Player:
     def start_stream(self, rate: int, capacity: int) -> None:
         """Prepare to play audio arriving in pieces (``feed``); the device opens on ``begin``."""
         self.stop()
+        self.session += 1
         self._audio = np.zeros(max(capacity, 1), dtype=np.float32)
         self.rate = rate
         self._position = 0
@@ -193,14 +196,15 @@ class StreamingPlayback:
         self.started_at: float | None = None  # seconds of audio made when playback began
         self.error: UserError | None = None  # the device could not be opened: not played
         player.start_stream(rate, int(max_seconds * rate) + rate)
+        self._session = player.session
 
     def feed(self, piece: np.ndarray) -> None:
         """Append a piece; start the device when enough is buffered.
 
         A device that cannot be opened is remembered in ``error``: the take goes on.
         """
-        if self.error is not None:
-            return
+        if self.error is not None or self.player.session != self._session:
+            return  # the player was given something else to play meanwhile
         try:
             self._feed(piece)
         except UserError as exc:
@@ -234,7 +238,7 @@ class StreamingPlayback:
 
     def finish(self) -> None:
         """The take is complete: play out what is left."""
-        if self.error is not None:
+        if self.error is not None or self.player.session != self._session:
             return
         if self.started_at is None:
             self.started_at = self.player.length / self.rate

@@ -196,3 +196,17 @@ def test_clone_play_streams_the_take_to_the_output(tiny_model_dir: Path, tmp_pat
     # the sound server after resampling to 48 kHz, so the two differ where it clips (~0.7 here;
     # unrelated audio gives ~0); the clean-signal stream test above holds the 0.9 bar
     assert aligned_correlation(written, rate, captured, 48_000) > 0.6
+
+
+def test_a_stream_stops_feeding_once_the_player_plays_something_else() -> None:
+    player = Player()
+    playback = StreamingPlayback(player, 24_000, max_seconds=2.0)
+    playback.feed(voiced(0.3, 24_000))
+    other = voiced(0.5, 24_000, f0=200)
+    player.play(other, 24_000)  # the user plays a take while the stream is still coming
+    try:
+        playback.feed(voiced(0.3, 24_000))
+        playback.finish()
+        assert player.length == other.size  # nothing of the stream appended to it
+    finally:
+        player.stop()
