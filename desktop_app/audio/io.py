@@ -86,13 +86,22 @@ def read_audio(path: str | os.PathLike[str]) -> DecodedAudio:
 
 
 def _check_readable(p: Path) -> None:
-    if not p.exists():
-        raise AudioFileError(f"file not found: {p}")
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise AudioFileError(f"file not found: {p}") from None
+    except PermissionError:  # a folder on the way may not be ours to enter
+        raise AudioFileError(
+            f"cannot read {p}: permission denied (the file or a folder on its path); copy it "
+            f"somewhere you can read, or ask its owner"
+        ) from None
+    except OSError as exc:
+        raise AudioFileError(f"cannot read {p}: {exc.strerror or exc}") from None
     if p.is_dir():
         raise AudioFileError(f"{p} is a folder, not an audio file")
     if not os.access(p, os.R_OK):
-        raise AudioFileError(f"cannot read {p}: permission denied")
-    if p.stat().st_size == 0:
+        raise AudioFileError(f"cannot read {p}: permission denied; copy it somewhere you can read")
+    if info.st_size == 0:
         raise AudioFileError(f"{p} is empty (0 bytes)")
 
 
