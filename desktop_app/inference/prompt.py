@@ -6,6 +6,7 @@ from typing import Any
 
 from desktop_app.errors import RequestError
 from desktop_app.inference.engine import GenerationRequest
+from desktop_app.inference.text_chunks import clean_text
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -14,10 +15,10 @@ def check_request(request: GenerationRequest) -> None:
     Raises:
         RequestError: empty text or transcript, or settings out of range.
     """
-    if not request.text.strip():
+    if not clean_text(request.text).strip():
         raise RequestError("nothing to say: the text is empty; type what the voice should say")
     for number, clip in enumerate(request.references, start=1):
-        if not clip.transcript.strip():
+        if not clean_text(clip.transcript).strip():
             raise RequestError(
                 f"reference clip {number} has no transcript; type exactly what is said in it"
             )
@@ -40,11 +41,12 @@ def build_conversation(request: GenerationRequest) -> list[dict[str, Any]]:
         {
             "role": speaker,
             "content": [
-                {"type": "text", "text": clip.transcript.strip()},
+                {"type": "text", "text": " ".join(clean_text(clip.transcript).split())},
                 {"type": "audio", "path": clip.audio},
             ],
         }
         for clip in request.references
     ]
-    turns.append({"role": speaker, "content": [{"type": "text", "text": request.text.strip()}]})
+    text = " ".join(clean_text(request.text).split())
+    turns.append({"role": speaker, "content": [{"type": "text", "text": text}]})
     return turns

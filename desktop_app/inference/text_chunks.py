@@ -14,6 +14,7 @@ models and hundreds of MB for a few dozen lines of rules, and the rules here are
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MAX_CHARS = 220
@@ -44,8 +45,24 @@ class Chunk:
     pause_after: float
 
 
+def clean_text(text: str) -> str:
+    """What the model reads: NFC-normalized, control and invisible format characters removed
+    (line breaks kept), so pasted terminal colours or zero-width joiners say nothing."""
+    kept = []
+    for char in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(char)
+        if char in "\n\t":
+            kept.append(char)
+        elif category == "Cc":
+            kept.append(" ")
+        elif category != "Cf":
+            kept.append(char)
+    return "".join(kept)
+
+
 def split_text(text: str, max_chars: int = MAX_CHARS) -> list[Chunk]:
     """Chunks of at most ``max_chars`` characters, in order, covering every word of ``text``."""
+    text = clean_text(text)
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text)]
     paragraphs = [p for p in paragraphs if p]
     chunks: list[Chunk] = []
