@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,17 @@ def run_cli(
         cwd=REPO,
         check=False,
     )
+
+
+@pytest.fixture
+def window(qtbot: Any, tiny_model_dir: Path) -> Any:
+    """The studio window, shown, with the tiny checkpoint loaded through its worker thread."""
+    from desktop_app.config import Settings
+    from desktop_app.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(model=str(tiny_model_dir)))
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.model_ready, timeout=60_000):
+        win.load_model(str(tiny_model_dir))
+    return win

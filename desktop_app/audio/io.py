@@ -6,6 +6,7 @@ soundfile (libsndfile) reads WAV, FLAC, OGG/Vorbis/Opus and MP3; what phones and
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,23 +157,25 @@ def write_audio(
     data = np.asarray(audio, dtype=np.float32)
     data = np.clip(np.nan_to_num(data), -1.0, 1.0)
     channels = 1 if data.ndim == 1 else data.shape[1]
+    # encode in memory first: libsndfile's write callback cannot report a full disk (soundfile
+    # turns the OSError into a failed assertion), a plain write of the bytes can
+    encoded = io.BytesIO()
     try:
-        with (
-            atomic_write(p) as handle,
-            sf.SoundFile(
-                handle,
-                "w",
-                samplerate=sample_rate,
-                channels=channels,
-                format=fmt[0],
-                subtype=fmt[1],
-            ) as out,
-        ):
+        with sf.SoundFile(
+            encoded,
+            "w",
+            samplerate=sample_rate,
+            channels=channels,
+            format=fmt[0],
+            subtype=fmt[1],
+        ) as out:
             if metadata is not None:
                 _apply_metadata(out, metadata)
             out.write(data)
     except sf.LibsndfileError as exc:
-        raise OutputFileError(f"cannot save {p}: {exc}; choose another folder") from exc
+        raise OutputFileError(f"cannot save {p}: {exc}") from exc
+    with atomic_write(p) as handle:
+        handle.write(encoded.getbuffer())
     return p
 
 

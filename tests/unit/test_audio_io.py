@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
@@ -164,19 +163,41 @@ def test_write_audio_keeps_metadata_and_marks_ai(tmp_path: Path, suffix: str) ->
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-def test_write_audio_is_atomic_when_the_disk_fills(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_audio_is_atomic_when_the_disk_fills(tmp_path: Path) -> None:
+    """A real write failure: the file size limit (RLIMIT_FSIZE) stops the write with EFBIG, as a
+    full disk stops it with ENOSPC. The old file stays as it was, no temporary file is left."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
     path = tmp_path / "take.wav"
-    write_audio(path, voiced(1.0, 24_000), 24_000)
+    write_audio(path, voiced(0.05, 24_000), 24_000)
     before = path.read_bytes()
-
-    def disk_full(self: sf.SoundFile, data: np.ndarray) -> None:
-        raise OSError(28, os.strerror(28))
-
-    monkeypatch.setattr(sf.SoundFile, "write", disk_full)
-    with pytest.raises(OutputFileError, match="No space left on device"):
-        write_audio(path, voiced(2.0, 24_000), 24_000)
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "import numpy as np\n"
+        "from desktop_app.audio.io import TakeMetadata, write_audio\n"
+        "from desktop_app.errors import UserError\n"
+        "try:\n"
+        "    write_audio(sys.argv[1], np.zeros(48_000, np.float32), 24_000, "
+        "TakeMetadata('t', 'm', 1))\n"
+        "except UserError as e:\n"
+        "    print(e)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr  # a clear error, no traceback
+    assert "cannot write" in proc.stdout and "File too large" in proc.stdout
     assert path.read_bytes() == before  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["take.wav"]  # no temp file left
 

@@ -1,0 +1,88 @@
+"""Faults while working: the sound server dies mid-recording, a save fails, the window closes
+during a generation. What was recorded or generated is never lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+from pytestqt.qtbot import QtBot
+
+from desktop_app.ui.app import smoke_clip
+from desktop_app.ui.main_window import MainWindow
+from tests.support.pulse import ensure_pulseaudio
+
+pytestmark = pytest.mark.usefixtures("pulse")
+
+
+def test_the_sound_server_dying_mid_recording_keeps_what_was_recorded(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    voice = window.voice
+    qtbot.mouseClick(voice.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: voice.recorder is not None and voice.recorder.seconds > 1.0, timeout=10_000
+    )
+    try:
+        subprocess.run(["pulseaudio", "--kill"], check=True, timeout=10)  # the device is gone
+        qtbot.waitUntil(lambda: not voice.record_button.isChecked(), timeout=10_000)
+    finally:
+        os.environ.pop("CSM_TEST_PULSE", None)
+        assert ensure_pulseaudio() is None  # a fresh server for the tests that follow
+    assert len(voice.clips) == 1 and voice.clips[0].seconds > 1.0
+    assert "recording stopped early" in window.errors.last_message
+    assert voice.clips[0].path is not None and voice.clips[0].path.exists()
+
+
+def make_take(window: MainWindow, qtbot: QtBot) -> object:
+    window.voice.add_clip(smoke_clip())
+    window.text.setPlainText("Keep this take safe.")
+    window.max_seconds.setValue(0.8)
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    return made.args[0]
+
+
+def test_a_failed_save_leaves_no_partial_file_and_the_take_savable_elsewhere(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    take = make_take(window, qtbot)
+    # /proc refuses new files even to root: a real read-only place
+    target = Path("/proc/self/take.wav")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    qtbot.mouseClick(window.takes.save_button, Qt.MouseButton.LeftButton)
+    assert "cannot" in window.errors.last_message.lower()
+    assert not target.exists()
+    # the take is still listed, playable and savable somewhere else
+    assert window.takes.current is take
+    good = tmp_path / "elsewhere.flac"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(good), ""))
+    qtbot.mouseClick(window.takes.save_button, Qt.MouseButton.LeftButton)
+    audio, _ = sf.read(good, dtype="float32")
+    np.testing.assert_allclose(audio, np.clip(take.result.audio, -1, 1), atol=1e-4)  # type: ignore[attr-defined]
+    qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
+    assert window.player.playing
+
+
+def test_closing_the_window_during_a_generation_shuts_down_cleanly(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    window.voice.add_clip(smoke_clip())
+    window.text.setPlainText("A long take that is still being made when the window closes.")
+    window.max_seconds.setValue(60.0)
+    frames: list[int] = []
+    window.worker.progressed.connect(lambda f, s: frames.append(f))
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(frames) >= 5, timeout=30_000)
+    before = threading.active_count()
+    window.close()
+    assert window._thread.isFinished()  # the worker's thread stopped, nothing left running
+    assert not window.player.playing
+    assert threading.active_count() <= before
