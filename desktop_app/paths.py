@@ -46,3 +46,10 @@ def log_dir() -> Path:
 def log_file() -> Path:
     """The app's log file (rotated)."""
     return log_dir() / "csm-studio.log"
+
+
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by this user only: it will hold voices."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path

@@ -138,6 +138,7 @@ def write_audio(
     audio: np.ndarray,
     sample_rate: int,
     metadata: TakeMetadata | None = None,
+    permissions: int = 0o644,
 ) -> Path:
     """Write mono or (frames, channels) audio as WAV or FLAC, atomically, with metadata.
 
@@ -174,7 +175,7 @@ def write_audio(
             out.write(data)
     except sf.LibsndfileError as exc:
         raise OutputFileError(f"cannot save {p}: {exc}") from exc
-    with atomic_write(p) as handle:
+    with atomic_write(p, permissions=permissions) as handle:
         handle.write(encoded.getbuffer())
     return p
 

@@ -22,6 +22,7 @@ import numpy as np
 from desktop_app.audio.io import write_audio
 from desktop_app.audio.ring_buffer import RingBuffer
 from desktop_app.errors import UserError
+from desktop_app.paths import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,12 @@ class Recorder:
         """Open the device and start writing; returns the raw file being written."""
         import sounddevice as sd
 
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # a recording is someone's voice: user-only
         stem = name or time.strftime("recording-%Y%m%d-%H%M%S")
         self._raw_path = self.folder / f"{stem}{RAW_SUFFIX}"
         note = {"sample_rate": self.rate, "channels": 1, "dtype": "float32", "started": time.time()}
-        (self.folder / f"{stem}{NOTE_SUFFIX}").write_text(json.dumps(note))
+        with _private_open(self.folder / f"{stem}{NOTE_SUFFIX}", os.O_TRUNC) as handle:
+            handle.write(json.dumps(note).encode())
         try:
             self._stream = sd.InputStream(
                 device=self.device,
@@ -93,7 +95,7 @@ class Recorder:
     def _drain(self) -> None:
         assert self._raw_path is not None
         block = np.zeros(self.rate // 10, dtype=np.float32)
-        with self._raw_path.open("ab") as raw:
+        with _private_open(self._raw_path, os.O_APPEND) as raw:
             while self._running.is_set() or self._ring.available():
                 count = self._ring.read_into(block)
                 if count:
@@ -151,6 +153,11 @@ class Recorder:
                     path.unlink()
 
 
+def _private_open(path: Path, flag: int) -> Any:
+    """Open ``path`` for binary writing, created readable by this user only."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600), "wb")
+
+
 def note_path(raw_path: Path) -> Path:
     """The JSON note that goes with a raw recording."""
     return raw_path.with_name(raw_path.name.removesuffix(RAW_SUFFIX) + NOTE_SUFFIX)
@@ -161,7 +168,7 @@ def finish_recording(raw_path: Path) -> Path:
     note = json.loads(note_path(raw_path).read_text())
     samples = np.fromfile(raw_path, dtype=np.float32)
     wav = raw_path.with_name(raw_path.name.removesuffix(RAW_SUFFIX) + ".wav")
-    write_audio(wav, samples, int(note["sample_rate"]))
+    write_audio(wav, samples, int(note["sample_rate"]), permissions=0o600)
     raw_path.unlink()
     note_path(raw_path).unlink()
     return wav

@@ -132,10 +132,15 @@ class TakesPanel(QGroupBox):
     ) -> Take:
         """Keep a new take: write it to the takes folder, list it, select it."""
         number = len(self.takes) + 1
-        folder = paths.data_dir() / "takes"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = paths.private_folder(paths.data_dir() / "takes")
         path = folder / f"take-{time.strftime('%Y%m%d-%H%M%S')}-{number}-seed{result.seed}.wav"
-        write_audio(path, result.audio, result.sample_rate, self._metadata(request, result, model))
+        write_audio(
+            path,
+            result.audio,
+            result.sample_rate,
+            self._metadata(request, result, model),
+            permissions=0o600,  # a cloned voice: user-only until the user saves it elsewhere
+        )
         take = Take(number, request, result, model, path, voice)
         self.takes.append(take)
         self.take_list.addItem(take.label())
