@@ -29,6 +29,7 @@ from desktop_app.inference.engine import (
     GenerationTimings,
     ProgressCallback,
     StopCheck,
+    check_stop,
 )
 from desktop_app.inference.fast_engine import END_CHECK_EVERY, FastEngine
 from desktop_app.inference.prompt import check_request
@@ -99,7 +100,9 @@ class _Batch:
         with torch.inference_mode():
             backbone = e.backbone.with_batch(rows)
             depth = e.depth.with_batch(rows)
+            check_stop(should_stop)
             hidden = self._prefill(backbone, prompts)
+            check_stop(should_stop)
             e._set_sampling(self.requests[0], 0)
             generators = []
             for seed in seeds:
@@ -151,6 +154,7 @@ class _Batch:
         for index in range(len(self.requests)):
             take = self._codes[index]
             audio = e.reference.decode(take)
+            check_stop(should_stop)
             results.append(
                 GenerationResult(
                     audio=audio,

@@ -16,7 +16,17 @@ ProgressCallback = Callable[[int, float], None]
 """Called after each frame with (frames made so far, seconds of audio made so far)."""
 
 StopCheck = Callable[[], bool]
-"""Returns True when the user asked to cancel; checked between frames."""
+"""Returns True when the user asked to cancel; checked before and after the prefill, between
+frames, and after the decode."""
+
+
+def check_stop(should_stop: StopCheck | None) -> None:
+    """Raise GenerationCancelled when the user asked to cancel."""
+    if should_stop is not None and should_stop():
+        from desktop_app.errors import GenerationCancelled
+
+        raise GenerationCancelled()
+
 
 AudioCallback = Callable[[np.ndarray], None]
 """Called with each new piece of the take's 24 kHz audio as soon as it is decoded; the pieces,

@@ -42,6 +42,7 @@ from desktop_app.inference.engine import (
     GenerationTimings,
     ProgressCallback,
     StopCheck,
+    check_stop,
 )
 from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
 from desktop_app.inference.streaming import StreamingDecoder
@@ -532,7 +533,8 @@ class FastEngine:
         first_audio: float | None = None
         streamed = 0  # frames already decoded and handed over
         seed = request.seed if request.seed is not None else random.randrange(2**31)
-        inputs, voice_len, key = self._prompt(request)
+        inputs, voice_len, key = self._prompt(request)  # encodes the voice clips (Mimi)
+        check_stop(should_stop)
         max_frames = min(
             self.reference.max_frames(request), self.context - inputs["input_ids"].shape[1]
         )
@@ -541,6 +543,7 @@ class FastEngine:
         end: int | None = None
         with torch.inference_mode():
             reused = self._prefill(inputs, voice_len, key)
+            check_stop(should_stop)
             generator = self._set_sampling(request, seed)
             graphed = self._uses_graph()
             if graphed and self._graph is None:
@@ -584,6 +587,7 @@ class FastEngine:
             audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         else:
             audio = self.reference.decode(codes)
+        check_stop(should_stop)
         timings = GenerationTimings.measured(
             started, stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )

@@ -28,6 +28,7 @@ from desktop_app.inference.engine import (
     GenerationTimings,
     ProgressCallback,
     StopCheck,
+    check_stop,
 )
 from desktop_app.inference.model_store import check_checkpoint
 from desktop_app.inference.prompt import build_conversation, check_request
@@ -250,6 +251,7 @@ class TransformersEngine:
         if "input_values" in batch:
             batch["input_values"] = batch["input_values"].to(model_dtype)
         max_frames = self.max_frames(request)
+        check_stop(should_stop)
         clock = _FrameClock(self.frame_rate, on_progress, should_stop)
         torch.manual_seed(seed)
         try:
@@ -265,6 +267,7 @@ class TransformersEngine:
         stopped_by = "end-frame" if end is not None else "max-length"
         codes = codes[:end] if end is not None else codes
         audio = self.decode(codes)
+        check_stop(should_stop)
         timings = GenerationTimings.measured(
             clock.started, clock.stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )

@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.player = Player(settings.output_device or None)
         self.engine_info: EngineInfo | None = None
         self.generating = False
+        self.loading = False
         self._pending: GenerationRequest | None = None
         self._pending_voice: str | None = None
         self._pending_part: tuple[Take, int] | None = None  # the long take and part being redone
@@ -301,7 +302,10 @@ class MainWindow(QMainWindow):
         self.engine_info = None
         self.progress.setRange(0, 0)  # busy
         self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.loading = True
         self.model_label.setText("model: loading…")
+        self.worker.begin()
         self.worker.load_requested.emit(model, self.settings.engine, self.settings.device)
 
     def model_setup(self, problem: str = "") -> None:
@@ -315,6 +319,8 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(text[:1].upper() + text[1:] + "…")
 
     def _loaded(self, info: EngineInfo) -> None:
+        self.loading = False
+        self.cancel_button.setEnabled(False)
         self.engine_info = info
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -412,6 +418,7 @@ class MainWindow(QMainWindow):
         if self.play_live.isChecked():
             self.takes.stop()
             self.playback = StreamingPlayback(self.player, 24_000, request.max_seconds)
+        self.worker.begin()
         self.worker.generate_requested.emit(request, self.playback is not None)
 
     def _audio_ready(self, piece: object) -> None:
@@ -421,8 +428,8 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"Not playing: {self.playback.error}", 8000)
 
     def cancel(self) -> None:
-        """Stop the running generation after the current frame."""
-        if self.generating:
+        """Stop the running generation after the current frame (or drop a model being loaded)."""
+        if self.generating or self.loading:
             self.worker.cancel()
             self.progress_label.setText("Cancelling…")
 
@@ -492,12 +499,21 @@ class MainWindow(QMainWindow):
     def _cancelled(self) -> None:
         self._done()
         self.player.stop()  # what was streamed of a cancelled take stops too
+        self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress_label.setText("Cancelled.")
+        if self.loading:
+            self.loading = False
+            self.engine_info = None
+            self.generate_button.setEnabled(False)
+            self.model_label.setText("model: not loaded (cancelled)")
+            self.progress_label.setText("Loading cancelled: choose a model in the Model menu.")
+        else:
+            self.progress_label.setText("Cancelled.")
         self.generation_cancelled.emit()
 
     def _failed(self, error: UserError) -> None:
-        was_loading = self.engine_info is None and not self.generating
+        was_loading = self.loading
+        self.loading = False
         if self.generating:
             self.player.stop()
         self._done()

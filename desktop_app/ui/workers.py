@@ -72,9 +72,18 @@ class InferenceWorker(QObject):
         """Ask the running generation to stop after the current frame (any thread)."""
         self._stop.set()
 
+    def begin(self) -> None:
+        """Forget an earlier cancel; called by the window before it queues a request, so that a
+        cancel pressed before the worker picks the request up still counts."""
+        self._stop.clear()
+
     @Slot(str, str, str)
     def load(self, model: str, engine: str, device: str) -> None:
-        """Find the checkpoint and load it (the previous engine is dropped first)."""
+        """Find the checkpoint and load it (the previous engine is dropped first).
+
+        Loading cannot stop half-way inside transformers; a cancel asked meanwhile is honoured
+        as soon as it returns: the engine is dropped and ``cancelled`` is emitted.
+        """
         try:
             from desktop_app.inference import load_engine
             from desktop_app.inference.model_store import resolve_model
@@ -85,6 +94,10 @@ class InferenceWorker(QObject):
             self.load_progressed.emit(f"loading {folder.name} ({engine})")
             started = time.perf_counter()
             self.engine = load_engine(engine, folder, device)
+            if self._stop.is_set():
+                self.engine = None
+                self.cancelled.emit()
+                return
             self.loaded.emit(
                 EngineInfo(
                     model=model,
@@ -102,7 +115,6 @@ class InferenceWorker(QObject):
     @Slot(object, bool)
     def generate(self, request: object, stream: bool = False) -> None:
         """Generate one take; emits finished, cancelled or failed (and audio_ready pieces)."""
-        self._stop.clear()
         try:
             if self.engine is None:
                 raise UserError("no model is loaded yet; choose a model first")

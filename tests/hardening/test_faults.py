@@ -86,3 +86,46 @@ def test_closing_the_window_during_a_generation_shuts_down_cleanly(
     assert window._thread.isFinished()  # the worker's thread stopped, nothing left running
     assert not window.player.playing
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3, 4])
+def test_cancel_at_every_stage_of_a_take(tiny_model_dir: Path, stage: int) -> None:
+    """Checks come after the voice is encoded, after the prefill, between frames, after the
+    decode: a cancel at check N stops there, and the engine makes the next take as usual."""
+    from desktop_app.errors import GenerationCancelled
+    from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
+
+    for name in ("fast", "transformers"):
+        engine = load_engine(name, tiny_model_dir, "cpu")
+        request = GenerationRequest(
+            "Say this.", (ReferenceClip(smoke_clip().audio, "Hello."),), seed=3, max_seconds=0.16
+        )  # two frames: checks are before prefill-end, prefill, frame 1, frame 2, decode
+        checks: list[int] = []
+
+        def stop_at(n: int = stage, checks: list[int] = checks) -> bool:
+            checks.append(1)
+            return len(checks) == n
+
+        with pytest.raises(GenerationCancelled):
+            engine.generate(request, should_stop=stop_at)
+        assert len(checks) == stage
+        assert engine.generate(request).frames == 2
+
+
+def test_cancel_while_the_model_loads(qtbot: QtBot, tiny_model_dir: Path) -> None:
+    from desktop_app.config import Settings
+
+    window = MainWindow(Settings())
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.generation_cancelled, timeout=60_000):
+        window.load_model(str(tiny_model_dir))
+        assert window.cancel_button.isEnabled()
+        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.engine_info is None and window.worker.engine is None
+    assert not window.generate_button.isEnabled()
+    assert window.model_label.text() == "model: not loaded (cancelled)"
+    with qtbot.waitSignal(window.model_ready, timeout=60_000):  # loading again works
+        window.load_model(str(tiny_model_dir))
+    assert window.generate_button.isEnabled()
+    window.close()
