@@ -129,3 +129,51 @@ def test_cancel_while_the_model_loads(qtbot: QtBot, tiny_model_dir: Path) -> Non
         window.load_model(str(tiny_model_dir))
     assert window.generate_button.isEnabled()
     window.close()
+
+
+def test_out_of_memory_in_the_fast_engine_retries_on_the_cpu(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GPU here: the out-of-memory error is injected into the first frame."""
+    import torch
+
+    from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
+    from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE
+
+    engine = load_engine("fast", tiny_model_dir, "cpu")
+    real_frame = engine._frame
+    calls = {"n": 0}
+
+    def flaky_frame(position: int | None) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        real_frame(position)
+
+    monkeypatch.setattr(engine, "_frame", flaky_frame)
+    request = GenerationRequest(
+        "Say this.", (ReferenceClip(smoke_clip().audio, "Hello."),), seed=3, max_seconds=0.4
+    )
+    result = engine.generate(request)
+    assert result.notices[:1] == (CPU_FALLBACK_NOTICE,) and result.device == "cpu"
+    assert result.frames == 5
+
+
+@pytest.mark.parametrize("what", ["input", "output"])
+def test_a_missing_audio_device_gets_a_clear_error(
+    window: MainWindow, qtbot: QtBot, what: str
+) -> None:
+    if what == "input":
+        window.voice.input_device.addItem("Unplugged USB microphone")
+        window.voice.input_device.setCurrentText("Unplugged USB microphone")
+        qtbot.mouseClick(window.voice.record_button, Qt.MouseButton.LeftButton)
+        assert not window.voice.record_button.isChecked() and window.voice.recorder is None
+        assert "cannot open the input device" in window.errors.last_message
+    else:
+        take = make_take(window, qtbot)
+        window.player.stop()
+        window.takes.output_device.addItem("Unplugged headphones")
+        window.takes.output_device.setCurrentText("Unplugged headphones")
+        qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
+        assert "cannot play on the output device" in window.errors.last_message
+        assert window.takes.current is take  # the take is still there
