@@ -22,7 +22,7 @@ from desktop_app.config import Settings
 from desktop_app.library.store import SCHEMA_VERSION, Library
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO, cli_env
-from tests.support.gui import drop_file, speech_file
+from tests.support.gui import drop_file, generate, speech_file
 from tests.support.signals import voiced
 
 pytestmark = pytest.mark.usefixtures("pulse")
@@ -48,14 +48,6 @@ def rows(window: MainWindow) -> list[list[str]]:
         [tree.topLevelItem(i).text(c) for c in range(tree.columnCount())]  # type: ignore[union-attr]
         for i in range(tree.topLevelItemCount())
     ]
-
-
-def generate(window: MainWindow, qtbot: QtBot, text: str) -> object:
-    window.text.setPlainText(text)
-    window.max_seconds.setValue(0.8)
-    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-    return made.args[0]
 
 
 def test_save_use_rename_and_delete_a_voice_with_undo(

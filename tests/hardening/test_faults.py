@@ -17,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.ui.app import smoke_clip
 from desktop_app.ui.main_window import MainWindow
+from tests.support.gui import generate
 from tests.support.pulse import ensure_pulseaudio
 
 pytestmark = pytest.mark.usefixtures("pulse")
@@ -43,11 +44,7 @@ def test_the_sound_server_dying_mid_recording_keeps_what_was_recorded(
 
 def make_take(window: MainWindow, qtbot: QtBot) -> object:
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("Keep this take safe.")
-    window.max_seconds.setValue(0.8)
-    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
-    return made.args[0]
+    return generate(window, qtbot, "Keep this take safe.")
 
 
 def test_a_failed_save_leaves_no_partial_file_and_the_take_savable_elsewhere(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -52,3 +53,12 @@ def drag_select(qtbot: QtBot, view: object, x0: int, x1: int) -> None:
     qtbot.mouseMove(view, QPoint((x0 + x1) // 2, y))
     qtbot.mouseMove(view, QPoint(x1, y))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(x1, y))
+
+
+def generate(window: MainWindow, qtbot: QtBot, text: str, seconds: float = 0.8) -> Any:
+    """Type ``text``, press Generate, and return the take once it is listed."""
+    window.text.setPlainText(text)
+    window.max_seconds.setValue(seconds)
+    with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    return made.args[0]
