@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 from desktop_app.audio.io import read_metadata
+from desktop_app.inference.text_chunks import SENTENCE_PAUSE
 from tests.conftest import REPO
-from tests.support.signals import voiced, with_silence
+from tests.support.signals import voiced, with_silence, write_pyav
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the build takes minutes
 
@@ -94,8 +95,9 @@ def test_frozen_window_smoke_test(bundle: Path, tiny_model_dir: Path, tmp_path: 
 def test_frozen_cli_clones_and_reports_errors(
     bundle: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = tmp_path / "ref.flac"
-    sf.write(ref, with_silence(voiced(3.0, 48_000), 48_000, 0.3, 0.3), 48_000)
+    # a phone recording (M4A/AAC): FFmpeg inside the bundle decodes it
+    ref = tmp_path / "ref.m4a"
+    write_pyav(ref, with_silence(voiced(3.0, 48_000), 48_000, 0.3, 0.3)[:, None], 48_000, "aac")
     out = tmp_path / "take.wav"
     args = [
         str(bundle / "csm-studio-cli"),
@@ -107,7 +109,7 @@ def test_frozen_cli_clones_and_reports_errors(
         "--ref-text",
         "Hello there, this is my voice.",
         "--text",
-        "Frozen and still talking.",
+        "Frozen and still talking today. The bundle says a second sentence, too.",
         "--out",
         str(out),
         "--max-seconds",
@@ -121,7 +123,8 @@ def test_frozen_cli_clones_and_reports_errors(
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = sf.info(out)
     assert info.samplerate == 24_000
-    assert info.frames == 15 * 1920
+    assert info.frames == 2 * 15 * 1920 + round(SENTENCE_PAUSE * 24_000)  # two chunks, one batch
+    assert "said in 2 chunks" in proc.stderr
     assert read_metadata(out)["ai_generated"] == "yes"
     bad = subprocess.run(
         [*args[:-4], "--out", str(tmp_path / "take.mp3")],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
 import numpy as np
 
 
@@ -28,3 +31,17 @@ def dominant_hz(signal: np.ndarray, rate: int) -> float:
     """Frequency of the strongest spectral peak."""
     spectrum = np.abs(np.fft.rfft(signal * np.hanning(signal.size)))
     return float(np.fft.rfftfreq(signal.size, 1 / rate)[int(np.argmax(spectrum))])
+
+
+def write_pyav(path: Path, samples: np.ndarray, rate: int, codec: str) -> None:
+    """Encode (frames, channels) float audio with FFmpeg through PyAV."""
+    layout = "stereo" if samples.shape[1] == 2 else "mono"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        planar = np.ascontiguousarray(samples.T.astype(np.float32))
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

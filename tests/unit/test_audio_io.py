@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -13,7 +12,7 @@ from desktop_app.audio import dsp
 from desktop_app.audio.io import TakeMetadata, read_audio, read_metadata, write_audio
 from desktop_app.audio.reference import load_reference, prepare_reference
 from desktop_app.errors import AudioFileError, OutputFileError
-from tests.support.signals import dominant_hz, voiced, with_silence
+from tests.support.signals import dominant_hz, voiced, with_silence, write_pyav
 
 TONE_HZ = 440.0
 
@@ -22,20 +21,6 @@ def _tone(seconds: float, rate: int, channels: int) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     mono = 0.3 * np.sin(2 * np.pi * TONE_HZ * t)
     return np.stack([mono * (0.5 + 0.5 * c / max(1, channels - 1)) for c in range(channels)], 1)
-
-
-def _write_pyav(path: Path, samples: np.ndarray, rate: int, codec: str) -> None:
-    """Encode (frames, channels) float audio with FFmpeg through PyAV."""
-    layout = "stereo" if samples.shape[1] == 2 else "mono"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
-        planar = np.ascontiguousarray(samples.T.astype(np.float32))
-        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
 
 
 SOUNDFILE_CASES = [
@@ -72,7 +57,7 @@ def test_reads_phone_and_browser_formats_through_pyav(
     tmp_path: Path, name: str, codec: str, rate: int
 ) -> None:
     path = tmp_path / name
-    _write_pyav(path, _tone(2.0, rate, 2), rate, codec)
+    write_pyav(path, _tone(2.0, rate, 2), rate, codec)
     decoded = read_audio(path)
     assert decoded.sample_rate == rate
     assert decoded.samples.shape[1] == 2
