@@ -295,8 +295,9 @@ def run_clone(args: argparse.Namespace) -> int:
     playback = None
     if args.play:
         from desktop_app.audio.player import Player, StreamingPlayback
+        from desktop_app.inference.long_text import longest_take_seconds
 
-        playback = StreamingPlayback(Player(), 24_000, request.max_seconds)
+        playback = StreamingPlayback(Player(), 24_000, longest_take_seconds(request))
     with _FrameBar(request.max_seconds) as bar:
         result = speak(
             engine, request, on_progress=bar.update, on_audio=playback.feed if playback else None

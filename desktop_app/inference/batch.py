@@ -7,6 +7,9 @@ each row at its own position. Every few frames the codes are read back: a row th
 end frame, or reached its length cap, leaves the batch, and the caches shrink to the rows still
 going, so finished rows stop costing.
 
+The first request's row can be streamed (``on_audio``): its frames are Mimi-decoded while the
+batch runs, as a single take streams, and its audio is those pieces joined.
+
 The batch runs eagerly (no CUDA graph: the batch shrinks as rows finish). An engine without a
 batched path (the transformers reference) makes the takes one after another.
 """
@@ -24,6 +27,7 @@ import torch
 from desktop_app.errors import GenerationCancelled
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
+    AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
@@ -31,8 +35,14 @@ from desktop_app.inference.engine import (
     StopCheck,
     check_stop,
 )
-from desktop_app.inference.fast_engine import END_CHECK_EVERY, FastEngine
+from desktop_app.inference.fast_engine import (
+    END_CHECK_EVERY,
+    STREAM_EVERY,
+    STREAM_FIRST,
+    FastEngine,
+)
 from desktop_app.inference.prompt import check_request
+from desktop_app.inference.streaming import StreamingDecoder
 
 
 class BatchError(ValueError):
@@ -44,8 +54,11 @@ def generate_batch(
     requests: Sequence[GenerationRequest],
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    on_audio: AudioCallback | None = None,
 ) -> list[GenerationResult]:
     """One take per request, in order; batched on the fast engine, sequential otherwise.
+
+    ``on_audio`` streams the first request's take (see the module's docstring).
 
     The requests must share the voice prompt (references, speaker) and the sampling settings;
     text, seed and maximum length may differ. ``on_progress`` gets the frames of the longest
@@ -62,8 +75,11 @@ def generate_batch(
             raise BatchError("a batch shares one voice prompt and one set of sampling settings")
     usable = isinstance(engine, FastEngine) and not engine.fallback_reason
     if not usable or len(requests) == 1:
-        return [engine.generate(r, on_progress, should_stop) for r in requests]
-    return _Batch(engine, requests).run(on_progress, should_stop)
+        return [
+            engine.generate(r, on_progress, should_stop, on_audio if i == 0 else None)
+            for i, r in enumerate(requests)
+        ]
+    return _Batch(engine, requests).run(on_progress, should_stop, on_audio)
 
 
 def _same_clips(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -84,10 +100,16 @@ class _Batch:
         self._codes: dict[int, torch.Tensor] = {}  # each finished row's codes, by request
 
     def run(
-        self, on_progress: ProgressCallback | None, should_stop: StopCheck | None
+        self,
+        on_progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+        on_audio: AudioCallback | None = None,
     ) -> list[GenerationResult]:
         e = self.engine
         started = time.perf_counter()
+        stream = StreamingDecoder(e.reference.model.codec_model) if on_audio else None
+        pieces: list[np.ndarray] = []  # the first request's audio, as streamed
+        streamed = 0
         seeds = [r.seed if r.seed is not None else random.randrange(2**31) for r in self.requests]
         prompts = [e._prompt(r) for r in self.requests]
         lengths = [int(inputs["input_ids"].shape[1]) for inputs, _, _ in prompts]
@@ -134,9 +156,21 @@ class _Batch:
                 if on_progress is not None:
                     on_progress(done, done / e.reference.frame_rate)
                 last = any(done >= caps[i] for i in active)
-                if done - checked >= END_CHECK_EVERY or last:
+                every = END_CHECK_EVERY
+                if stream is not None and 0 in active:
+                    every = STREAM_FIRST if streamed == 0 else STREAM_EVERY
+                if done - checked >= every or last:
+                    first_row = active.index(0) if 0 in active else None
                     keep = self._finished_rows(codes, active, checked, done, caps, frames, ended)
                     checked = done
+                    if stream is not None and on_audio is not None and first_row is not None:
+                        first = self._codes.get(0)
+                        upto = frames[0] if first is not None else done
+                        source = first if first is not None else codes[first_row]
+                        piece = stream.decode(source[streamed:upto])
+                        streamed = upto
+                        pieces.append(piece)
+                        on_audio(piece)
                     if not keep:
                         break
                     if len(keep) < len(active):
@@ -153,7 +187,10 @@ class _Batch:
         results = []
         for index in range(len(self.requests)):
             take = self._codes[index]
-            audio = e.reference.decode(take)
+            if index == 0 and stream is not None:
+                audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+            else:
+                audio = e.reference.decode(take)
             check_stop(should_stop)
             results.append(
                 GenerationResult(

@@ -38,6 +38,14 @@ def is_long(text: str, max_chars: int = MAX_CHARS) -> bool:
     return len(split_text(text, max_chars)) > 1
 
 
+def longest_take_seconds(request: GenerationRequest, max_chars: int = MAX_CHARS) -> float:
+    """The most audio ``request`` can make: each chunk's cap plus the pauses between them."""
+    chunks = split_text(request.text, max_chars)
+    if len(chunks) <= 1:
+        return request.max_seconds
+    return len(chunks) * request.max_seconds + sum(chunk.pause_after for chunk in chunks)
+
+
 def chunk_requests(
     request: GenerationRequest, max_chars: int = MAX_CHARS
 ) -> tuple[list[GenerationRequest], list[float], int]:
@@ -58,14 +66,11 @@ def speak(
     should_stop: StopCheck | None = None,
     on_audio: AudioCallback | None = None,
 ) -> GenerationResult:
-    """Say ``request.text``: one take (streamed to ``on_audio``) or, for a text of several
-    chunks, one batch joined (handed to ``on_audio`` in one piece when it is complete)."""
+    """Say ``request.text``: one take, or for a text of several chunks one batch joined; either
+    way ``on_audio`` gets the take's audio as it is made (see :func:`generate_long`)."""
     if not is_long(request.text):
         return engine.generate(request, on_progress, should_stop, on_audio)
-    result = generate_long(engine, request, on_progress, should_stop)
-    if on_audio is not None:
-        on_audio(result.audio)
-    return result
+    return generate_long(engine, request, on_progress, should_stop, on_audio=on_audio)
 
 
 def generate_long(
@@ -74,16 +79,52 @@ def generate_long(
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
     max_chars: int = MAX_CHARS,
+    on_audio: AudioCallback | None = None,
 ) -> GenerationResult:
-    """Say a long text: its chunks in one batch, joined; the parts are kept in the result."""
+    """Say a long text: its chunks in one batch, joined; the parts are kept in the result.
+
+    With ``on_audio`` the first chunk streams while the batch runs (all but its last few
+    milliseconds, which the join fades out); the rest of the joined take follows in one piece
+    when the batch is done. The pieces, joined, are the take sample for sample.
+    """
     started = time.perf_counter()
     requests, pauses, seed = chunk_requests(request, max_chars)
-    results = generate_batch(engine, requests, on_progress, should_stop)
+    held = _HoldBack(on_audio, int(FADE_SECONDS * SAMPLE_RATE)) if on_audio else None
+    results = generate_batch(
+        engine, requests, on_progress, should_stop, held.feed if held else None
+    )
     parts = tuple(
         TakePart(r.text, pause, result)
         for r, pause, result in zip(requests, pauses, results, strict=True)
     )
-    return assemble(parts, seed, time.perf_counter() - started)
+    take = assemble(parts, seed, time.perf_counter() - started)
+    if held is not None and on_audio is not None:
+        on_audio(take.audio[held.emitted :])
+        first = held.first_at - started if held.first_at is not None else take.timings.total_s
+        take = dataclasses.replace(
+            take, timings=dataclasses.replace(take.timings, first_audio_s=first)
+        )
+    return take
+
+
+class _HoldBack:
+    """Passes audio on but keeps the latest ``keep`` samples back (the join will fade them)."""
+
+    def __init__(self, on_audio: AudioCallback, keep: int) -> None:
+        self.on_audio, self.keep = on_audio, keep
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.emitted = 0
+        self.first_at: float | None = None
+
+    def feed(self, piece: np.ndarray) -> None:
+        self.buffer = np.concatenate([self.buffer, piece])
+        ready = self.buffer.size - self.keep
+        if ready > 0:
+            if self.first_at is None:
+                self.first_at = time.perf_counter()
+            self.on_audio(self.buffer[:ready])
+            self.emitted += ready
+            self.buffer = self.buffer[ready:]
 
 
 def replace_part(take: GenerationResult, index: int, result: GenerationResult) -> GenerationResult:

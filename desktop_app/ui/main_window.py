@@ -417,7 +417,10 @@ class MainWindow(QMainWindow):
         self.playback = None
         if self.play_live.isChecked():
             self.takes.stop()
-            self.playback = StreamingPlayback(self.player, 24_000, request.max_seconds)
+            from desktop_app.inference.long_text import longest_take_seconds
+
+            total = longest_take_seconds(request)
+            self.playback = StreamingPlayback(self.player, 24_000, total)
         self.worker.begin()
         self.worker.generate_requested.emit(request, self.playback is not None)
 

@@ -14,6 +14,7 @@ from desktop_app.inference.long_text import (
     generate_long,
     join_audio,
     replace_part,
+    speak,
 )
 from desktop_app.inference.text_chunks import PARAGRAPH_PAUSE, SENTENCE_PAUSE
 from tests.unit.test_fast_engine import two_clips
@@ -74,3 +75,27 @@ def test_joins_have_no_click() -> None:
         assert steps[around].max() <= normal * 1.01
         # a plain concatenation would have clicked
         assert np.abs(np.diff(np.concatenate([a, b]))).max() > 3 * normal
+
+
+def test_a_long_text_streams_its_first_chunk_while_the_batch_runs(
+    engines: tuple[Any, Any],
+) -> None:
+    fast, _ = engines
+    whole = generate_long(fast, request(seconds=1.2))
+    pieces: list[tuple[int, np.ndarray]] = []
+    frames: list[int] = []
+    streamed = speak(
+        fast,
+        request(seconds=1.2),
+        on_progress=lambda f, s: frames.append(f),
+        on_audio=lambda piece: pieces.append((len(frames), piece.copy())),
+    )
+    # the first audio comes after the first frame, while the other chunks are still being made
+    assert pieces[0][0] == 1 and len(pieces) > 3
+    joined = np.concatenate([p for _, p in pieces])
+    np.testing.assert_array_equal(joined, streamed.audio)  # the take is what was streamed
+    for mine, theirs in zip(streamed.parts, whole.parts, strict=True):
+        np.testing.assert_array_equal(mine.result.codes, theirs.result.codes)
+    np.testing.assert_allclose(streamed.audio, whole.audio, atol=1e-4)
+    t = streamed.timings
+    assert t.first_audio_s is not None and t.first_audio_s < t.total_s / 2
