@@ -32,7 +32,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by folder: tests/gui -> gui, tests/audio -> audio_hw."""
+    """Mark tests by folder: tests/gui -> gui, tests/audio -> audio_hw, tests/hardening ->
+    hardening (plus gui/audio_hw where a hardening test drives the window or the sound server)."""
     tests_dir = Path(__file__).parent
     for item in items:
         folder = Path(str(item.fspath)).relative_to(tests_dir).parts[0]
@@ -40,6 +41,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.gui)
         elif folder == "audio":
             item.add_marker(pytest.mark.audio_hw)
+        elif folder == "hardening":
+            item.add_marker(pytest.mark.hardening)
+            fixtures = getattr(item, "fixturenames", ())
+            if "window" in fixtures or "qtbot" in fixtures:
+                item.add_marker(pytest.mark.gui)
+            if "pulse" in fixtures:
+                item.add_marker(pytest.mark.audio_hw)
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from desktop_app.inference.engine import (
     StopCheck,
     TakePart,
 )
-from desktop_app.inference.text_chunks import MAX_CHARS, split_text
+from desktop_app.inference.text import MAX_CHARS, split_text
 
 FADE_SECONDS = 0.012
 """Length of the fade at each side of a join."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from desktop_app.errors import RequestError
 from desktop_app.inference.engine import GenerationRequest
-from desktop_app.inference.text_chunks import clean_text
+from desktop_app.inference.text import clean_text
 
 
 def check_request(request: GenerationRequest) -> None:

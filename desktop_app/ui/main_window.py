@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
         self.worker.load_progressed.connect(self._load_progressed)
         self.worker.loaded.connect(self._loaded)
         self.worker.progressed.connect(self._progressed)
-        self.worker.audio_ready.connect(self._audio_ready)
+        self.worker.chunk_ready.connect(self._chunk_ready)
         self.worker.finished.connect(self._finished)
         self.worker.cancelled.connect(self._cancelled)
         self.worker.failed.connect(self._failed)
@@ -424,7 +424,7 @@ class MainWindow(QMainWindow):
         self.worker.begin()
         self.worker.generate_requested.emit(request, self.playback is not None)
 
-    def _audio_ready(self, piece: object) -> None:
+    def _chunk_ready(self, piece: object) -> None:
         if self.playback is not None:
             self.playback.feed(piece)  # type: ignore[arg-type]
             if self.playback.error is not None:

@@ -56,7 +56,7 @@ class InferenceWorker(QObject):
     load_progressed = Signal(str)
     loaded = Signal(object)  # EngineInfo
     progressed = Signal(int, float)  # frames, seconds of audio
-    audio_ready = Signal(object)  # a piece of the take's audio (np.ndarray), while streaming
+    chunk_ready = Signal(object)  # a piece of the take's audio (np.ndarray), while streaming
     finished = Signal(object)  # GenerationResult
     cancelled = Signal()
     failed = Signal(object)  # UserError
@@ -114,7 +114,7 @@ class InferenceWorker(QObject):
 
     @Slot(object, bool)
     def generate(self, request: object, stream: bool = False) -> None:
-        """Generate one take; emits finished, cancelled or failed (and audio_ready pieces)."""
+        """Generate one take; emits finished, cancelled or failed (and chunk_ready pieces)."""
         try:
             if self.engine is None:
                 raise UserError("no model is loaded yet; choose a model first")
@@ -125,7 +125,7 @@ class InferenceWorker(QObject):
                 request,  # type: ignore[arg-type]
                 on_progress=self.progressed.emit,
                 should_stop=self._stop.is_set,
-                on_audio=self.audio_ready.emit if stream else None,
+                on_audio=self.chunk_ready.emit if stream else None,
             )
             self.finished.emit(result)
         except GenerationCancelled:

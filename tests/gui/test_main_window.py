@@ -212,7 +212,7 @@ def test_a_take_plays_while_it_is_generated(window: MainWindow, qtbot: QtBot) ->
     window.max_seconds.setValue(2.0)
     assert window.play_live.isChecked()  # on by default
     pieces: list[int] = []
-    window.worker.audio_ready.connect(lambda piece: pieces.append(piece.size))
+    window.worker.chunk_ready.connect(lambda piece: pieces.append(piece.size))
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     take = made.args[0]

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from desktop_app.audio.io import read_metadata
-from desktop_app.inference.text_chunks import SENTENCE_PAUSE
+from desktop_app.inference.text import SENTENCE_PAUSE
 from tests.conftest import REPO
 from tests.support.signals import voiced, with_silence, write_pyav
 

@@ -16,7 +16,7 @@ from desktop_app.inference.long_text import (
     replace_part,
     speak,
 )
-from desktop_app.inference.text_chunks import PARAGRAPH_PAUSE, SENTENCE_PAUSE
+from desktop_app.inference.text import PARAGRAPH_PAUSE, SENTENCE_PAUSE
 from tests.unit.test_fast_engine import two_clips
 
 TEXT = (

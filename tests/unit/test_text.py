@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desktop_app.inference.text_chunks import (
+from desktop_app.inference.text import (
     PARAGRAPH_PAUSE,
     SENTENCE_PAUSE,
     clean_text,
