@@ -44,6 +44,10 @@ from desktop_app.inference.fast_engine import (
 from desktop_app.inference.prompt import check_request
 from desktop_app.inference.streaming import StreamingDecoder
 
+MAX_ROWS = 16
+"""Rows in one batch at most: each row holds its own key/value cache (for the full model about
+34 MB per 1000 positions in bf16), so a very long text goes through in batches of this many."""
+
 
 class BatchError(ValueError):
     """The requests cannot share one batch."""
@@ -79,7 +83,15 @@ def generate_batch(
             engine.generate(r, on_progress, should_stop, on_audio if i == 0 else None)
             for i, r in enumerate(requests)
         ]
-    return _Batch(engine, requests).run(on_progress, should_stop, on_audio)
+    results: list[GenerationResult] = []
+    for start in range(0, len(requests), MAX_ROWS):  # a very long text: batches in turn
+        group = requests[start : start + MAX_ROWS]
+        stream = on_audio if start == 0 else None
+        if len(group) == 1:
+            results.append(engine.generate(group[0], on_progress, should_stop, stream))
+        else:
+            results += _Batch(engine, group).run(on_progress, should_stop, stream)
+    return results
 
 
 def _same_clips(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -120,7 +132,10 @@ class _Batch:
         rows = len(self.requests)
         device = e._device
         with torch.inference_mode():
-            backbone = e.backbone.with_batch(rows)
+            # each row's cache only as long as its prompt plus its cap (not the whole context)
+            backbone = e.backbone.with_batch(
+                rows, max(length + cap for length, cap in zip(lengths, caps, strict=True))
+            )
             depth = e.depth.with_batch(rows)
             check_stop(should_stop)
             hidden = self._prefill(backbone, prompts)

@@ -200,10 +200,12 @@ class _Stack:
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
 
-    def with_batch(self, batch: int) -> _Stack:
-        """The same layers and weights with a cache of ``batch`` rows of its own."""
+    def with_batch(self, batch: int, positions: int | None = None) -> _Stack:
+        """The same layers and weights with a cache of its own: ``batch`` rows of ``positions``
+        (default: as many as this stack has)."""
         other = object.__new__(_Stack)
-        other.layers, other.norm, other.positions = self.layers, self.norm, self.positions
+        other.layers, other.norm = self.layers, self.norm
+        other.positions = min(positions or self.positions, self.positions)
         other.cos, other.sin = self.cos, self.sin
         other._allocate(batch, self.k.dtype, self.k.device)
         return other

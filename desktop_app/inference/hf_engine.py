@@ -169,7 +169,8 @@ class TransformersEngine:
 
     def max_frames(self, request: GenerationRequest) -> int:
         """Frames allowed by ``request.max_seconds``."""
-        return max(1, math.ceil(request.max_seconds * self.frame_rate))
+        # rounded first: 1.2000000000000002 s (float arithmetic) means 15 frames, not 16
+        return max(1, math.ceil(round(request.max_seconds * self.frame_rate, 6)))
 
     def prepare_inputs(self, request: GenerationRequest) -> Any:
         """Tokenize the conversation and check it fits the context window.

@@ -267,3 +267,18 @@ def test_sampled_batch_rows_follow_their_seeds(engines: tuple[FastEngine, Any]) 
     assert not np.array_equal(rows[0].codes, rows[1].codes)
     alone = fast.generate(sampled("First words.", 5))
     np.testing.assert_array_equal(rows[0].codes, alone.codes)  # one generator per row
+
+
+def test_more_rows_than_one_batch_holds_go_through_in_turn(
+    engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.inference import batch
+
+    fast, _ = engines
+    monkeypatch.setattr(batch, "MAX_ROWS", 2)
+    requests = [greedy(f"Sentence number {n} of five.", seconds=0.4 + 0.4 * n) for n in range(5)]
+    rows = batch.generate_batch(fast, requests)
+    assert [r.frames for r in rows] == [5, 10, 15, 20, 25]
+    assert [r.engine.endswith("(batch of 2)") for r in rows] == [True] * 4 + [False]
+    for request, row in zip(requests, rows, strict=True):
+        np.testing.assert_array_equal(row.codes, fast.generate(request).codes)
