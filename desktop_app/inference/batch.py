@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from desktop_app.errors import GenerationCancelled
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     AudioCallback,
@@ -35,14 +34,9 @@ from desktop_app.inference.engine import (
     StopCheck,
     check_stop,
 )
-from desktop_app.inference.fast_engine import (
-    END_CHECK_EVERY,
-    STREAM_EVERY,
-    STREAM_FIRST,
-    FastEngine,
-)
+from desktop_app.inference.fast_engine import END_CHECK_EVERY, FastEngine
 from desktop_app.inference.prompt import check_request
-from desktop_app.inference.streaming import StreamingDecoder
+from desktop_app.inference.streaming import AudioStream
 
 MAX_ROWS = 16
 """Rows in one batch at most: each row holds its own key/value cache (for the full model about
@@ -119,9 +113,8 @@ class _Batch:
     ) -> list[GenerationResult]:
         e = self.engine
         started = time.perf_counter()
-        stream = StreamingDecoder(e.reference.model.codec_model) if on_audio else None
-        pieces: list[np.ndarray] = []  # the first request's audio, as streamed
-        streamed = 0
+        codec = e.reference.model.codec_model
+        stream = AudioStream(codec, on_audio, started) if on_audio else None  # the first request
         seeds = [r.seed if r.seed is not None else random.randrange(2**31) for r in self.requests]
         prompts = [e._prompt(r) for r in self.requests]
         lengths = [int(inputs["input_ids"].shape[1]) for inputs, _, _ in prompts]
@@ -173,19 +166,17 @@ class _Batch:
                 last = any(done >= caps[i] for i in active)
                 every = END_CHECK_EVERY
                 if stream is not None and 0 in active:
-                    every = STREAM_FIRST if streamed == 0 else STREAM_EVERY
+                    every = stream.check_every()
                 if done - checked >= every or last:
                     first_row = active.index(0) if 0 in active else None
                     keep = self._finished_rows(codes, active, checked, done, caps, frames, ended)
                     checked = done
-                    if stream is not None and on_audio is not None and first_row is not None:
-                        first = self._codes.get(0)
-                        upto = frames[0] if first is not None else done
-                        source = first if first is not None else codes[first_row]
-                        piece = stream.decode(source[streamed:upto])
-                        streamed = upto
-                        pieces.append(piece)
-                        on_audio(piece)
+                    if stream is not None and first_row is not None:
+                        first = self._codes.get(0)  # set once the first request has ended
+                        if first is not None:
+                            stream.emit(first, frames[0])
+                        else:
+                            stream.emit(codes[first_row], done)
                     if not keep:
                         break
                     if len(keep) < len(active):
@@ -196,14 +187,13 @@ class _Batch:
                         hidden, position = hidden[kept], position[kept]
                         codes, noise = codes[kept], noise[kept]
                         active = [active[row] for row in keep]
-                if should_stop is not None and should_stop():
-                    raise GenerationCancelled()
+                check_stop(should_stop)
         finished = time.perf_counter()
         results = []
         for index in range(len(self.requests)):
             take = self._codes[index]
             if index == 0 and stream is not None:
-                audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+                audio = stream.audio()
             else:
                 audio = e.reference.decode(take)
             check_stop(should_stop)

@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from desktop_app.errors import GenerationCancelled
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     AudioCallback,
@@ -45,18 +44,12 @@ from desktop_app.inference.engine import (
     check_stop,
 )
 from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
-from desktop_app.inference.streaming import StreamingDecoder
+from desktop_app.inference.streaming import AudioStream
 
 log = logging.getLogger(__name__)
 
 END_CHECK_EVERY = 8
 """Frames between two read-backs of the codes to look for the end frame."""
-
-STREAM_FIRST = 1
-"""When streaming: frames before the first piece of audio is decoded and handed over."""
-
-STREAM_EVERY = 4
-"""When streaming: frames per later piece (320 ms of audio at 12.5 frames per second)."""
 
 
 def _rms_norm(x: torch.Tensor, norm: Any) -> torch.Tensor:
@@ -494,9 +487,9 @@ class FastEngine:
     ) -> GenerationResult:
         """Generate one take; see :class:`~desktop_app.inference.engine.Engine`.
 
-        With ``on_audio``, Mimi decodes as frames are made (:class:`StreamingDecoder`): the
-        first frame's audio is handed over at once, then every :data:`STREAM_EVERY` frames, and
-        the result's audio is those pieces joined.
+        With ``on_audio``, Mimi decodes as frames are made (:class:`AudioStream`): the first
+        frame's audio is handed over at once, then every few frames, and the result's audio is
+        those pieces joined.
         """
         if self.fallback_reason:
             return self.reference.generate(request, on_progress, should_stop, on_audio)
@@ -530,10 +523,8 @@ class FastEngine:
         notices: tuple[str, ...],
     ) -> GenerationResult:
         started = time.perf_counter()
-        stream = StreamingDecoder(self.reference.model.codec_model) if on_audio else None
-        pieces: list[np.ndarray] = []
-        first_audio: float | None = None
-        streamed = 0  # frames already decoded and handed over
+        codec = self.reference.model.codec_model
+        stream = AudioStream(codec, on_audio, started) if on_audio else None
         seed = request.seed if request.seed is not None else random.randrange(2**31)
         inputs, voice_len, key = self._prompt(request)  # encodes the voice clips (Mimi)
         check_stop(should_stop)
@@ -562,39 +553,26 @@ class FastEngine:
                     self._frame(position)
                 position += 1
                 stamps.append(time.perf_counter())
-                if stream is None:
-                    every = END_CHECK_EVERY
-                else:
-                    every = STREAM_FIRST if streamed == 0 else STREAM_EVERY
+                every = END_CHECK_EVERY if stream is None else stream.check_every()
                 if done - checked >= every or done == max_frames:
                     end = self._find_end(checked, done)
                     checked = done
-                    if stream is not None and on_audio is not None:
-                        upto = end if end is not None else done
-                        piece = stream.decode(self.codes[0, streamed:upto])
-                        streamed = upto
-                        pieces.append(piece)
-                        on_audio(piece)
-                        if first_audio is None:
-                            first_audio = time.perf_counter() - started
+                    if stream is not None:
+                        stream.emit(self.codes[0], end if end is not None else done)
                     if end is not None:
                         break
                 if on_progress is not None:
                     on_progress(done, done / frame_rate)
-                if should_stop is not None and should_stop():
-                    raise GenerationCancelled()
+                check_stop(should_stop)
             frames = end if end is not None else len(stamps)
             codes = self.codes[0, :frames].clone()
-        if stream is not None:
-            audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        else:
-            audio = self.reference.decode(codes)
+        audio = stream.audio() if stream is not None else self.reference.decode(codes)
         check_stop(should_stop)
         timings = GenerationTimings.measured(
             started, stamps, time.perf_counter(), len(audio) / SAMPLE_RATE
         )
-        if first_audio is not None:
-            timings = dataclasses.replace(timings, first_audio_s=first_audio)
+        if stream is not None:
+            timings = dataclasses.replace(timings, first_audio_s=stream.first_audio_s)
         return GenerationResult(
             audio=audio,
             codes=codes.cpu().numpy().astype(np.int64),

@@ -20,10 +20,18 @@ decoder for Mimi (its padding cache covers the encoder), hence this file.
 from __future__ import annotations
 
 import inspect
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+STREAM_FIRST = 1
+"""Frames before the first piece of a streamed take is decoded and handed over."""
+
+STREAM_EVERY = 4
+"""Frames per later piece (320 ms of audio at 12.5 frames per second)."""
 
 
 class StreamingDecoder:
@@ -118,3 +126,37 @@ class StreamingDecoder:
             self._cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             audio = self._seanet(out.last_hidden_state.transpose(1, 2))
         return audio[0, 0].float().cpu().numpy().astype(np.float32)
+
+
+class AudioStream:
+    """A take's audio handed over while it is made, for the engines' decode loops.
+
+    The loop asks :meth:`check_every` how many frames to make before the next read-back, then
+    calls :meth:`emit` with the codes made so far; the pieces handed to ``on_audio``, joined,
+    are :meth:`audio`.
+    """
+
+    def __init__(self, codec: Any, on_audio: Callable[[np.ndarray], None], started: float) -> None:
+        self.decoder = StreamingDecoder(codec)
+        self.on_audio = on_audio
+        self.started = started  # perf_counter at the call, for the time to first audio
+        self.pieces: list[np.ndarray] = []
+        self.frames = 0  # frames decoded and handed over so far
+        self.first_audio_s: float | None = None
+
+    def check_every(self) -> int:
+        """Frames between two pieces: the first comes at once, the rest in steps."""
+        return STREAM_FIRST if self.frames == 0 else STREAM_EVERY
+
+    def emit(self, codes: torch.Tensor, upto: int) -> None:
+        """Decode frames ``[frames, upto)`` of ``codes`` (frames, codebooks) and hand them over."""
+        piece = self.decoder.decode(codes[self.frames : upto])
+        self.frames = upto
+        self.pieces.append(piece)
+        self.on_audio(piece)
+        if self.first_audio_s is None:
+            self.first_audio_s = time.perf_counter() - self.started
+
+    def audio(self) -> np.ndarray:
+        """Everything handed over, joined: the take's audio."""
+        return np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)

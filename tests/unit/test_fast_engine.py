@@ -20,7 +20,8 @@ from transformers.generation.logits_process import (
 
 from desktop_app.errors import GenerationCancelled
 from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
-from desktop_app.inference.fast_engine import STREAM_EVERY, FastEngine, filter_logits
+from desktop_app.inference.fast_engine import FastEngine, filter_logits
+from desktop_app.inference.streaming import STREAM_EVERY
 from tests.support.signals import voiced
 
 
