@@ -230,6 +230,27 @@ def engine_choice(args: argparse.Namespace) -> str:
     return name
 
 
+def sampling_request(args: argparse.Namespace, text: str) -> Any:
+    """The request the sampling arguments describe, for ``text`` and without a voice yet.
+
+    Raises:
+        RequestError: a setting out of range or an empty text (before anything slow happens).
+    """
+    from desktop_app.inference import GenerationRequest
+    from desktop_app.inference.prompt import check_request
+
+    request = GenerationRequest(
+        text=text,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+    )
+    check_request(request)
+    return request
+
+
 def voice_references(args: argparse.Namespace, voice: str | None) -> tuple[Any, ...]:
     """The reference clips: the library voice ``voice``, else the --ref files."""
     from desktop_app.inference import ReferenceClip
@@ -267,12 +288,8 @@ def run_clone(args: argparse.Namespace) -> int:
 
     from desktop_app.audio.io import TakeMetadata, write_audio
     from desktop_app.files import atomic_write
-    from desktop_app.inference import (
-        GenerationRequest,
-    )
     from desktop_app.inference.long_text import speak
     from desktop_app.inference.model_store import model_revision
-    from desktop_app.inference.prompt import check_request
 
     check_voice_arguments(args)
     out = _check_output(args.out, (".wav", ".flac"), "cannot save")
@@ -281,15 +298,7 @@ def run_clone(args: argparse.Namespace) -> int:
     )
     codes_out = _check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
     engine_name = engine_choice(args)
-    settings = GenerationRequest(
-        text=args.text,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        max_seconds=args.max_seconds,
-    )
-    check_request(settings)  # fail fast, before the references are read and the model loads
+    settings = sampling_request(args, args.text)  # checked before the references are read
     request = dataclasses.replace(settings, references=voice_references(args, args.voice))
     model_dir, engine = load_for(args, engine_name)
     playback = None

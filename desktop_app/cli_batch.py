@@ -96,13 +96,12 @@ def run_batch(args: argparse.Namespace) -> int:
         engine_choice,
         load_for,
         record_take,
+        sampling_request,
         voice_references,
     )
-    from desktop_app.inference import GenerationRequest
     from desktop_app.inference.batch import generate_batch
     from desktop_app.inference.long_text import is_long, speak
     from desktop_app.inference.model_store import model_revision
-    from desktop_app.inference.prompt import check_request
 
     out_dir = Path(args.out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,14 +116,7 @@ def run_batch(args: argparse.Namespace) -> int:
     else:
         check_voice_arguments(args)
     engine_name = engine_choice(args)
-    settings = GenerationRequest(
-        text="-",
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        max_seconds=args.max_seconds,
-    )
-    check_request(settings)
+    settings = sampling_request(args, "-")  # the text and seed are each line's
     groups: dict[str | None, list[Line]] = {}
     for line in lines:
         groups.setdefault(line.voice if not args.ref else None, []).append(line)

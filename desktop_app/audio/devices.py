@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from desktop_app.errors import UserError
 
@@ -53,3 +55,11 @@ def list_devices() -> list[AudioDevice]:
         )
         for i, d in enumerate(raw)
     ]
+
+
+def close_stream(stream: Any) -> None:
+    """Stop and close a sounddevice stream, whatever state the device is in (it may be gone)."""
+    with contextlib.suppress(Exception):
+        stream.stop()
+    with contextlib.suppress(Exception):
+        stream.close()

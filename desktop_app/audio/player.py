@@ -8,7 +8,6 @@ rest to arrive in time, so the stream plays without gaps.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop_app.audio.devices import close_stream
 from desktop_app.errors import UserError
 
 STREAM_LATENCY = 0.2
@@ -151,10 +151,7 @@ class Player:
 
     def _close(self) -> None:
         if self._stream is not None:
-            with contextlib.suppress(Exception):
-                self._stream.stop()
-            with contextlib.suppress(Exception):
-                self._stream.close()
+            close_stream(self._stream)
             self._stream = None
         self._finished.set()
 

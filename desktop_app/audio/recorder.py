@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop_app.audio.devices import close_stream
 from desktop_app.audio.io import write_audio
 from desktop_app.audio.ring_buffer import RingBuffer
 from desktop_app.errors import UserError
@@ -49,14 +50,11 @@ class Recorder:
         self._raw_path: Path | None = None
         self._peak = 0.0
         self._frames_written = 0
-        self._status_flags = 0
         self.error: str | None = None
 
     # -- the real-time side --------------------------------------------------------------------
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        if status:
-            self._status_flags += 1
         self._ring.write(indata[:, 0])
 
     # -- control -------------------------------------------------------------------------------
@@ -135,10 +133,7 @@ class Recorder:
         """
         self._running.clear()
         if self._stream is not None:
-            with contextlib.suppress(Exception):
-                self._stream.stop()
-            with contextlib.suppress(Exception):
-                self._stream.close()
+            close_stream(self._stream)
             self._stream = None
         if self._writer is not None:
             self._writer.join(timeout=5)

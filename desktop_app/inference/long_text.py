@@ -51,7 +51,7 @@ def chunk_requests(
 ) -> tuple[list[GenerationRequest], list[float], int]:
     """One request per chunk (``max_seconds`` caps each), the pauses, and the base seed."""
     seed = request.seed if request.seed is not None else random.randrange(2**31)
-    chunks = split_text(request.text, max_chars) or []
+    chunks = split_text(request.text, max_chars)
     requests = [
         dataclasses.replace(request, text=chunk.text, seed=(seed + i) % 2**31)
         for i, chunk in enumerate(chunks)

@@ -489,13 +489,6 @@ class HistoryPanel(QWidget):
             return None
         return self.records.get(item.data(0, Qt.ItemDataRole.UserRole))
 
-    def select(self, take_id: int) -> None:
-        """Make the take ``take_id`` the current row (when it is shown)."""
-        for index in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(index)
-            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == take_id:
-                self.tree.setCurrentItem(item)
-
     def _update_buttons(self) -> None:
         record = self.current
         for button in self.buttons:
