@@ -32,26 +32,20 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def add_ada(
+    capsys: pytest.CaptureFixture[str], clip_file: Path, *extra: str
+) -> tuple[int, str, str]:
+    """``voices add Ada`` with one clip and its transcript, plus ``extra`` arguments."""
+    clip = ("--clip", str(clip_file), "--transcript", "Hello there.")
+    return run(capsys, "voices", "add", "Ada", *clip, *extra)
+
+
 def test_voices_add_list_export_import_remove(
     clip_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(
-        capsys, "voices", "add", "Ada", "--clip", str(clip_file), "--transcript", "Hello there."
-    )
+    code, out, err = add_ada(capsys, clip_file)
     assert code == 2 and "--consent" in err  # no consent, no voice
-    code, out, _ = run(
-        capsys,
-        "voices",
-        "add",
-        "Ada",
-        "--clip",
-        str(clip_file),
-        "--transcript",
-        "Hello there.",
-        "--consent",
-        "--notes",
-        "me",
-    )
+    code, out, _ = add_ada(capsys, clip_file, "--consent", "--notes", "me")
     assert code == 0 and "stored voice 'Ada'" in out
     code, out, _ = run(capsys, "voices", "list", "--json")
     listed = json.loads(out)
@@ -70,17 +64,7 @@ def test_voices_add_list_export_import_remove(
 def test_clone_with_a_voice_is_recorded_in_the_history(
     tiny_model_dir: Path, clip_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run(
-        capsys,
-        "voices",
-        "add",
-        "Ada",
-        "--clip",
-        str(clip_file),
-        "--transcript",
-        "Hello there.",
-        "--consent",
-    )
+    add_ada(capsys, clip_file, "--consent")
     out_file = tmp_path / "take.wav"
     code, out, err = run(
         capsys,
