@@ -107,17 +107,41 @@ def greedy_check(fast: FastEngine, clip: ReferenceClip, frames: int) -> dict[str
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which checkpoint (a folder, or random weights of a size), the voice prompt's length,
+    the device and the JSON output: what every benchmark here takes."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a CSM checkpoint folder")
     source.add_argument(
         "--random-full-size", action="store_true", help="CsmConfig() random weights"
     )
     source.add_argument("--random-small", action="store_true", help="a ~30 M-parameter random CSM")
-    parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--prompt-seconds", type=float, default=10.0)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--json", type=Path, help="write the results here")
+
+
+def checkpoint_folder(args: argparse.Namespace, tmp: str) -> Path:
+    """The --model folder, or a random checkpoint built in ``tmp``."""
+    if args.model is not None:
+        return Path(args.model)
+    started = time.perf_counter()
+    folder = build_random_checkpoint(Path(tmp) / "ckpt", FULL if args.random_full_size else SMALL)
+    print(f"built a random checkpoint in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return folder
+
+
+def checkpoint_name(args: argparse.Namespace) -> str:
+    """How the report names the checkpoint."""
+    if args.model:
+        return str(args.model)
+    return "random full size" if args.random_full_size else "random small"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--frames", type=int, default=250)
     parser.add_argument(
         "--check-greedy",
         type=int,
@@ -130,19 +154,10 @@ def main() -> int:
         action="store_true",
         help="time only the fast engine (the reference is slow on a CPU)",
     )
-    parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.model
-        if folder is None:
-            shape = FULL if args.random_full_size else SMALL
-            started = time.perf_counter()
-            folder = build_random_checkpoint(Path(tmp) / "ckpt", shape)
-            print(
-                f"built a random checkpoint in {time.perf_counter() - started:.1f} s",
-                file=sys.stderr,
-            )
+        folder = checkpoint_folder(args, tmp)
         started = time.perf_counter()
         fast = FastEngine(folder, args.device)
         load_s = time.perf_counter() - started
@@ -178,9 +193,7 @@ def main() -> int:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "python": platform.python_version(),
-            "checkpoint": str(args.model)
-            if args.model
-            else ("random full size" if args.random_full_size else "random small"),
+            "checkpoint": checkpoint_name(args),
             "prompt_seconds": args.prompt_seconds,
             "frames": args.frames,
             "load_s": load_s,

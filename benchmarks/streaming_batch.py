@@ -23,16 +23,20 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.decode import TRANSCRIPT, speech_like
+from benchmarks.decode import (
+    TRANSCRIPT,
+    add_checkpoint_arguments,
+    checkpoint_folder,
+    checkpoint_name,
+    speech_like,
+)
 from desktop_app.inference import GenerationRequest, ReferenceClip
 from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.long_text import generate_long, speak
-from desktop_app.inference.random_checkpoint import FULL, SMALL, build_random_checkpoint
 
 SENTENCES = [
     "The morning train was late again, so I walked along the river.",
@@ -76,20 +80,11 @@ def timed(function: Any, cuda: bool) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path)
-    source.add_argument("--random-full-size", action="store_true")
-    source.add_argument("--random-small", action="store_true")
-    parser.add_argument("--prompt-seconds", type=float, default=10.0)
+    add_checkpoint_arguments(parser)
     parser.add_argument("--seconds", type=float, default=4.0, help="cap per sentence")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.model or build_random_checkpoint(
-            Path(tmp) / "ckpt", FULL if args.random_full_size else SMALL
-        )
-        fast = FastEngine(folder, args.device)
+        fast = FastEngine(checkpoint_folder(args, tmp), args.device)
         cuda = fast.device.startswith("cuda")
         clip = ReferenceClip(speech_like(args.prompt_seconds), TRANSCRIPT)
 
@@ -124,9 +119,7 @@ def main() -> int:
         "device": fast.device_name,
         "dtype": fast.dtype,
         "torch": torch.__version__,
-        "checkpoint": str(args.model)
-        if args.model
-        else ("random full size" if args.random_full_size else "random small"),
+        "checkpoint": checkpoint_name(args),
         "prompt_seconds": args.prompt_seconds,
         "seconds_per_sentence": args.seconds,
         "time_to_first_audio_s": ttfa,
