@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,26 +274,29 @@ class Library:
                     (name, notes, time.time(), int(consent_confirmed)),
                 )
                 voice_id = cursor.lastrowid
-                for position, ((audio, transcript, source), file) in enumerate(
-                    zip(clips, files, strict=True)
-                ):
-                    self._db.execute(
-                        "INSERT INTO clips (voice_id, file, transcript, duration, source, "
-                        "position) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            voice_id,
-                            self._relative(file),
-                            transcript.strip(),
-                            len(audio) / rate,
-                            source,
-                            position,
-                        ),
-                    )
+                self._insert_clips(
+                    voice_id,
+                    [
+                        ClipRecord(file, transcript.strip(), len(audio) / rate, source)
+                        for (audio, transcript, source), file in zip(clips, files, strict=True)
+                    ],
+                )
         except sqlite3.IntegrityError as exc:
             raise LibraryError(
                 f"a voice called {name!r} already exists; choose another name"
             ) from exc
         return self.voice(name)
+
+    def _insert_clips(self, voice_id: Any, clips: Sequence[ClipRecord]) -> None:
+        """Rows for ``clips`` of voice ``voice_id``, in order (inside the caller's transaction)."""
+        self._db.executemany(
+            "INSERT INTO clips (voice_id, file, transcript, duration, source, position) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (voice_id, self._relative(c.file), c.transcript, c.duration, c.source, position)
+                for position, c in enumerate(clips)
+            ],
+        )
 
     def voices(self) -> list[VoiceRecord]:
         """All voices, by name."""
@@ -371,19 +374,7 @@ class Library:
                     "VALUES (?, ?, ?, ?, ?)",
                     (voice.id, voice.name, voice.notes, voice.created, voice.consent_confirmed),
                 )
-                for position, clip in enumerate(voice.clips):
-                    self._db.execute(
-                        "INSERT INTO clips (voice_id, file, transcript, duration, source, "
-                        "position) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            voice.id,
-                            self._relative(clip.file),
-                            clip.transcript,
-                            clip.duration,
-                            clip.source,
-                            position,
-                        ),
-                    )
+                self._insert_clips(voice.id, voice.clips)
                 self._db.executemany(
                     "UPDATE takes SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
                     [(voice.id, take_id) for take_id in removed.take_ids],
