@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop_app.inference.model_store import DEFAULT_MODEL_ID
 
     parser = _Parser(
-        prog="python -m desktop_app",
+        # frozen, the program is the executable the user ran (csm-studio or csm-studio-cli)
+        prog=Path(sys.argv[0]).name if getattr(sys, "frozen", False) else "python -m desktop_app",
         description="CSM Studio: offline voice cloning with Sesame's CSM-1B.",
     )
     parser.add_argument("--version", action="version", version=f"CSM Studio {__version__}")
