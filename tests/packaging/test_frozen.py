@@ -62,6 +62,13 @@ def frozen_env(home: Path) -> dict[str, str]:
     return env
 
 
+def run_frozen(args: list[str], home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """Run a program of the bundle in :func:`frozen_env`; its output is captured as text."""
+    return subprocess.run(
+        args, env=frozen_env(home), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def test_bundle_layout(bundle: Path) -> None:
     assert (bundle / "csm-studio").stat().st_mode & 0o111
     # one executable carries the compressed modules; the CLI is a link to it, not a second copy
@@ -80,21 +87,8 @@ def test_cpu_bundle_stays_under_700_mb(bundle: Path) -> None:
 
 def test_frozen_window_smoke_test(bundle: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     shot = tmp_path / "frozen.png"
-    proc = subprocess.run(
-        [
-            str(bundle / "csm-studio"),
-            "--smoke-test",
-            "--model",
-            str(tiny_model_dir),
-            "--screenshot",
-            str(shot),
-        ],
-        env=frozen_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    smoke = ["--smoke-test", "--model", str(tiny_model_dir), "--screenshot", str(shot)]
+    proc = run_frozen([str(bundle / "csm-studio"), *smoke], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.stat().st_size > 10_000
 
@@ -124,9 +118,7 @@ def test_frozen_cli_clones_and_reports_errors(
         "--seed",
         "3",
     ]
-    proc = subprocess.run(
-        args, env=frozen_env(tmp_path), capture_output=True, text=True, timeout=300, check=False
-    )
+    proc = run_frozen(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = sf.info(out)
     assert info.samplerate == 24_000
@@ -134,25 +126,11 @@ def test_frozen_cli_clones_and_reports_errors(
     assert "said in 2 chunks" in proc.stderr
     assert read_metadata(out)["ai_generated"] == "yes"
     assert "Warning" not in proc.stderr  # no noise from libraries in a user's terminal
-    bad = subprocess.run(
-        [*args[:-4], "--out", str(tmp_path / "take.mp3")],
-        env=frozen_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    bad = run_frozen([*args[:-4], "--out", str(tmp_path / "take.mp3")], tmp_path, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in bad.stderr
     # a bad command line names the program the user ran
-    usage = subprocess.run(
-        [str(bundle / "csm-studio-cli"), "clone"],
-        env=frozen_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    usage = run_frozen([str(bundle / "csm-studio-cli"), "clone"], tmp_path, timeout=120)
     assert usage.returncode == 2
     assert "see `csm-studio-cli clone --help`" in usage.stderr
