@@ -77,6 +77,27 @@ def test_bundle_layout(bundle: Path) -> None:
     assert (bundle / "_internal" / "resources" / "reading_script.txt").is_file()
     assert (bundle / "csm-studio.desktop").read_text().count("Exec=csm-studio") == 1
     assert (bundle / "csm-studio.png").is_file()
+    assert (bundle / "install.sh").stat().st_mode & 0o111
+
+
+def test_install_script_adds_menu_entry_and_commands(bundle: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    subprocess.run(
+        ["sh", str(bundle / "install.sh")],
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    entry = (home / ".local/share/applications/csm-studio.desktop").read_text()
+    assert f'Exec="{bundle.resolve()}/csm-studio"' in entry.splitlines()
+    assert (home / ".local/share/icons/hicolor/256x256/apps/csm-studio.png").is_file()
+    for name in ("csm-studio", "csm-studio-cli"):
+        proc = run_frozen([str(home / ".local/bin" / name), "--version"], tmp_path, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.startswith("CSM Studio ")
+    usage = run_frozen([str(home / ".local/bin/csm-studio-cli"), "clone"], tmp_path, timeout=120)
+    assert "see `csm-studio-cli clone --help`" in usage.stderr
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="the size target is the CPU build's")
