@@ -7,8 +7,10 @@ each row at its own position. Every few frames the codes are read back: a row th
 end frame, or reached its length cap, leaves the batch, and the caches shrink to the rows still
 going, so finished rows stop costing.
 
-The first request's row can be streamed (``on_audio``): its frames are Mimi-decoded while the
-batch runs, as a single take streams, and its audio is those pieces joined.
+The takes can be streamed in order (``on_part_audio``): the first request's row is Mimi-decoded
+while the batch runs, as a single take streams; once it has ended, the next request's row catches
+up on the frames it has made so far and goes on streaming, and so on. A streamed take's audio is
+its pieces joined.
 
 The batch runs eagerly (no CUDA graph: the batch shrinks as rows finish). An engine without a
 batched path (the transformers reference) makes the takes one after another.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,9 @@ from desktop_app.inference.fast_engine import END_CHECK_EVERY, FastEngine
 from desktop_app.inference.prompt import check_request
 from desktop_app.inference.streaming import AudioStream
 
+PartAudioCallback = Callable[[int, np.ndarray], None]
+"""Gets (index of the request, the audio its take adds), every request's audio in order."""
+
 MAX_ROWS = 16
 """Rows in one batch at most: each row holds its own key/value cache (for the full model about
 34 MB per 1000 positions in bf16), so a very long text goes through in batches of this many."""
@@ -52,11 +57,11 @@ def generate_batch(
     requests: Sequence[GenerationRequest],
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
-    on_audio: AudioCallback | None = None,
+    on_part_audio: PartAudioCallback | None = None,
 ) -> list[GenerationResult]:
     """One take per request, in order; batched on the fast engine, sequential otherwise.
 
-    ``on_audio`` streams the first request's take (see the module's docstring).
+    ``on_part_audio`` streams the takes one after another (see the module's docstring).
 
     The requests must share the voice prompt (references, speaker) and the sampling settings;
     text, seed and maximum length may differ. ``on_progress`` gets the frames of the longest
@@ -74,18 +79,26 @@ def generate_batch(
     usable = isinstance(engine, FastEngine) and not engine.fallback_reason
     if not usable or len(requests) == 1:
         return [
-            engine.generate(r, on_progress, should_stop, on_audio if i == 0 else None)
+            engine.generate(r, on_progress, should_stop, _part_stream(on_part_audio, i))
             for i, r in enumerate(requests)
         ]
     results: list[GenerationResult] = []
     for start in range(0, len(requests), MAX_ROWS):  # a very long text: batches in turn
         group = requests[start : start + MAX_ROWS]
-        stream = on_audio if start == 0 else None
         if len(group) == 1:
+            stream = _part_stream(on_part_audio, start)
             results.append(engine.generate(group[0], on_progress, should_stop, stream))
         else:
-            results += _Batch(engine, group).run(on_progress, should_stop, stream)
+            streams = [_part_stream(on_part_audio, start + i) for i in range(len(group))]
+            results += _Batch(engine, group).run(on_progress, should_stop, streams)
     return results
+
+
+def _part_stream(on_part_audio: PartAudioCallback | None, index: int) -> AudioCallback | None:
+    """An engine's ``on_audio`` that hands request ``index``'s pieces to ``on_part_audio``."""
+    if on_part_audio is None:
+        return None
+    return lambda piece: on_part_audio(index, piece)
 
 
 def _same_clips(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -109,12 +122,13 @@ class _Batch:
         self,
         on_progress: ProgressCallback | None,
         should_stop: StopCheck | None,
-        on_audio: AudioCallback | None = None,
+        on_audio: Sequence[AudioCallback | None] = (),
     ) -> list[GenerationResult]:
+        """The takes; ``on_audio[i]``, where given, streams request ``i`` (all or none)."""
         e = self.engine
         started = time.perf_counter()
         codec = e.reference.model.codec_model
-        stream = AudioStream(codec, on_audio, started) if on_audio else None  # the first request
+        streams = _StreamedTakes(codec, on_audio, started) if any(on_audio) else None
         seeds = [r.seed if r.seed is not None else random.randrange(2**31) for r in self.requests]
         prompts = [e._prompt(r) for r in self.requests]
         lengths = [int(inputs["input_ids"].shape[1]) for inputs, _, _ in prompts]
@@ -164,19 +178,12 @@ class _Batch:
                 if on_progress is not None:
                     on_progress(done, done / e.reference.frame_rate)
                 last = any(done >= caps[i] for i in active)
-                every = END_CHECK_EVERY
-                if stream is not None and 0 in active:
-                    every = stream.check_every()
+                every = streams.check_every(active) if streams else END_CHECK_EVERY
                 if done - checked >= every or last:
-                    first_row = active.index(0) if 0 in active else None
                     keep = self._finished_rows(codes, active, checked, done, caps, frames, ended)
                     checked = done
-                    if stream is not None and first_row is not None:
-                        first = self._codes.get(0)  # set once the first request has ended
-                        if first is not None:
-                            stream.emit(first, frames[0])
-                        else:
-                            stream.emit(codes[first_row], done)
+                    if streams is not None:
+                        streams.emit(codes, active, done, self._codes, frames)
                     if not keep:
                         break
                     if len(keep) < len(active):
@@ -192,10 +199,7 @@ class _Batch:
         results = []
         for index in range(len(self.requests)):
             take = self._codes[index]
-            if index == 0 and stream is not None:
-                audio = stream.audio()
-            else:
-                audio = e.reference.decode(take)
+            audio = streams.audio(index) if streams is not None else e.reference.decode(take)
             check_stop(should_stop)
             results.append(
                 GenerationResult(
@@ -262,3 +266,50 @@ class _Batch:
                 continue
             self._codes[index] = codes[row, :end].clone()
         return keep
+
+
+class _StreamedTakes:
+    """The batch's takes streamed one after another: one :class:`AudioStream` per request."""
+
+    def __init__(
+        self, codec: Any, on_audio: Sequence[AudioCallback | None], started: float
+    ) -> None:
+        self.streams = []
+        for callback in on_audio:
+            if callback is None:
+                raise ValueError("a batch streams all of its takes or none")
+            self.streams.append(AudioStream(codec, callback, started))
+        self.current = 0  # the request now streaming; those before it have ended
+
+    def check_every(self, active: list[int]) -> int:
+        """Frames until the next read-back: the streaming take's cadence while it is made."""
+        if self.current in active:
+            return self.streams[self.current].check_every()
+        return END_CHECK_EVERY
+
+    def emit(
+        self,
+        codes: torch.Tensor,
+        rows: list[int],
+        made: int,
+        finished: dict[int, torch.Tensor],
+        frames: dict[int, int],
+    ) -> None:
+        """Hand over what is new: ended takes in full, in order, then the one being made.
+
+        ``codes`` holds ``made`` frames of each row; ``rows`` says which request each row is;
+        ``finished`` and ``frames`` hold the ended requests' codes and lengths.
+        """
+        while self.current < len(self.streams):
+            stream = self.streams[self.current]
+            if self.current in finished:
+                if frames[self.current] > stream.frames:
+                    stream.emit(finished[self.current], frames[self.current])
+                self.current += 1
+                continue
+            stream.emit(codes[rows.index(self.current)], made)
+            return
+
+    def audio(self, index: int) -> np.ndarray:
+        """Request ``index``'s take: the pieces it streamed, joined."""
+        return self.streams[index].audio()

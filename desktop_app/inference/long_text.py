@@ -3,7 +3,9 @@
 The chunks share the request's voice and settings; chunk ``i`` uses seed ``seed + i``, so any
 chunk can be made again alone with the same result, or with a new seed to replace just that
 part. The joined take puts the chunker's pause (longer after a paragraph) between chunks; each
-chunk fades out and the next fades in over a few milliseconds, so the join has no step.
+chunk fades out and the next fades in over a few milliseconds, so the join has no step. Streamed,
+the chunks are joined the same way as they arrive (:class:`JoinedStream`), so what was heard is
+the take sample for sample.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,48 +85,95 @@ def generate_long(
 ) -> GenerationResult:
     """Say a long text: its chunks in one batch, joined; the parts are kept in the result.
 
-    With ``on_audio`` the first chunk streams while the batch runs (all but its last few
-    milliseconds, which the join fades out); the rest of the joined take follows in one piece
-    when the batch is done. The pieces, joined, are the take sample for sample.
+    With ``on_audio`` the joined take streams while the batch runs: the first chunk as it is
+    made, each later one once the chunk before it has ended (catching up on what it has made by
+    then). A chunk's last few milliseconds wait until it has ended, for the join's fade. The
+    pieces, joined, are the take sample for sample.
     """
     started = time.perf_counter()
     requests, pauses, seed = chunk_requests(request, max_chars)
-    held = _HoldBack(on_audio, int(FADE_SECONDS * SAMPLE_RATE)) if on_audio else None
+    joiner = JoinedStream(on_audio, pauses) if on_audio else None
     results = generate_batch(
-        engine, requests, on_progress, should_stop, held.feed if held else None
+        engine, requests, on_progress, should_stop, joiner.feed if joiner else None
     )
     parts = tuple(
         TakePart(r.text, pause, result)
         for r, pause, result in zip(requests, pauses, results, strict=True)
     )
     take = assemble(parts, seed, time.perf_counter() - started)
-    if held is not None and on_audio is not None:
-        on_audio(take.audio[held.emitted :])
-        first = held.first_at - started if held.first_at is not None else take.timings.total_s
+    if joiner is not None:
+        joiner.close()
+        first = joiner.first_at - started if joiner.first_at is not None else take.timings.total_s
         take = dataclasses.replace(
             take, timings=dataclasses.replace(take.timings, first_audio_s=first)
         )
     return take
 
 
-class _HoldBack:
-    """Passes audio on but keeps the latest ``keep`` samples back (the join will fade them)."""
+class JoinedStream:
+    """Joins parts that arrive piece by piece, as :func:`join_audio` joins whole ones.
 
-    def __init__(self, on_audio: AudioCallback, keep: int) -> None:
-        self.on_audio, self.keep = on_audio, keep
-        self.buffer = np.zeros(0, dtype=np.float32)
+    Part ``i`` is faded in over its first samples (``i > 0``) and, unless it is the last, faded
+    out over its last ones, then followed by ``pauses[i]`` of silence. Samples go on to
+    ``on_audio`` as soon as their fade is known: a part's last fade length is held back until
+    the part has ended (a piece of a later part, or :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        on_audio: Callable[[np.ndarray], None],
+        pauses: Sequence[float],
+        rate: int = SAMPLE_RATE,
+    ) -> None:
+        self.on_audio, self.pauses, self.rate = on_audio, list(pauses), rate
+        self.fade = max(1, int(FADE_SECONDS * rate))
+        self.ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, self.fade))).astype(np.float32)
+        self.part = 0  # the part now arriving
+        self.samples = np.zeros(0, dtype=np.float32)  # all of it so far
+        self.emitted = 0  # how many of those went on
+        self.first_at: float | None = None  # perf_counter when the first samples went on
+
+    def feed(self, index: int, piece: np.ndarray) -> None:
+        """Part ``index`` goes on with ``piece``; the parts before it have ended."""
+        while self.part < index:
+            self._end_part()
+        self.samples = np.concatenate([self.samples, np.asarray(piece, dtype=np.float32)])
+        last = self.part == len(self.pauses) - 1
+        self._emit(self.samples.size if last else self.samples.size - self.fade, ended=False)
+
+    def close(self) -> None:
+        """All parts have ended: hand over what was held back, and any pauses still due."""
+        while self.part < len(self.pauses):
+            self._end_part()
+
+    def _end_part(self) -> None:
+        self._emit(self.samples.size, ended=True)
+        if self.part < len(self.pauses) - 1:
+            self._send(np.zeros(round(self.pauses[self.part] * self.rate), dtype=np.float32))
+        self.part += 1
+        self.samples = np.zeros(0, dtype=np.float32)
         self.emitted = 0
-        self.first_at: float | None = None
 
-    def feed(self, piece: np.ndarray) -> None:
-        self.buffer = np.concatenate([self.buffer, piece])
-        ready = self.buffer.size - self.keep
-        if ready > 0:
+    def _emit(self, upto: int, ended: bool) -> None:
+        if upto <= self.emitted:
+            return
+        out = self.samples[self.emitted : upto].copy()
+        at = np.arange(self.emitted, upto)
+        if self.part > 0:
+            fading = at < self.fade
+            out[fading] *= self.ramp[at[fading]]
+        if ended and self.part < len(self.pauses) - 1:
+            size = self.samples.size
+            fading = at >= size - min(self.fade, size)
+            out[fading] *= self.ramp[size - 1 - at[fading]]
+        self.emitted = upto
+        self._send(out)
+
+    def _send(self, audio: np.ndarray) -> None:
+        if audio.size:
             if self.first_at is None:
                 self.first_at = time.perf_counter()
-            self.on_audio(self.buffer[:ready])
-            self.emitted += ready
-            self.buffer = self.buffer[ready:]
+            self.on_audio(audio)
 
 
 def replace_part(take: GenerationResult, index: int, result: GenerationResult) -> GenerationResult:
@@ -166,17 +215,9 @@ def join_audio(
     pieces: Sequence[np.ndarray], pauses: Sequence[float], rate: int = SAMPLE_RATE
 ) -> np.ndarray:
     """Pieces with the given pauses between them, each join faded out and in (no step)."""
-    fade = max(1, int(FADE_SECONDS * rate))
-    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))).astype(np.float32)
     out: list[np.ndarray] = []
+    joiner = JoinedStream(out.append, list(pauses)[: len(pieces)], rate)
     for index, piece in enumerate(pieces):
-        piece = np.array(piece, dtype=np.float32, copy=True)
-        n = min(fade, piece.size)
-        if index > 0 and n:
-            piece[:n] *= ramp[:n]
-        if index < len(pieces) - 1 and n:
-            piece[piece.size - n :] *= ramp[:n][::-1]
-        out.append(piece)
-        if index < len(pieces) - 1:
-            out.append(np.zeros(round(pauses[index] * rate), dtype=np.float32))
+        joiner.feed(index, piece)
+    joiner.close()
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

@@ -244,6 +244,38 @@ def test_a_batch_equals_the_takes_made_one_by_one(engines: tuple[FastEngine, Any
     assert frames[-1] == 30 and "batch of 3" in batched[0].engine
 
 
+def test_a_batch_streams_every_take_in_order(engines: tuple[FastEngine, Any]) -> None:
+    """Rows end at frames 10, 30 and 20: each take streams once the one before it has ended."""
+    from desktop_app.inference.batch import generate_batch
+
+    fast, _ = engines
+    requests = [
+        greedy("A short one.", seconds=0.8),
+        greedy("This sentence is quite a lot longer than the first one was.", seconds=2.4),
+        greedy("A middle one, neither short nor long.", seconds=1.6),
+    ]
+    plain = generate_batch(fast, requests)
+    frames: list[int] = []
+    pieces: list[tuple[int, int, np.ndarray]] = []  # (request, frames made by then, audio)
+    streamed = generate_batch(
+        fast,
+        requests,
+        on_progress=lambda f, s: frames.append(f),
+        on_part_audio=lambda index, piece: pieces.append((index, len(frames), piece.copy())),
+    )
+    order = [index for index, _, _ in pieces]
+    assert order == sorted(order) and set(order) == {0, 1, 2}
+    # the second take starts streaming when the first has ended, long before its own end
+    first_of_second = next(made for index, made, _ in pieces if index == 1)
+    assert 10 <= first_of_second < 30
+    assert sum(index == 1 for index in order) > 2  # and goes on in pieces while it is made
+    for index, (row, unstreamed) in enumerate(zip(streamed, plain, strict=True)):
+        joined = np.concatenate([p for i, _, p in pieces if i == index])
+        np.testing.assert_array_equal(joined, row.audio)  # each take is what was streamed
+        np.testing.assert_array_equal(row.codes, unstreamed.codes)
+        np.testing.assert_allclose(row.audio, unstreamed.audio, atol=1e-4)
+
+
 def test_a_batch_stops_each_row_at_its_end_frame(engines: tuple[FastEngine, Any]) -> None:
     from desktop_app.inference.batch import generate_batch
 

@@ -6,10 +6,13 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desktop_app.inference import GenerationRequest
 from desktop_app.inference.long_text import (
     FADE_SECONDS,
+    JoinedStream,
     chunk_requests,
     generate_long,
     join_audio,
@@ -77,9 +80,49 @@ def test_joins_have_no_click() -> None:
         assert np.abs(np.diff(np.concatenate([a, b]))).max() > 3 * normal
 
 
-def test_a_long_text_streams_its_first_chunk_while_the_batch_runs(
-    engines: tuple[Any, Any],
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 900), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(1, 400), min_size=1, max_size=6),
+    pause=st.sampled_from([0.0, 0.01, SENTENCE_PAUSE]),
+)
+def test_joining_parts_as_they_stream_equals_joining_them_whole(
+    sizes: list[int], cuts: list[int], pause: float
 ) -> None:
+    """Parts shorter than the fade, empty parts, pieces of any size: the same samples."""
+    rate = 24_000
+    rng = np.random.default_rng(len(sizes) * 1000 + sum(sizes))
+    parts = [rng.uniform(-1, 1, size).astype(np.float32) for size in sizes]
+    pauses = [pause] * len(parts)
+    out: list[np.ndarray] = []
+    joiner = JoinedStream(out.append, pauses, rate)
+    for index, part in enumerate(parts):
+        start = 0
+        for cut in cuts * (part.size // sum(cuts) + 1):
+            if start >= part.size:
+                break
+            joiner.feed(index, part[start : start + cut])
+            start += cut
+    joiner.close()
+    streamed = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+    np.testing.assert_array_equal(streamed, join_audio(parts, pauses, rate))
+    fade = int(FADE_SECONDS * rate)
+    whole = [p.copy() for p in parts]
+    expected: list[np.ndarray] = []  # the fades written out once more, plainly
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))).astype(np.float32)
+    for index, part in enumerate(whole):
+        n = min(fade, part.size)
+        if index > 0:
+            part[:n] *= ramp[:n]
+        if index < len(whole) - 1:
+            part[part.size - n :] *= ramp[:n][::-1]
+            expected += [part, np.zeros(round(pause * rate), dtype=np.float32)]
+        else:
+            expected.append(part)
+    np.testing.assert_array_equal(streamed, np.concatenate(expected))
+
+
+def test_a_long_text_streams_while_the_batch_runs(engines: tuple[Any, Any]) -> None:
     fast, _ = engines
     whole = generate_long(fast, request(seconds=1.2))
     pieces: list[tuple[int, np.ndarray]] = []
