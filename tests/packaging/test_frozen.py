@@ -62,10 +62,17 @@ def frozen_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_frozen(args: list[str], home: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    """Run a program of the bundle in :func:`frozen_env`; its output is captured as text."""
+def run_frozen(
+    args: list[str], home: Path, timeout: int = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a program of the bundle in :func:`frozen_env` (plus ``env``); output captured as text."""
     return subprocess.run(
-        args, env=frozen_env(home), capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        env={**frozen_env(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -98,6 +105,18 @@ def test_install_script_adds_menu_entry_and_commands(bundle: Path, tmp_path: Pat
         assert proc.stdout.startswith("CSM Studio ")
     usage = run_frozen([str(home / ".local/bin/csm-studio-cli"), "clone"], tmp_path, timeout=120)
     assert "see `csm-studio-cli clone --help`" in usage.stderr
+
+
+def test_frozen_download_reaches_the_hub_client(bundle: Path, tmp_path: Path) -> None:
+    """The hub's download stack is in the bundle: with the hub unreachable (a closed port on
+    this machine, never the network) the download fails with the user's message, not an
+    internal error from a missing module."""
+    cli = str(bundle / "csm-studio-cli")
+    args = [cli, "download-model", "--model", "sesame/csm-1b", "--dir", str(tmp_path / "m")]
+    proc = run_frozen(args, tmp_path, timeout=120, HF_ENDPOINT="http://127.0.0.1:9")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Hugging Face")
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="the size target is the CPU build's")
