@@ -224,16 +224,21 @@ def test_streaming_stops_at_the_end_frame(engines: tuple[FastEngine, Any]) -> No
     assert sum(p.size for p in pieces) == 10 * 1920  # nothing of the end frame or after it
 
 
+def three_rows() -> list[GenerationRequest]:
+    """Texts of different lengths with caps of 10, 30 and 20 frames."""
+    return [
+        greedy("A short one.", seconds=0.8),
+        greedy("This sentence is quite a lot longer than the first one was.", seconds=2.4),
+        greedy("A middle one, neither short nor long.", seconds=1.6),
+    ]
+
+
 def test_a_batch_equals_the_takes_made_one_by_one(engines: tuple[FastEngine, Any]) -> None:
     """Rows of different text lengths and caps; finished rows leave the batch."""
     from desktop_app.inference.batch import generate_batch
 
     fast, _ = engines
-    requests = [
-        greedy("A short one.", seconds=0.8),
-        greedy("This sentence is quite a lot longer than the first one was.", seconds=2.4),
-        greedy("A middle one, neither short nor long.", seconds=1.6),
-    ]
+    requests = three_rows()
     alone = [fast.generate(r) for r in requests]
     frames: list[int] = []
     batched = generate_batch(fast, requests, on_progress=lambda f, s: frames.append(f))
@@ -249,11 +254,7 @@ def test_a_batch_streams_every_take_in_order(engines: tuple[FastEngine, Any]) ->
     from desktop_app.inference.batch import generate_batch
 
     fast, _ = engines
-    requests = [
-        greedy("A short one.", seconds=0.8),
-        greedy("This sentence is quite a lot longer than the first one was.", seconds=2.4),
-        greedy("A middle one, neither short nor long.", seconds=1.6),
-    ]
+    requests = three_rows()
     plain = generate_batch(fast, requests)
     frames: list[int] = []
     pieces: list[tuple[int, int, np.ndarray]] = []  # (request, frames made by then, audio)
