@@ -156,7 +156,14 @@ def test_streamed_playback_has_no_gaps(tmp_path: Path, speed: float) -> None:
     assert aligned_correlation(take, 24_000, captured, 48_000) > 0.9
 
 
-def test_clone_play_streams_the_take_to_the_output(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    ["Say it while it is made.", "A first sentence is said. Then a second one streams after it."],
+)
+def test_clone_play_streams_the_take_to_the_output(
+    tiny_model_dir: Path, tmp_path: Path, text: str
+) -> None:
+    """One sentence, and two said as one batch whose chunks stream in order."""
     from tests.conftest import run_cli
 
     ref = tmp_path / "ref.wav"
@@ -175,7 +182,7 @@ def test_clone_play_streams_the_take_to_the_output(tiny_model_dir: Path, tmp_pat
             "--ref-text",
             "Hello there, this is my voice.",
             "--text",
-            "Say it while it is made.",
+            text,
             "--out",
             str(out),
             "--max-seconds",
