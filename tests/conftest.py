@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,21 @@ def app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hf-cache"))
     return home
+
+
+@pytest.fixture(autouse=True)
+def qt_objects_freed_before_the_next_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a Qt test (once pytest-qt has closed its widgets and their inference threads have
+    stopped), delete what deleteLater() left and collect the garbage now. Otherwise the closed
+    windows are deleted, and their Python wrappers collected, inside the next test's event
+    loop, while that test's worker thread is loading a model (a crash in the garbage collector
+    seen once in a fresh-clone run of .ci/run)."""
+    yield
+    if "qtbot" in request.fixturenames:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -72,7 +72,7 @@ def test_import_trim_generate_play_and_save(
 
     qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(finished_playing, timeout=10_000)
-    # under load the device may pull ~350 ms blocks, so a 1.2 s take shows at least 3 positions
+    # the device may pull blocks of ~450 ms; the playhead moves on between them all the same
     assert len(set(heads)) >= 3 and max(heads) > take.result.audio.size // 2
 
     # save as FLAC and read it back
