@@ -42,11 +42,6 @@ class Player:
         self._open_ended = False  # streaming: more audio may still be appended
         self.session = 0  # counts play() and start_stream(): a stream's feeder checks it is current
         self.underruns = 0  # device blocks that found the stream's buffer empty
-        # for the playhead: (first sample of the latest device block, perf_counter when it was
-        # handed over), swapped in one assignment; the device's output latency in samples
-        self._clock: tuple[int, float] | None = None
-        self._latency = 0
-        self._heard = 0
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         start = self._position
@@ -54,7 +49,6 @@ class Player:
         outdata[:count, 0] = self._audio[start : start + count]
         outdata[count:, 0] = 0.0
         self._position = start + count
-        self._clock = (start, time.perf_counter())
         if count < frames:
             if self._open_ended:
                 self.underruns += 1  # a gap: the generator fell behind
@@ -119,8 +113,6 @@ class Player:
         import sounddevice as sd
 
         self._finished.clear()
-        self._clock = None
-        self._heard = self._position
         try:
             self._stream = sd.OutputStream(
                 device=self.device,
@@ -133,7 +125,6 @@ class Player:
                 # device would fill its buffer with silence (a gap) when the pieces run short
                 latency=STREAM_LATENCY if self._open_ended else None,
             )
-            self._latency = round(float(self._stream.latency) * self.rate)
             self._stream.start()
         except Exception as exc:
             self._finished.set()
@@ -168,19 +159,6 @@ class Player:
     def position(self) -> int:
         """Sample index about to be played."""
         return self._position
-
-    @property
-    def heard_position(self) -> int:
-        """Sample being heard now, for a playhead: it moves smoothly between the device's
-        callbacks (which may come as far apart as half a second) and trails ``position`` by the
-        device's latency; it never goes back while one playback runs."""
-        clock = self._clock
-        if clock is None or not self.playing:
-            return self._position
-        start, at = clock
-        estimate = start - self._latency + round((time.perf_counter() - at) * self.rate)
-        self._heard = max(self._heard, min(estimate, self._position))
-        return self._heard
 
     @property
     def playing(self) -> bool:

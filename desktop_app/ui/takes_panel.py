@@ -247,7 +247,7 @@ class TakesPanel(QGroupBox):
             self._timer.stop()
             return
         if take is self.current:
-            self.waveform.set_playhead(self.player.heard_position)
+            self.waveform.set_playhead(self.player.position)
         if not self.player.playing and self.player.position >= take.result.audio.size:
             if self._queue:
                 self._start(self._queue.pop(0))
