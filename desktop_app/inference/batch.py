@@ -90,7 +90,8 @@ def generate_batch(
             results.append(engine.generate(group[0], on_progress, should_stop, stream))
         else:
             streams = [_part_stream(on_part_audio, start + i) for i in range(len(group))]
-            results += _Batch(engine, group).run(on_progress, should_stop, streams)
+            streaming = [stream for stream in streams if stream is not None]  # all or none
+            results += _Batch(engine, group).run(on_progress, should_stop, streaming)
     return results
 
 
@@ -122,13 +123,13 @@ class _Batch:
         self,
         on_progress: ProgressCallback | None,
         should_stop: StopCheck | None,
-        on_audio: Sequence[AudioCallback | None] = (),
+        on_audio: Sequence[AudioCallback] = (),
     ) -> list[GenerationResult]:
         """The takes; ``on_audio[i]``, where given, streams request ``i`` (all or none)."""
         e = self.engine
         started = time.perf_counter()
         codec = e.reference.model.codec_model
-        streams = _StreamedTakes(codec, on_audio, started) if any(on_audio) else None
+        streams = _StreamedTakes(codec, on_audio, started) if on_audio else None
         seeds = [r.seed if r.seed is not None else random.randrange(2**31) for r in self.requests]
         prompts = [e._prompt(r) for r in self.requests]
         lengths = [int(inputs["input_ids"].shape[1]) for inputs, _, _ in prompts]
@@ -271,14 +272,8 @@ class _Batch:
 class _StreamedTakes:
     """The batch's takes streamed one after another: one :class:`AudioStream` per request."""
 
-    def __init__(
-        self, codec: Any, on_audio: Sequence[AudioCallback | None], started: float
-    ) -> None:
-        self.streams = []
-        for callback in on_audio:
-            if callback is None:
-                raise ValueError("a batch streams all of its takes or none")
-            self.streams.append(AudioStream(codec, callback, started))
+    def __init__(self, codec: Any, on_audio: Sequence[AudioCallback], started: float) -> None:
+        self.streams = [AudioStream(codec, callback, started) for callback in on_audio]
         self.current = 0  # the request now streaming; those before it have ended
 
     def check_every(self, active: list[int]) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ class JoinedStream:
 
     def __init__(
         self,
-        on_audio: Callable[[np.ndarray], None],
+        on_audio: AudioCallback,
         pauses: Sequence[float],
         rate: int = SAMPLE_RATE,
     ) -> None:
