@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_app import paths
+from desktop_app import defaults, paths
 from desktop_app.files import write_text_atomic
-from desktop_app.inference.model_store import DEFAULT_MODEL_ID
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +26,17 @@ class Settings:
     """What the app remembers between runs."""
 
     version: int = SETTINGS_VERSION
-    model: str = DEFAULT_MODEL_ID
-    engine: str = "fast"
-    device: str = "auto"
+    model: str = defaults.MODEL_ID
+    engine: str = defaults.ENGINE
+    device: str = defaults.DEVICE
     input_device: str = ""
     output_device: str = ""
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 1.0
+    temperature: float = defaults.TEMPERATURE
+    top_k: int = defaults.TOP_K
+    top_p: float = defaults.TOP_P
     seed: int = 42
     seed_locked: bool = False
-    max_seconds: float = 10.0
+    max_seconds: float = defaults.MAX_SECONDS
     denoise: bool = False
     play_while_generating: bool = True
     last_folder: str = ""
@@ -67,16 +66,41 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings()
     known = {f.name: f for f in dataclasses.fields(Settings) if f.metadata.get("persist", True)}
     values: dict[str, Any] = {}
+    default = Settings()
     for key, value in _migrate(raw).items():
-        spec = known.get(key)
-        if spec is not None and isinstance(value, type(getattr(Settings(), key))):
-            values[key] = value
+        if key in known:
+            kept = _as_type_of(getattr(default, key), value)
+            if kept is not _REFUSED:
+                values[key] = kept
+            else:
+                log.warning(
+                    "settings: %s = %r is not a %s; the default is used",
+                    key,
+                    value,
+                    type(getattr(default, key)).__name__,
+                )
     settings = Settings(**values)
     if int(raw.get("version", 0)) > SETTINGS_VERSION:
         log.warning("settings file %s is from a newer version; it will not be overwritten", target)
         settings.read_only = True
     settings.version = SETTINGS_VERSION
     return settings
+
+
+_REFUSED = object()
+
+
+def _as_type_of(default: object, value: object) -> object:
+    """``value`` as the type of ``default``, or ``_REFUSED``.
+
+    JSON writes 1.0 as 1, so an int is taken where a float is expected; a bool is never taken as
+    a number (in Python ``True`` is an ``int``), nor a number as a bool.
+    """
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value if isinstance(default, bool) and isinstance(value, bool) else _REFUSED
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    return value if isinstance(value, type(default)) else _REFUSED
 
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import threading
 from pathlib import Path
 
 from desktop_app import paths
@@ -33,3 +34,23 @@ def configure_logging(level: int = logging.INFO) -> Path:
     root.setLevel(level)
     _configured = target
     return target
+
+
+def log_thread_errors() -> None:
+    """Send exceptions that end a thread other than the main one to the log, with traceback.
+
+    Python's default prints them to stderr, where a window user never sees them and a CLI
+    user sees a traceback. The main thread's errors are handled by each face (CLI, window).
+    """
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        logging.getLogger(__name__).error(
+            "unhandled error in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+        )
+
+    threading.excepthook = hook

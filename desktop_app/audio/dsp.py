@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-MODEL_RATE = 24_000
+from desktop_app import defaults
+
+MODEL_RATE = defaults.SAMPLE_RATE
 SILENCE_FLOOR_DBFS = -60.0
 
 

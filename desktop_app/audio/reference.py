@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from desktop_app.audio import dsp
 from desktop_app.audio.io import read_audio
-from desktop_app.errors import AudioFileError
+from desktop_app.errors import AudioFileError, RequestError
 
 MIN_REFERENCE_SECONDS = 2.0
 RECOMMENDED = "6-30 s of clean natural speech"
@@ -51,3 +53,45 @@ def load_reference(path: str | os.PathLike[str], *, denoise: bool = False) -> np
     return prepare_reference(
         decoded.samples, decoded.sample_rate, denoise=denoise, source=str(Path(path))
     )
+
+
+class ClipLike(Protocol):
+    """A clip as the window or the library holds it: audio at ``rate`` and its transcript."""
+
+    @property
+    def audio(self) -> np.ndarray: ...
+
+    @property
+    def transcript(self) -> str: ...
+
+
+def check_transcripts(clips: Sequence[ClipLike]) -> None:
+    """Every clip has a transcript.
+
+    Raises:
+        RequestError: names the first clip without one.
+    """
+    for number, clip in enumerate(clips, start=1):
+        if not clip.transcript.strip():
+            raise RequestError(
+                f"clip {number} has no transcript; select it and type exactly what is said in it"
+            )
+
+
+def prepare_clips(
+    clips: Sequence[ClipLike], *, rate: int = dsp.MODEL_RATE, denoise: bool = False
+) -> list[np.ndarray]:
+    """Each clip's audio prepared as a voice reference (see :func:`prepare_reference`), in order.
+
+    The one way clips become what the model gets: for a take (in the worker thread) and for a
+    voice saved in the library.
+
+    Raises:
+        RequestError: a clip without transcript.
+        AudioFileError: a clip that is silent or too short.
+    """
+    check_transcripts(clips)
+    return [
+        prepare_reference(clip.audio, rate, denoise=denoise, source=f"clip {number}")
+        for number, clip in enumerate(clips, start=1)
+    ]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from desktop_app import defaults
 from desktop_app.errors import RequestError
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
+    BatchEngine,
     Engine,
     GenerationRequest,
     GenerationResult,
@@ -18,10 +20,10 @@ from desktop_app.inference.engine import (
 )
 
 ENGINE_NAMES = ("fast", "transformers")
-DEFAULT_ENGINE = "fast"
+DEFAULT_ENGINE = defaults.ENGINE
 
 
-def load_engine(name: str, model_dir: Path, device: str = "auto") -> Engine:
+def load_engine(name: str, model_dir: Path, device: str = "auto") -> BatchEngine:
     """Load the engine called ``name`` with the checkpoint in ``model_dir``.
 
     Raises:
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_ENGINE",
     "ENGINE_NAMES",
     "SAMPLE_RATE",
+    "BatchEngine",
     "Engine",
     "GenerationRequest",
     "GenerationResult",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-SAMPLE_RATE = 24_000
+from desktop_app import defaults
+
+SAMPLE_RATE = defaults.SAMPLE_RATE
 
 ProgressCallback = Callable[[int, float], None]
 """Called after each frame with (frames made so far, seconds of audio made so far)."""
@@ -31,6 +33,10 @@ def check_stop(should_stop: StopCheck | None) -> None:
 AudioCallback = Callable[[np.ndarray], None]
 """Called with each new piece of the take's 24 kHz audio as soon as it is decoded; the pieces,
 joined, are the result's audio sample for sample."""
+
+PartAudioCallback = Callable[[int, np.ndarray], None]
+"""A batch's streaming: (index of the request, the audio its take adds), every request's audio in
+order (request 1's pieces only once request 0's take has ended)."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,11 @@ class GenerationRequest:
 
     text: str
     references: tuple[ReferenceClip, ...] = ()
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 1.0
+    temperature: float = defaults.TEMPERATURE
+    top_k: int = defaults.TOP_K
+    top_p: float = defaults.TOP_P
     seed: int | None = None
-    max_seconds: float = 10.0
+    max_seconds: float = defaults.MAX_SECONDS
     speaker: int = 0
 
 
@@ -144,6 +150,11 @@ class Engine(Protocol):
         ...
 
     @property
+    def device_name(self) -> str:
+        """A human name for the device: the GPU's name, or "CPU"."""
+        ...
+
+    @property
     def load_seconds(self) -> float:
         """How long loading took."""
         ...
@@ -160,4 +171,22 @@ class Engine(Protocol):
         With ``on_audio`` the take's audio is handed over in pieces while it is generated (the
         fast engine streams; the transformers engine hands it over in one piece at the end).
         """
+        ...
+
+
+class BatchEngine(Engine, Protocol):
+    """An engine that also makes several takes in one voice at once.
+
+    Callers go through :func:`desktop_app.inference.batch.generate_batch`, which checks that the
+    requests share one voice prompt and one set of sampling settings.
+    """
+
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+        on_part_audio: PartAudioCallback | None = None,
+    ) -> list[GenerationResult]:
+        """One take per request, in order; ``on_part_audio`` streams them one after another."""
         ...

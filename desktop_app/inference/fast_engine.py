@@ -24,6 +24,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,23 +34,23 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from desktop_app.inference.batch import one_by_one
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
+    PartAudioCallback,
     ProgressCallback,
     StopCheck,
     check_stop,
 )
 from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
-from desktop_app.inference.streaming import AudioStream
+from desktop_app.inference.streaming import END_CHECK_EVERY, AudioStream, ResumableAudio
+from desktop_app.inference.transformers_compat import prompt_embeddings
 
 log = logging.getLogger(__name__)
-
-END_CHECK_EVERY = 8
-"""Frames between two read-backs of the codes to look for the end frame."""
 
 
 def _rms_norm(x: torch.Tensor, norm: Any) -> torch.Tensor:
@@ -306,7 +307,7 @@ class FastEngine:
         config = model.config
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
-        self._device, self._dtype = device, dtype
+        self.torch_device, self.torch_dtype = device, dtype
         self.num_codebooks = int(config.num_codebooks)
         self.vocab = int(config.vocab_size)
         self.codec_size = int(config.codec_config.codebook_size)
@@ -360,7 +361,7 @@ class FastEngine:
         self._prompt_key = None
 
     def _uses_graph(self) -> bool:
-        if self._device.type != "cuda":
+        if self.torch_device.type != "cuda":
             return False
         return self._want_graph is not False
 
@@ -374,9 +375,7 @@ class FastEngine:
         drawn = (probs / noise).argmax(dim=-1)
         return torch.where(self.greedy[:, 0], greedy, drawn)
 
-    def _frame_codes(
-        self, hidden: torch.Tensor, depth: _Stack, noise: torch.Tensor
-    ) -> torch.Tensor:
+    def frame_codes(self, hidden: torch.Tensor, depth: _Stack, noise: torch.Tensor) -> torch.Tensor:
         """One frame's codes (batch, codebooks) from the backbone's last hidden state."""
         codes = [self._sample(self.lm_head(hidden), noise[:, 0])]
         # depth decoder: position 0 is the backbone state, position 1 codebook 0 (as transformers
@@ -399,7 +398,7 @@ class FastEngine:
         reads only the filled part of the cache); None inside a CUDA graph, where attention
         reads the whole cache under a mask built from ``self.position``.
         """
-        frame = self._frame_codes(self.hidden, self.depth, self.noise)
+        frame = self.frame_codes(self.hidden, self.depth, self.noise)
         self.codes.index_copy_(1, self.frame_index, frame[:, None])
         embed = self.audio_embed(frame + self.audio_offsets).sum(dim=1, keepdim=True)
         if position is None:
@@ -431,7 +430,7 @@ class FastEngine:
 
     # -- prefill -------------------------------------------------------------------------------
 
-    def _prompt(self, request: GenerationRequest) -> tuple[Any, int, str]:
+    def prompt_of(self, request: GenerationRequest) -> tuple[Any, int, str]:
         """Tokenized prompt, the length of its voice part, and a key for that voice part."""
         inputs = self.reference.prepare_inputs(request)
         ids = inputs["input_ids"][0]
@@ -442,13 +441,13 @@ class FastEngine:
         digest.update(ids[:voice_len].numpy().tobytes())
         for clip in request.references:
             digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
-        digest.update(f"{self._device}{self._dtype}{request.speaker}".encode())
+        digest.update(f"{self.torch_device}{self.torch_dtype}{request.speaker}".encode())
         return inputs, voice_len, digest.hexdigest()
 
-    def _prefill(self, inputs: Any, voice_len: int, key: str) -> bool:
+    def prefill(self, inputs: Any, voice_len: int, key: str) -> bool:
         """Fill the backbone cache with the prompt; returns True when the voice part was reused."""
         model = self.reference.model
-        ids = inputs["input_ids"].to(self._device)
+        ids = inputs["input_ids"].to(self.torch_device)
         reuse = voice_len > 0 and key == self._prompt_key
         if reuse:
             start = voice_len
@@ -456,20 +455,18 @@ class FastEngine:
         else:
             start = 0
             values = inputs.get("input_values")
-            merged = model._merge_input_ids_with_input_values(
-                input_ids=ids,
-                input_values=None if values is None else values.to(self._device, self._dtype),
-                input_values_cutoffs=(
-                    None if values is None else inputs["input_values_cutoffs"].to(self._device)
-                ),
+            embeds = prompt_embeddings(
+                model,
+                ids,
+                None if values is None else values.to(self.torch_device, self.torch_dtype),
+                None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
             )
-            embeds = merged["inputs_embeds"]
         end = ids.shape[1]
         positions = self.all_positions[start:end]
         mask = None
         if start > 0:  # queries start mid-sequence: causal mask against the cached voice part
             mask = (self.all_positions[:end][None, :] <= positions[:, None])[None, None]
-        out = self.backbone.forward(embeds.to(self._dtype), positions, end, mask)
+        out = self.backbone.forward(embeds.to(self.torch_dtype), positions, end, mask)
         self.hidden.copy_(out[:, -1])
         self.position.fill_(end)
         self.frame_index.zero_()
@@ -493,24 +490,63 @@ class FastEngine:
         """
         if self.fallback_reason:
             return self.reference.generate(request, on_progress, should_stop, on_audio)
+        stream = ResumableAudio(lambda _, piece: on_audio(piece)) if on_audio else None
+        single = stream.single if stream else None
         try:
-            return self._generate(request, on_progress, should_stop, on_audio, ())
+            return self._generate(request, on_progress, should_stop, single, ())
         except torch.cuda.OutOfMemoryError:
-            log.warning("CUDA out of memory in the fast engine; retrying on the CPU")
-            self._graph = None
-            self.reference._move_to_cpu()
-            self._build()
-            return self._generate(
-                request, on_progress, should_stop, on_audio, (CPU_FALLBACK_NOTICE,)
-            )
+            self._fall_back_to_cpu(stream)
+            notices = (CPU_FALLBACK_NOTICE,)
+            result = self._generate(request, on_progress, should_stop, single, notices)
+        return dataclasses.replace(result, audio=stream.audio(0)) if stream else result
 
-    def _set_sampling(self, request: GenerationRequest, seed: int) -> torch.Generator:
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+        on_part_audio: PartAudioCallback | None = None,
+    ) -> list[GenerationResult]:
+        """One take per request, decoded together; see :mod:`desktop_app.inference.batch`.
+
+        If the GPU runs out of memory the whole batch is made again on the CPU (each take then
+        says so in its notices); streamed audio already handed over is not sent again.
+        """
+        if self.fallback_reason or len(requests) == 1:
+            return one_by_one(self, requests, on_progress, should_stop, on_part_audio)
+        from desktop_app.inference.fast_batch import generate_in_batches
+
+        stream = ResumableAudio(on_part_audio) if on_part_audio else None
+        try:
+            return generate_in_batches(self, requests, on_progress, should_stop, stream)
+        except torch.cuda.OutOfMemoryError:
+            self._fall_back_to_cpu(stream)
+            results = generate_in_batches(self, requests, on_progress, should_stop, stream)
+        return [
+            dataclasses.replace(
+                result,
+                audio=stream.audio(index) if stream else result.audio,
+                notices=(CPU_FALLBACK_NOTICE, *result.notices),
+            )
+            for index, result in enumerate(results)
+        ]
+
+    def _fall_back_to_cpu(self, stream: ResumableAudio | None) -> None:
+        """After CUDA ran out of memory: the weights to the CPU, the decode state rebuilt."""
+        log.warning("CUDA out of memory in the fast engine; retrying on the CPU")
+        self._graph = None
+        self.reference.move_to_cpu()
+        self._build()
+        if stream is not None:
+            stream.resume()
+
+    def set_sampling(self, request: GenerationRequest, seed: int) -> torch.Generator:
         greedy = request.temperature <= 0
         self.greedy.fill_(greedy)
         self.temperature.fill_(1.0 if greedy else float(request.temperature))
         self.top_k.fill_(max(0, int(request.top_k)))
         self.top_p.fill_(float(request.top_p))
-        generator = torch.Generator(device=self._device)
+        generator = torch.Generator(device=self.torch_device)
         generator.manual_seed(seed)
         return generator
 
@@ -526,7 +562,7 @@ class FastEngine:
         codec = self.reference.model.codec_model
         stream = AudioStream(codec, on_audio, started) if on_audio else None
         seed = request.seed if request.seed is not None else random.randrange(2**31)
-        inputs, voice_len, key = self._prompt(request)  # encodes the voice clips (Mimi)
+        inputs, voice_len, key = self.prompt_of(request)  # encodes the voice clips (Mimi)
         check_stop(should_stop)
         max_frames = min(
             self.reference.max_frames(request), self.context - inputs["input_ids"].shape[1]
@@ -535,9 +571,9 @@ class FastEngine:
         stamps: list[float] = []
         end: int | None = None
         with torch.inference_mode():
-            reused = self._prefill(inputs, voice_len, key)
+            reused = self.prefill(inputs, voice_len, key)
             check_stop(should_stop)
-            generator = self._set_sampling(request, seed)
+            generator = self.set_sampling(request, seed)
             graphed = self._uses_graph()
             if graphed and self._graph is None:
                 self._graph = self._capture()

@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ import torch
 
 from desktop_app.errors import GenerationCancelled, ModelNotFoundError, RequestError
 from desktop_app.inference import compute_device
+from desktop_app.inference.batch import one_by_one
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     AudioCallback,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
+    PartAudioCallback,
     ProgressCallback,
     StopCheck,
     check_stop,
@@ -225,14 +228,25 @@ class TransformersEngine:
             result = self._generate(inputs, request, seed, on_progress, should_stop, notices)
         except torch.cuda.OutOfMemoryError:
             log.warning("CUDA out of memory during generation; retrying on the CPU")
-            self._move_to_cpu()
+            self.move_to_cpu()
             notices.append(CPU_FALLBACK_NOTICE)
             result = self._generate(inputs, request, seed, on_progress, should_stop, notices)
         if on_audio is not None:
             on_audio(result.audio)
         return result
 
-    def _move_to_cpu(self) -> None:
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+        on_part_audio: PartAudioCallback | None = None,
+    ) -> list[GenerationResult]:
+        """The takes one after another: the reference has no batched loop."""
+        return one_by_one(self, requests, on_progress, should_stop, on_part_audio)
+
+    def move_to_cpu(self) -> None:
+        """Move the weights to the CPU in float32 (after CUDA ran out of memory)."""
         self.model = self.model.to(device="cpu", dtype=torch.float32)
         self._torch_device = torch.device("cpu")
         if torch.cuda.is_available():

@@ -14,7 +14,6 @@ import dataclasses
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from desktop_app.inference.batch import generate_batch
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
     AudioCallback,
+    BatchEngine,
     GenerationRequest,
     GenerationResult,
     GenerationTimings,
@@ -62,7 +62,7 @@ def chunk_requests(
 
 
 def speak(
-    engine: Any,
+    engine: BatchEngine,
     request: GenerationRequest,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
@@ -76,7 +76,7 @@ def speak(
 
 
 def generate_long(
-    engine: Any,
+    engine: BatchEngine,
     request: GenerationRequest,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,

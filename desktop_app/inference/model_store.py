@@ -12,9 +12,10 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+from desktop_app import defaults
 from desktop_app.errors import ModelDownloadError, ModelNotFoundError
 
-DEFAULT_MODEL_ID = "sesame/csm-1b"
+DEFAULT_MODEL_ID = defaults.MODEL_ID
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
 
 

@@ -33,6 +33,9 @@ STREAM_FIRST = 1
 STREAM_EVERY = 4
 """Frames per later piece (320 ms of audio at 12.5 frames per second)."""
 
+END_CHECK_EVERY = 8
+"""Frames between two read-backs of the codes to look for the end frame (when not streaming)."""
+
 
 class StreamingDecoder:
     """Decodes (frames, codebooks) codes chunk by chunk; the chunks join into one take."""
@@ -160,3 +163,48 @@ class AudioStream:
     def audio(self) -> np.ndarray:
         """Everything handed over, joined: the take's audio."""
         return np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=np.float32)
+
+
+class ResumableAudio:
+    """The ``on_part_audio`` of a batch (or, as part 0, the ``on_audio`` of one take) that a
+    retried run can use again without sending anything twice.
+
+    It counts what it passed on for each part. After :meth:`resume` (a retry, for example on
+    the CPU after the GPU ran out of memory) the first samples of each part, as many as were
+    already sent, are dropped, and pieces for a part before the last one sent are dropped
+    whole (the listener has moved on). :meth:`audio` is what was sent for a part: the take as
+    it was heard, which the retried result must carry so that the pieces, joined, stay the take.
+    """
+
+    def __init__(self, on_part_audio: Callable[[int, np.ndarray], None]) -> None:
+        self.on_part_audio = on_part_audio
+        self.sent: dict[int, list[np.ndarray]] = {}
+        self._skip: dict[int, int] = {}
+        self._closed_below = 0
+        self.resumed = False
+
+    def __call__(self, index: int, piece: np.ndarray) -> None:
+        if index < self._closed_below:
+            return
+        skip = self._skip.get(index, 0)
+        if skip:
+            self._skip[index] = max(0, skip - piece.size)
+            piece = piece[skip:]
+        if piece.size:
+            self.sent.setdefault(index, []).append(piece)
+            self.on_part_audio(index, piece)
+
+    def single(self, piece: np.ndarray) -> None:
+        """``on_audio`` for a single take (part 0)."""
+        self(0, piece)
+
+    def resume(self) -> None:
+        """A retry starts: from now on, send each part only what it has not sent yet."""
+        self.resumed = True
+        self._skip = {i: sum(p.size for p in pieces) for i, pieces in self.sent.items()}
+        self._closed_below = max(self.sent, default=0)
+
+    def audio(self, index: int) -> np.ndarray:
+        """Everything sent for part ``index``, joined."""
+        pieces = self.sent.get(index, [])
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)

@@ -19,16 +19,24 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 
 from desktop_app import paths
+from desktop_app.audio import dsp
+from desktop_app.defaults import SAMPLE_RATE as MODEL_RATE
 from desktop_app.errors import UserError
 from desktop_app.files import atomic_write
 
+if TYPE_CHECKING:
+    from desktop_app.inference.engine import GenerationRequest, GenerationResult
+
 SCHEMA_VERSION = 3
+
+CLIP_SOURCES = ("recorded", "imported")
+"""Where a clip came from (the clips table's CHECK constraint allows these only)."""
 
 # Each entry takes the database from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -92,9 +100,12 @@ class ClipRecord:
     source: str
 
     def audio(self) -> np.ndarray:
-        """The clip's 24 kHz mono samples."""
-        data, _ = sf.read(self.file, dtype="float32")
-        return np.asarray(data, dtype=np.float32)
+        """The clip's 24 kHz mono samples.
+
+        Raises:
+            LibraryError: the file is gone or unreadable.
+        """
+        return _read_stored(self.file, f"a clip ({self.transcript[:40]!r})")
 
 
 @dataclass(frozen=True)
@@ -134,11 +145,19 @@ class TakeRecord:
         Raises:
             LibraryError: the file is gone or unreadable.
         """
-        try:
-            data, _ = sf.read(self.file, dtype="float32")
-        except (OSError, sf.LibsndfileError) as exc:
-            raise LibraryError(f"the audio of take {self.id} cannot be read ({exc})") from exc
-        return np.asarray(data, dtype=np.float32)
+        return _read_stored(self.file, f"take {self.id}")
+
+
+def _read_stored(file: Path, what: str) -> np.ndarray:
+    """A stored audio file's samples, or a LibraryError saying whose audio is missing."""
+    try:
+        data, _ = sf.read(file, dtype="float32")
+    except (OSError, sf.LibsndfileError) as exc:
+        raise LibraryError(
+            f"the audio of {what} cannot be read ({exc}); the library folder {file.parents[2]} "
+            f"may have been changed by hand: restore it from a backup"
+        ) from exc
+    return np.asarray(data, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,7 @@ class RemovedVoice:
     take_ids: tuple[int, ...]
 
 
-def settings_of(request: Any) -> dict[str, float]:
+def settings_of(request: GenerationRequest) -> dict[str, float]:
     """The sampling settings of a generation request, as kept in the history and reports."""
     return {
         "temperature": request.temperature,
@@ -217,7 +236,14 @@ class Library:
         db.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the database (idempotent)."""
         self._db.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def integrity_check(self) -> str:
         """SQLite's own verdict on the database file ("ok" when healthy)."""
@@ -250,7 +276,7 @@ class Library:
         clips: list[tuple[np.ndarray, str, str]],
         notes: str = "",
         consent_confirmed: bool = False,
-        rate: int = 24_000,
+        rate: int = MODEL_RATE,
     ) -> VoiceRecord:
         """Store a voice from (audio, transcript, source) clips.
 
@@ -262,9 +288,14 @@ class Library:
             raise LibraryError("a voice needs a name")
         if not clips:
             raise LibraryError(f"voice {name!r} needs at least one clip")
-        for number, (_, transcript, _) in enumerate(clips, start=1):
+        for number, (_, transcript, source) in enumerate(clips, start=1):
             if not transcript.strip():
                 raise LibraryError(f"clip {number} of voice {name!r} has no transcript")
+            if source not in CLIP_SOURCES:
+                raise LibraryError(
+                    f"clip {number} of voice {name!r} has an unknown source {source!r}; "
+                    f"it must be one of {', '.join(CLIP_SOURCES)}"
+                )
         files = [self.store_audio(audio, rate) for audio, _, _ in clips]  # files first
         try:
             with self._transaction(self._db):
@@ -282,9 +313,11 @@ class Library:
                     ],
                 )
         except sqlite3.IntegrityError as exc:
-            raise LibraryError(
-                f"a voice called {name!r} already exists; choose another name"
-            ) from exc
+            if "voices.name" in str(exc):
+                raise LibraryError(
+                    f"a voice called {name!r} already exists; choose another name"
+                ) from exc
+            raise LibraryError(f"the library refused the voice {name!r} ({exc})") from exc
         return self.voice(name)
 
     def _insert_clips(self, voice_id: Any, clips: Sequence[ClipRecord]) -> None:
@@ -400,7 +433,7 @@ class Library:
         timings: dict[str, float],
         voice: str | None = None,
         model_revision: str = "",
-        rate: int = 24_000,
+        rate: int = MODEL_RATE,
     ) -> TakeRecord:
         """Record a finished take: its audio file is complete before the row exists."""
         voice_id = self.voice(voice).id if voice else None
@@ -430,8 +463,8 @@ class Library:
 
     def record_result(
         self,
-        request: Any,
-        result: Any,
+        request: GenerationRequest,
+        result: GenerationResult,
         model: str,
         voice: str | None = None,
         model_revision: str = "",
@@ -604,18 +637,28 @@ def import_voice(library: Library, source: Path, name: str | None = None) -> Voi
     try:
         with zipfile.ZipFile(source) as bundle:
             manifest = json.loads(bundle.read(MANIFEST))
-            if manifest.get("format") != BUNDLE_FORMAT:
+            if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
                 raise LibraryError(f"{source} is not a CSM Studio voice bundle")
             clips = []
             for entry in manifest["clips"]:
                 data, rate = sf.read(io.BytesIO(bundle.read(entry["file"])), dtype="float32")
-                clips.append((np.asarray(data, np.float32), entry["transcript"], entry["source"]))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+                audio = dsp.resample(dsp.to_mono(data), rate, MODEL_RATE)  # each at its own rate
+                clips.append((audio, str(entry["transcript"]), str(entry["source"])))
+    except (
+        OSError,
+        KeyError,
+        TypeError,
+        ValueError,
+        zipfile.BadZipFile,
+        sf.LibsndfileError,
+    ) as exc:
         raise LibraryError(f"cannot read the voice bundle {source}: {exc}") from exc
+    if not clips:
+        raise LibraryError(f"the voice bundle {source} holds no clips; export the voice again")
     return library.add_voice(
-        name or manifest["name"],
+        name or str(manifest.get("name") or ""),
         clips,
-        notes=manifest.get("notes", ""),
+        notes=str(manifest.get("notes", "")),
         consent_confirmed=bool(manifest.get("consent_confirmed")),
-        rate=rate,
+        rate=MODEL_RATE,
     )

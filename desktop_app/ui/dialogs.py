@@ -19,9 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import __version__
-from desktop_app.errors import UserError
+from desktop_app.errors import UserError, describe
 from desktop_app.inference.model_store import DEFAULT_MODEL_ID, model_page
-from desktop_app.ui.workers import DownloadWorker, InternalError, as_user_error
+from desktop_app.ui.workers import DownloadWorker
 
 
 def ask_audio_path(parent: QWidget, title: str, suggested: Path) -> Path | None:
@@ -47,13 +47,9 @@ class ErrorFunnel:
 
     def show(self, error: BaseException) -> None:
         """Show ``error`` in a window-modal dialog that does not block the event loop."""
-        user_error = as_user_error(error)
-        self.last_message = str(user_error)
-        icon = (
-            QMessageBox.Icon.Critical
-            if isinstance(user_error, InternalError)
-            else (QMessageBox.Icon.Warning)
-        )
+        description = describe(error)
+        self.last_message = description.message
+        icon = QMessageBox.Icon.Critical if description.internal else QMessageBox.Icon.Warning
         if self.box is not None:
             self.box.close()
         self.box = QMessageBox(

@@ -1,38 +1,34 @@
 """Long-lived worker objects living on QThreads; the window talks to them by queued signals.
 
-Cancellation is a thread-safe flag that the engine checks between frames, set directly from the
-GUI thread (a queued slot would wait behind the running generation).
+The :class:`InferenceWorker` owns the loaded engine and works through a queue of jobs in order
+(the window's takes now; the local API's later, through the same queue). Every signal it emits
+carries the id of the job it belongs to, so a listener can ignore a job it no longer waits for.
+Cancelling is a thread-safe flag the engine checks between frames, set directly from the
+calling thread (a queued slot would wait behind the running job); a job cancelled before it
+starts is skipped.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from desktop_app import logs
-from desktop_app.errors import GenerationCancelled, UserError
+from desktop_app.errors import GenerationCancelled, UserError, as_internal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from desktop_app.inference.engine import BatchEngine, GenerationRequest
 
 log = logging.getLogger(__name__)
-
-
-class InternalError(UserError):
-    """An unexpected failure: its message points at the log file."""
-
-
-def as_user_error(exc: BaseException) -> UserError:
-    """A user error as it is; anything else logged and turned into "internal error, see log"."""
-    if isinstance(exc, UserError):
-        return exc
-    log.error("internal error in a worker", exc_info=exc)
-    return InternalError(
-        f"internal error ({type(exc).__name__}: {exc}); details in {logs.configure_logging()}"
-    )
 
 
 @dataclass(frozen=True)
@@ -48,90 +44,172 @@ class EngineInfo:
     load_seconds: float
 
 
-class InferenceWorker(QObject):
-    """Owns the loaded engine; loads and generates on its own thread."""
+@dataclass(frozen=True)
+class ClipAudio:
+    """A reference clip as the worker gets it: 24 kHz audio, not yet prepared, and its text."""
 
-    load_requested = Signal(str, str, str)  # model, engine, device
-    generate_requested = Signal(object, bool)  # GenerationRequest, stream the audio
-    load_progressed = Signal(str)
-    loaded = Signal(object)  # EngineInfo
-    progressed = Signal(int, float)  # frames, seconds of audio
-    chunk_ready = Signal(object)  # a piece of the take's audio (np.ndarray), while streaming
-    finished = Signal(object)  # GenerationResult
-    cancelled = Signal()
-    failed = Signal(object)  # UserError
+    audio: np.ndarray
+    transcript: str
+
+
+@dataclass(frozen=True)
+class LoadWork:
+    """Load ``model`` with ``engine`` on ``device`` (the previous engine is dropped first)."""
+
+    model: str
+    engine: str
+    device: str
+
+
+@dataclass(frozen=True)
+class GenerateWork:
+    """Say ``request``. With ``clips`` the worker prepares them (resample, trim, loudness,
+    optional denoise) and they become the request's voice prompt; without, the request's own
+    references are used (a take made again). ``stream`` hands the audio over as it is made."""
+
+    request: GenerationRequest
+    clips: tuple[ClipAudio, ...] = ()
+    denoise: bool = False
+    stream: bool = False
+
+
+Work = LoadWork | GenerateWork
+
+
+class InferenceWorker(QObject):
+    """Owns the loaded engine; loads and generates, one queued job after another."""
+
+    load_progressed = Signal(int, str)  # job id, what is happening
+    loaded = Signal(int, object)  # job id, EngineInfo
+    progressed = Signal(int, int, float)  # job id, frames, seconds of audio
+    chunk_ready = Signal(int, object)  # job id, a piece of the take's audio while streaming
+    finished = Signal(int, object)  # job id, GenerationResult
+    cancelled = Signal(int)  # job id
+    failed = Signal(int, object)  # job id, UserError or InternalError
+    _wake = Signal()
 
     def __init__(self) -> None:
         super().__init__()
-        self.engine: Any = None
+        self.engine: BatchEngine | None = None
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[int, Work]] = collections.deque()
+        self._skip: set[int] = set()  # jobs cancelled before they started
+        self._running: int | None = None
         self._stop = threading.Event()
-        self.load_requested.connect(self.load)
-        self.generate_requested.connect(self.generate)
+        self._wake.connect(self._run_next)  # queued: it runs on the worker's thread
 
-    def cancel(self) -> None:
-        """Ask the running generation to stop after the current frame (any thread)."""
-        self._stop.set()
+    # -- any thread ----------------------------------------------------------------------------
 
-    def begin(self) -> None:
-        """Forget an earlier cancel; called by the window before it queues a request, so that a
-        cancel pressed before the worker picks the request up still counts."""
-        self._stop.clear()
+    def submit(self, job_id: int, work: Work) -> None:
+        """Queue ``work`` as job ``job_id``; it runs after the jobs queued before it."""
+        with self._lock:
+            self._queue.append((job_id, work))
+        self._wake.emit()
 
-    @Slot(str, str, str)
-    def load(self, model: str, engine: str, device: str) -> None:
-        """Find the checkpoint and load it (the previous engine is dropped first).
+    def cancel(self, job_id: int | None = None) -> None:
+        """Stop job ``job_id`` after its current frame, or skip it if it has not started;
+        ``None`` means the running job and every queued one."""
+        with self._lock:
+            queued = [queued_id for queued_id, _ in self._queue]
+            if job_id is None:
+                self._skip.update(queued)
+                self._stop.set()
+            elif job_id == self._running:
+                self._stop.set()
+            elif job_id in queued:
+                self._skip.add(job_id)
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued and not started."""
+        with self._lock:
+            return len(self._queue)
+
+    # -- the worker's thread -------------------------------------------------------------------
+
+    @Slot()
+    def _run_next(self) -> None:
+        with self._lock:
+            if not self._queue:
+                return
+            job_id, work = self._queue.popleft()
+            if job_id in self._skip:
+                self._skip.discard(job_id)
+                skipped = True
+            else:
+                skipped = False
+                self._running = job_id
+                self._stop.clear()
+        if skipped:
+            self.cancelled.emit(job_id)
+            return
+        try:
+            if isinstance(work, LoadWork):
+                self._load(job_id, work)
+            else:
+                self._generate(job_id, work)
+        except GenerationCancelled:
+            self.cancelled.emit(job_id)
+        except Exception as exc:  # every failure reaches the window, described once
+            self.failed.emit(job_id, as_internal(exc))
+        finally:
+            with self._lock:
+                self._running = None
+
+    def _load(self, job_id: int, work: LoadWork) -> None:
+        """Find the checkpoint and load it.
 
         Loading cannot stop half-way inside transformers; a cancel asked meanwhile is honoured
         as soon as it returns: the engine is dropped and ``cancelled`` is emitted.
         """
-        try:
-            from desktop_app.inference import load_engine
-            from desktop_app.inference.model_store import resolve_model
+        from desktop_app.inference import load_engine
+        from desktop_app.inference.model_store import resolve_model
 
-            self.load_progressed.emit(f"finding {model}")
-            folder = resolve_model(model)
-            self.engine = None
-            self.load_progressed.emit(f"loading {folder.name} ({engine})")
-            started = time.perf_counter()
-            self.engine = load_engine(engine, folder, device)
-            if self._stop.is_set():
-                self.engine = None
-                self.cancelled.emit()
-                return
-            self.loaded.emit(
-                EngineInfo(
-                    model=model,
-                    model_dir=folder,
-                    engine=self.engine.name,
-                    device=self.engine.device,
-                    device_name=getattr(self.engine, "device_name", self.engine.device),
-                    dtype=self.engine.dtype,
-                    load_seconds=time.perf_counter() - started,
-                )
+        self.load_progressed.emit(job_id, f"finding {work.model}")
+        folder = resolve_model(work.model)
+        self.engine = None
+        self.load_progressed.emit(job_id, f"loading {folder.name} ({work.engine})")
+        started = time.perf_counter()
+        engine = load_engine(work.engine, folder, work.device)
+        if self._stop.is_set():
+            raise GenerationCancelled()
+        self.engine = engine
+        self.loaded.emit(
+            job_id,
+            EngineInfo(
+                model=work.model,
+                model_dir=folder,
+                engine=engine.name,
+                device=engine.device,
+                device_name=engine.device_name,
+                dtype=engine.dtype,
+                load_seconds=time.perf_counter() - started,
+            ),
+        )
+
+    def _generate(self, job_id: int, work: GenerateWork) -> None:
+        if self.engine is None:
+            raise UserError("no model is loaded yet; choose a model first")
+        from desktop_app.audio.reference import prepare_clips
+        from desktop_app.inference import ReferenceClip
+        from desktop_app.inference.long_text import speak
+
+        request = work.request
+        if work.clips:
+            prepared = prepare_clips(work.clips, denoise=work.denoise)
+            references = tuple(
+                ReferenceClip(audio, clip.transcript)
+                for audio, clip in zip(prepared, work.clips, strict=True)
             )
-        except Exception as exc:
-            self.failed.emit(as_user_error(exc))
-
-    @Slot(object, bool)
-    def generate(self, request: object, stream: bool = False) -> None:
-        """Generate one take; emits finished, cancelled or failed (and chunk_ready pieces)."""
-        try:
-            if self.engine is None:
-                raise UserError("no model is loaded yet; choose a model first")
-            from desktop_app.inference.long_text import speak
-
-            result = speak(
-                self.engine,
-                request,  # type: ignore[arg-type]
-                on_progress=self.progressed.emit,
-                should_stop=self._stop.is_set,
-                on_audio=self.chunk_ready.emit if stream else None,
-            )
-            self.finished.emit(result)
-        except GenerationCancelled:
-            self.cancelled.emit()
-        except Exception as exc:
-            self.failed.emit(as_user_error(exc))
+            request = dataclasses.replace(request, references=references)
+        result = speak(
+            self.engine,
+            request,
+            on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
+            should_stop=self._stop.is_set,
+            on_audio=(lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None,
+        )
+        self.finished.emit(job_id, (request, result))
 
 
 class DownloadWorker(QObject):
@@ -159,4 +237,5 @@ class DownloadWorker(QObject):
             )
             self.finished.emit(str(folder))
         except Exception as exc:
-            self.failed.emit(as_user_error(exc))
+            self.failed.emit(as_internal(exc))
+

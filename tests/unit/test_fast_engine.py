@@ -306,10 +306,10 @@ def test_sampled_batch_rows_follow_their_seeds(engines: tuple[FastEngine, Any]) 
 def test_more_rows_than_one_batch_holds_go_through_in_turn(
     engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from desktop_app.inference import batch
+    from desktop_app.inference import batch, fast_batch
 
     fast, _ = engines
-    monkeypatch.setattr(batch, "MAX_ROWS", 2)
+    monkeypatch.setattr(fast_batch, "MAX_ROWS", 2)
     requests = [greedy(f"Sentence number {n} of five.", seconds=0.4 + 0.4 * n) for n in range(5)]
     rows = batch.generate_batch(fast, requests)
     assert [r.frames for r in rows] == [5, 10, 15, 20, 25]

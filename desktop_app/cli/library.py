@@ -6,17 +6,18 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from desktop_app.cli.common import EXIT_OK
 from desktop_app.errors import RequestError
 
-EXIT_OK = 0
+if TYPE_CHECKING:
+    from desktop_app.library.store import Library
 
 
-def add_library_commands(sub: Any) -> None:
-    """Register ``voices`` and ``history`` on the sub-command parser ``sub``."""
+def register(sub: Any) -> None:
+    """Add ``voices`` and ``history`` to the sub-command parser ``sub``."""
     voices = sub.add_parser("voices", help="the voice library: add, list, remove, export, import")
     vsub = voices.add_subparsers(dest="voices_command", required=True, parser_class=type(voices))
     add = vsub.add_parser("add", help="store a voice from clips and their transcripts")
@@ -40,6 +41,7 @@ def add_library_commands(sub: Any) -> None:
     imported = vsub.add_parser("import", help="add a voice from a zip made by export")
     imported.add_argument("file")
     imported.add_argument("--name", default=None, help="store it under another name")
+    voices.set_defaults(handler=run_voices)
 
     history = sub.add_parser("history", help="the takes made so far")
     hsub = history.add_subparsers(dest="history_command", required=True, parser_class=type(history))
@@ -49,6 +51,7 @@ def add_library_commands(sub: Any) -> None:
     hexport = hsub.add_parser("export", help="copy a take's audio to a file")
     hexport.add_argument("id", type=int)
     hexport.add_argument("file")
+    history.set_defaults(handler=run_history)
 
 
 def _consent(args: argparse.Namespace) -> bool:
@@ -62,9 +65,15 @@ def _consent(args: argparse.Namespace) -> bool:
 
 def run_voices(args: argparse.Namespace) -> int:
     """``voices add|list|remove|export|import``."""
-    from desktop_app.library.store import Library, export_voice, import_voice
+    from desktop_app.library.store import Library
 
-    library = Library()
+    with Library() as library:
+        return _voices(args, library)
+
+
+def _voices(args: argparse.Namespace, library: Library) -> int:
+    from desktop_app.library.store import export_voice, import_voice
+
     command = args.voices_command
     if command == "add":
         from desktop_app.audio.reference import load_reference
@@ -130,7 +139,11 @@ def run_history(args: argparse.Namespace) -> int:
     """``history list|export``."""
     from desktop_app.library.store import Library
 
-    library = Library()
+    with Library() as library:
+        return _history(args, library)
+
+
+def _history(args: argparse.Namespace, library: Library) -> int:
     if args.history_command == "list":
         takes = library.takes(voice=args.voice)
         if args.json:
@@ -163,18 +176,10 @@ def run_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     take = library.take(args.id)
     target = Path(args.file).expanduser()
-    from desktop_app.audio.io import TakeMetadata, read_audio, write_audio
+    from desktop_app.audio.io import read_audio, write_audio
+    from desktop_app.takes import record_metadata
 
     decoded = read_audio(take.file)
-    metadata = TakeMetadata(
-        text=take.text, model=take.model, seed=take.seed, engine=take.engine, voice=take.voice or ""
-    )
-    write_audio(target, decoded.samples, decoded.sample_rate, metadata)
+    write_audio(target, decoded.samples, decoded.sample_rate, record_metadata(take))
     print(f"exported take {take.id} to {target}")
     return EXIT_OK
-
-
-LIBRARY_COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
-    "voices": run_voices,
-    "history": run_history,
-}

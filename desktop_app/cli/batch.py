@@ -14,11 +14,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from desktop_app.cli import common
+from desktop_app.cli.common import EXIT_OK, status
 from desktop_app.errors import RequestError
 
-EXIT_OK = 0
+if TYPE_CHECKING:
+    from desktop_app.inference.engine import GenerationResult
 
 
 @dataclass
@@ -29,21 +32,20 @@ class Line:
     text: str
     voice: str | None
     out: Path
-    result: Any = None
+    result: GenerationResult | None = None
 
 
-def add_batch_command(sub: Any) -> None:
-    """Register ``batch`` on the sub-command parser ``sub``."""
-    from desktop_app.cli import add_sampling_arguments, add_voice_arguments
-
+def register(sub: Any) -> None:
+    """Add ``batch`` to the sub-command parser ``sub``."""
     batch = sub.add_parser(
         "batch", help="speak every line of a text or JSONL file, one audio file per line"
     )
-    add_voice_arguments(batch)
+    common.add_voice_arguments(batch)
     batch.add_argument("--input", required=True, metavar="FILE", help="a .txt or .jsonl file")
     batch.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the takes")
     batch.add_argument("--format", default="wav", choices=("wav", "flac"))
-    add_sampling_arguments(batch)
+    common.add_sampling_arguments(batch)
+    batch.set_defaults(handler=run)
 
 
 def read_lines(path: Path, out_dir: Path, default_voice: str | None, fmt: str) -> list[Line]:
@@ -86,19 +88,8 @@ def read_lines(path: Path, out_dir: Path, default_voice: str | None, fmt: str) -
     return lines
 
 
-def run_batch(args: argparse.Namespace) -> int:
-    """``batch``: read the lines, generate them by voice in batches, write one file each."""
-    from desktop_app.audio.io import TakeMetadata, write_audio
-    from desktop_app.cli import (
-        _FrameBar,
-        _status,
-        check_voice_arguments,
-        engine_choice,
-        load_for,
-        record_take,
-        sampling_request,
-        voice_references,
-    )
+def run(args: argparse.Namespace) -> int:
+    """Read the lines, generate them by voice in batches, write one file each."""
     from desktop_app.inference.batch import generate_batch
     from desktop_app.inference.long_text import is_long, speak
     from desktop_app.inference.model_store import model_revision
@@ -114,52 +105,53 @@ def run_batch(args: argparse.Namespace) -> int:
                 f'or a "voice" in each JSON line'
             )
     else:
-        check_voice_arguments(args)
-    engine_name = engine_choice(args)
-    settings = sampling_request(args, "-")  # the text and seed are each line's
+        common.check_voice_arguments(args)
+    engine_name = common.engine_choice(args)
+    settings = common.sampling_request(args, "-")  # the text and seed are each line's
     groups: dict[str | None, list[Line]] = {}
     for line in lines:
         groups.setdefault(line.voice if not args.ref else None, []).append(line)
-    references = {voice: voice_references(args, voice) for voice in groups}  # fail fast
-    model_dir, engine = load_for(args, engine_name)
-    revision = model_revision(model_dir)
-    started = time.perf_counter()
-    for voice, group in groups.items():
-        requests = [
-            dataclasses.replace(
-                settings,
-                text=line.text,
-                references=references[voice],
-                seed=None if args.seed is None else args.seed + line.number - 1,
-            )
-            for line in group
-        ]
-        short = [i for i, line in enumerate(group) if not is_long(line.text)]
-        _status(f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch")
-        with _FrameBar(settings.max_seconds) as bar:
-            results = generate_batch(engine, [requests[i] for i in short], bar.update)
-        for i, result in zip(short, results, strict=True):
-            group[i].result = result
-        for i, line in enumerate(group):
-            if line.result is None:
-                with _FrameBar(settings.max_seconds) as bar:
-                    line.result = speak(engine, requests[i], on_progress=bar.update)
-        for line, request in zip(group, requests, strict=True):
-            result = line.result
-            write_audio(
-                line.out,
-                result.audio,
-                result.sample_rate,
-                TakeMetadata(
-                    text=line.text, model=args.model, seed=result.seed, engine=result.engine
-                ),
-            )
-            record_take(args, request, result, revision, voice)
-    total = time.perf_counter() - started
+    library = common.open_library()
+    try:
+        references = {  # fail fast: every voice is read before the model loads
+            voice: common.voice_references(args, voice, library) for voice in groups
+        }
+        model_dir, engine = common.load_for(args, engine_name)
+        revision = model_revision(model_dir)
+        started = time.perf_counter()
+        for voice, group in groups.items():
+            requests = [
+                dataclasses.replace(
+                    settings,
+                    text=line.text,
+                    references=references[voice],
+                    seed=None if args.seed is None else args.seed + line.number - 1,
+                )
+                for line in group
+            ]
+            short = [i for i, line in enumerate(group) if not is_long(line.text)]
+            status(f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch")
+            with common.FrameBar(settings.max_seconds) as bar:
+                results = generate_batch(engine, [requests[i] for i in short], bar.update)
+            for i, result in zip(short, results, strict=True):
+                group[i].result = result
+            for i, line in enumerate(group):
+                if line.result is None:
+                    with common.FrameBar(settings.max_seconds) as bar:
+                        line.result = speak(engine, requests[i], on_progress=bar.update)
+            for line, request in zip(group, requests, strict=True):
+                assert line.result is not None
+                common.keep(args, request, line.result, line.out, library, revision, voice)
+        total = time.perf_counter() - started
+    finally:
+        if library is not None:
+            library.close()
+    done = [(line, line.result) for line in sorted(lines, key=lambda item: item.number)]
     print(f"{'line':>4}  {'seconds':>7}  {'frames':>6}  {'stopped by':<10}  file")
-    for line in sorted(lines, key=lambda item: item.number):
-        r = line.result
+    made = 0.0
+    for line, r in done:
+        assert r is not None
+        made += r.seconds
         print(f"{line.number:>4}  {r.seconds:>7.2f}  {r.frames:>6}  {r.stopped_by:<10}  {line.out}")
-    made = sum(line.result.seconds for line in lines)
     print(f"{len(lines)} take(s), {made:.1f} s of audio in {total:.1f} s ({engine.name})")
     return EXIT_OK

@@ -1,0 +1,151 @@
+"""``clone``: reference clips (or a saved voice) and a text in, one take file out."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from desktop_app.cli import common
+from desktop_app.cli.common import EXIT_OK, status
+
+if TYPE_CHECKING:
+    from desktop_app.audio.player import StreamingPlayback
+    from desktop_app.inference.engine import BatchEngine, GenerationRequest, GenerationResult
+
+
+def register(sub: Any) -> None:
+    """Add ``clone`` to the sub-command parser ``sub``."""
+    clone = sub.add_parser("clone", help="speak a text in the voice of reference clips")
+    common.add_voice_arguments(clone)
+    clone.add_argument("--text", required=True, help="what the voice should say")
+    clone.add_argument("--out", required=True, metavar="FILE", help="output .wav or .flac")
+    common.add_sampling_arguments(clone)
+    clone.add_argument(
+        "--play", action="store_true", help="play the take on the default output while it is made"
+    )
+    clone.add_argument("--report-json", metavar="FILE", help="write timings and settings as JSON")
+    clone.add_argument(
+        "--codes-out", metavar="FILE.npy", help="save the codes (frames x codebooks)"
+    )
+    clone.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """References + text in, a take file (and optional report and codes) out."""
+    import numpy as np
+
+    from desktop_app.files import atomic_write
+    from desktop_app.inference.long_text import speak
+    from desktop_app.inference.model_store import model_revision
+
+    common.check_voice_arguments(args)
+    out = common.check_output(args.out, (".wav", ".flac"), "cannot save")
+    report = (
+        common.check_output(args.report_json, (".json",), "cannot write")
+        if args.report_json
+        else None
+    )
+    codes_out = (
+        common.check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
+    )
+    engine_name = common.engine_choice(args)
+    settings = common.sampling_request(args, args.text)  # checked before the references are read
+    library = common.open_library()
+    try:
+        references = common.voice_references(args, args.voice, library)
+        request = dataclasses.replace(settings, references=references)
+        model_dir, engine = common.load_for(args, engine_name)
+        playback = _playback(request) if args.play else None
+        with common.FrameBar(request.max_seconds) as bar:
+            result = speak(
+                engine,
+                request,
+                on_progress=bar.update,
+                on_audio=playback.feed if playback else None,
+            )
+        if result.parts:
+            status(f"said in {len(result.parts)} chunks, generated as one batch")
+        if playback is not None:
+            playback.finish()
+        for notice in result.notices:
+            status(f"note: {notice}")
+        common.keep(args, request, result, out, library, model_revision(model_dir), args.voice)
+    finally:
+        if library is not None:
+            library.close()
+    if codes_out is not None:
+        with atomic_write(codes_out) as handle:
+            np.save(handle, result.codes.astype(np.int64))
+    if report is not None:
+        _write_report(report, args.model, request, engine, result, out)
+    if playback is not None:
+        _finish_playback(playback, result)
+    t = result.timings
+    print(
+        f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
+        f"seed {result.seed}, real-time factor {t.real_time_factor:.2f} on {result.device}"
+    )
+    return EXIT_OK
+
+
+def _playback(request: GenerationRequest) -> StreamingPlayback:
+    from desktop_app.audio.player import Player, StreamingPlayback
+    from desktop_app.defaults import SAMPLE_RATE
+    from desktop_app.inference.long_text import longest_take_seconds
+
+    return StreamingPlayback(Player(), SAMPLE_RATE, longest_take_seconds(request))
+
+
+def _finish_playback(playback: StreamingPlayback, result: GenerationResult) -> None:
+    """Wait for the streamed take to finish playing, then say how it went."""
+    if playback.error is not None:
+        status(f"note: the take was not played: {playback.error}")
+        return
+    playback.player.wait(timeout=result.seconds + 10)
+    first = result.timings.first_audio_s or 0.0
+    status(
+        f"played while generating: first audio after {first:.2f} s, playback began with "
+        f"{playback.started_at:.2f} s made, {playback.player.underruns} gap(s)"
+    )
+
+
+def _write_report(
+    path: Path,
+    model: str,
+    request: GenerationRequest,
+    engine: BatchEngine,
+    result: GenerationResult,
+    out: Path,
+) -> None:
+    from desktop_app.files import write_text_atomic
+    from desktop_app.library.store import settings_of
+
+    data = {
+        "output": str(out),
+        "model": model,
+        "engine": result.engine,
+        "device": result.device,
+        "dtype": result.dtype,
+        "seed": result.seed,
+        "frames": result.frames,
+        "seconds": result.seconds,
+        "sample_rate": result.sample_rate,
+        "stopped_by": result.stopped_by,
+        "settings": settings_of(request),
+        "timings": {"load_s": engine.load_seconds, **dataclasses.asdict(result.timings)},
+        "notices": list(result.notices),
+        "chunks": [
+            {
+                "text": part.text,
+                "seed": part.result.seed,
+                "frames": part.result.frames,
+                "stopped_by": part.result.stopped_by,
+                "pause_after_s": part.pause_after,
+            }
+            for part in result.parts
+        ],
+    }
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

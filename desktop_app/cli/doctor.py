@@ -1,0 +1,69 @@
+"""``doctor``: what this machine offers the app, and whether the model is found."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from typing import Any
+
+from desktop_app import __version__, logs
+from desktop_app.cli import common
+from desktop_app.cli.common import EXIT_OK
+from desktop_app.errors import UserError
+
+
+def register(sub: Any) -> None:
+    """Add ``doctor`` to the sub-command parser ``sub``."""
+    doctor = sub.add_parser("doctor", help="report Python, torch, GPU, model and audio devices")
+    common.add_model_argument(doctor)
+    doctor.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one table: versions, GPUs, the model, the audio devices, the log file."""
+    import torch
+
+    from desktop_app.audio.devices import list_devices
+    from desktop_app.inference.model_store import hub_cache_dir, resolve_model
+
+    rows: list[tuple[str, str]] = [
+        ("CSM Studio", __version__),
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        (
+            "torch",
+            f"{torch.__version__}; CUDA {'' if torch.cuda.is_available() else 'not '}available",
+        ),
+    ]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            rows.append(
+                (
+                    f"GPU {i}",
+                    f"{torch.cuda.get_device_name(i)}, "
+                    f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB",
+                )
+            )
+    else:
+        rows.append(("GPU", "none: generation runs on the CPU (slower than real time)"))
+    try:
+        rows.append(("model", f"{args.model}: found at {resolve_model(args.model)}"))
+    except UserError as exc:
+        rows.append(("model", f"not found: {exc}"))
+    rows.append(("model cache", str(hub_cache_dir())))
+    try:
+        devices = list_devices()
+        ins = [d for d in devices if d.inputs > 0]
+        outs = [d for d in devices if d.outputs > 0]
+        default_in = next((d.name for d in ins if d.is_default_input), "none")
+        default_out = next((d.name for d in outs if d.is_default_output), "none")
+        rows.append(("audio input", f"{len(ins)} device(s); default: {default_in}"))
+        rows.append(("audio output", f"{len(outs)} device(s); default: {default_out}"))
+    except UserError as exc:
+        rows.append(("audio", str(exc)))
+    rows.append(("log file", str(logs.configure_logging())))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
