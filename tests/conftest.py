@@ -143,9 +143,9 @@ def run_cli(
 def window(qtbot: Any, tiny_model_dir: Path) -> Any:
     """The studio window, shown, with the tiny checkpoint loaded through its worker thread."""
     from desktop_app.config import Settings
-    from desktop_app.ui.main_window import MainWindow
+    from desktop_app.ui.app import build_window
 
-    win = MainWindow(Settings(model=str(tiny_model_dir)))
+    win = build_window(Settings(model=str(tiny_model_dir)))
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.model_ready, timeout=60_000):

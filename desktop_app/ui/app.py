@@ -11,7 +11,9 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from desktop_app import __version__
-from desktop_app.config import load_settings
+from desktop_app.audio.player import Player
+from desktop_app.config import Settings, load_settings
+from desktop_app.library.store import Library, LibraryError
 from desktop_app.startup import seconds_since_process_start
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.voice_panel import Clip
@@ -37,15 +39,27 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def build_window(settings: Settings) -> MainWindow:
+    """The studio window over the user's library (if it opens) and a player on their output."""
+    try:
+        library: Library | None = Library()
+        problem = ""
+    except LibraryError as exc:
+        library, problem = None, str(exc)
+        log.error("library not opened: %s", exc)
+    player = Player(settings.output_device or None)
+    return MainWindow(settings, library=library, player=player, library_problem=problem)
+
+
 def run_gui(model: str | None = None) -> int:
     """Show the window and run until it closes."""
     app = make_app()
     settings = load_settings()
-    window = MainWindow(settings)
+    window = build_window(settings)
 
     def unexpected(kind: type[BaseException], error: BaseException, tb: object) -> None:
-        # an exception escaping a slot: log it with its traceback and show "internal error"
-        log.error("unexpected error", exc_info=(kind, error, tb))  # type: ignore[arg-type]
+        # an exception escaping a slot: the funnel logs it with its traceback (describe) and
+        # shows "internal error, details in <log>"
         window.errors.show(error)
 
     sys.excepthook = unexpected
@@ -73,7 +87,7 @@ def run_smoke_test(model: str, screenshot: Path | None, max_seconds: float = 2.0
     app = make_app()
     settings = load_settings()
     settings.read_only = True  # a smoke test leaves the user's settings alone
-    window = MainWindow(settings)
+    window = build_window(settings)
     window.show()
     app.processEvents()
     shown = seconds_since_process_start()

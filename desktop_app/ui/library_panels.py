@@ -37,10 +37,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.audio.io import TakeMetadata, write_audio
-from desktop_app.audio.reference import prepare_reference
+from desktop_app.audio.io import write_audio
+from desktop_app.audio.reference import prepare_clips
+from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.library.store import Library, LibraryError, RemovedVoice, TakeRecord
+from desktop_app.takes import record_metadata
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.voice_panel import Clip, VoicePanel
 
@@ -312,14 +314,10 @@ class VoiceLibraryBox(QGroupBox):
         try:
             if not consent:
                 raise LibraryError("a voice is saved only with the consent of its speaker")
-            prepared = []
-            for number, clip in enumerate(clips, start=1):
-                if not clip.transcript.strip():
-                    raise LibraryError(
-                        f"clip {number} has no transcript; type exactly what is said in it"
-                    )
-                audio = prepare_reference(clip.audio, 24_000, source=f"clip {number}")
-                prepared.append((audio, clip.transcript, clip.source))
+            prepared = [
+                (audio, clip.transcript, clip.source)
+                for audio, clip in zip(prepare_clips(clips), clips, strict=True)
+            ]
             voice = self.library.add_voice(name, prepared, notes=notes, consent_confirmed=True)
         except UserError as exc:
             self.error.emit(exc)
@@ -526,10 +524,7 @@ class HistoryPanel(QWidget):
     def export(self, record: TakeRecord, target: Path) -> bool:
         """Write ``record``'s audio to ``target``; errors go to the funnel."""
         try:
-            metadata = TakeMetadata(
-                text=record.text, model=record.model, seed=record.seed, engine=record.engine
-            )
-            write_audio(audio_target(target), record.audio(), 24_000, metadata)
+            write_audio(audio_target(target), record.audio(), SAMPLE_RATE, record_metadata(record))
         except UserError as exc:
             self.error.emit(exc)
             return False

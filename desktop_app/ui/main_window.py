@@ -1,7 +1,8 @@
 """The studio window: voice on the left, what to say and the takes on the right.
 
-The model lives in one InferenceWorker on a QThread; the window only sends it queued signals and
-reacts to what it emits, so loading and generating never freeze the window.
+The model lives in one InferenceWorker on a QThread, behind a GenerationController (one job at a
+time, each with an id); the window asks it for loads and takes and reacts to what it reports, so
+loading and generating never freeze the window. The library and the player are passed in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QThread, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -46,20 +47,21 @@ from PySide6.QtWidgets import (
 
 from desktop_app import logs, paths
 from desktop_app.audio.player import Player, StreamingPlayback
-from desktop_app.audio.reference import prepare_reference
+from desktop_app.audio.reference import check_transcripts
 from desktop_app.config import Settings, save_settings
+from desktop_app.defaults import FRAME_RATE, SAMPLE_RATE
 from desktop_app.errors import ModelNotFoundError, RequestError, UserError
-from desktop_app.inference import GenerationRequest, GenerationResult, ReferenceClip
-from desktop_app.library.store import Library, LibraryError, TakeRecord
+from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.library.store import Library, TakeRecord
+from desktop_app.takes import keep_take, session_take_file
 from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, show_about
+from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.takes_panel import Take, TakesPanel
 from desktop_app.ui.voice_panel import VoicePanel, clip_from_file
-from desktop_app.ui.workers import EngineInfo, InferenceWorker
+from desktop_app.ui.workers import ClipAudio, EngineInfo
 
 log = logging.getLogger(__name__)
-
-FRAME_RATE = 12.5
 
 
 class MainWindow(QMainWindow):
@@ -71,21 +73,24 @@ class MainWindow(QMainWindow):
     generation_cancelled = Signal()
     recordings_recovered = Signal(int)  # how many interrupted recordings became clips
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        library: Library | None,
+        player: Player,
+        library_problem: str = "",
+    ) -> None:
+        """The window over ``library`` (None: it could not be opened, ``library_problem`` says
+        why; the window closes it when it closes) and ``player``."""
         super().__init__()
         self.settings = settings
         self.setWindowTitle("CSM Studio")
         self.setAcceptDrops(True)
         self.errors = ErrorFunnel(self)
         self.undo = QUndoStack(self)
-        self.player = Player(settings.output_device or None)
+        self.player = player
         self.engine_info: EngineInfo | None = None
-        self.generating = False
-        self.loading = False
-        self._pending: GenerationRequest | None = None
-        self._pending_voice: str | None = None
-        self._pending_part: tuple[Take, int] | None = None  # the long take and part being redone
-        self._started = 0.0
         self.playback: StreamingPlayback | None = None  # the take playing while it is made
 
         self.voice = VoicePanel(self.undo, self.player)
@@ -97,15 +102,10 @@ class MainWindow(QMainWindow):
         self.voice.import_button.clicked.connect(self.import_dialog)
 
         # the library: saved voices above the clips, the history beside this session's takes
-        self.library: Library | None = None
+        self.library = library
+        self.library_problem = library_problem
         self.library_box: VoiceLibraryBox | None = None
         self.history: HistoryPanel | None = None
-        self.library_problem = ""
-        try:
-            self.library = Library()
-        except LibraryError as exc:
-            self.library_problem = str(exc)
-            log.error("library not opened: %s", exc)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -146,18 +146,19 @@ class MainWindow(QMainWindow):
         self._fill_devices()
         self._restore_geometry()
 
-        self._thread = QThread(self)
-        self._thread.setObjectName("inference")
-        self.worker = InferenceWorker()
-        self.worker.moveToThread(self._thread)
-        self.worker.load_progressed.connect(self._load_progressed)
-        self.worker.loaded.connect(self._loaded)
-        self.worker.progressed.connect(self._progressed)
-        self.worker.chunk_ready.connect(self._chunk_ready)
-        self.worker.finished.connect(self._finished)
-        self.worker.cancelled.connect(self._cancelled)
-        self.worker.failed.connect(self._failed)
-        self._thread.start()
+        self.jobs = GenerationController(self)
+        self.jobs.load_progressed.connect(self._load_progressed)
+        self.jobs.loaded.connect(self._loaded)
+        self.jobs.progressed.connect(self._progressed)
+        self.jobs.chunk_ready.connect(self._chunk_ready)
+        self.jobs.finished.connect(self._finished)
+        self.jobs.cancelled.connect(self._cancelled)
+        self.jobs.failed.connect(self._failed)
+
+    @property
+    def generating(self) -> bool:
+        """A take is being made."""
+        return self.jobs.generating
 
     # -- building ------------------------------------------------------------------------------
 
@@ -298,15 +299,17 @@ class MainWindow(QMainWindow):
             self.progress_label.setText("No model yet: choose a folder or download it.")
             self.model_setup(str(exc))
             return
+        try:
+            self.jobs.load(model, self.settings.engine, self.settings.device)
+        except UserError as exc:
+            self.errors.show(exc)
+            return
         self.settings.model = model
         self.engine_info = None
         self.progress.setRange(0, 0)  # busy
         self.generate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.loading = True
         self.model_label.setText("model: loading…")
-        self.worker.begin()
-        self.worker.load_requested.emit(model, self.settings.engine, self.settings.device)
 
     def model_setup(self, problem: str = "") -> None:
         """Open the model set-up dialog (choose a folder or download)."""
@@ -319,7 +322,6 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(text[:1].upper() + text[1:] + "…")
 
     def _loaded(self, info: EngineInfo) -> None:
-        self.loading = False
         self.cancel_button.setEnabled(False)
         self.engine_info = info
         self.progress.setRange(0, 1)
@@ -333,30 +335,20 @@ class MainWindow(QMainWindow):
     # -- generation ----------------------------------------------------------------------------
 
     def build_request(self, text: str | None = None) -> GenerationRequest:
-        """The request for the current text, clips and settings.
+        """The request for the current text and settings; its voice prompt comes from the clips,
+        which the worker prepares (see :meth:`generate`).
 
         Raises:
-            UserError: no text, a clip without transcript, or an unusable clip.
+            UserError: no text, or a clip without transcript.
         """
         text = self.text.toPlainText() if text is None else text
         if not text.strip():
             raise RequestError("nothing to say: type some text first")
-        references = []
-        for number, clip in enumerate(self.voice.clips, start=1):
-            if not clip.transcript.strip():
-                raise RequestError(
-                    f"clip {number} has no transcript; select it and type exactly "
-                    f"what is said in it"
-                )
-            audio = prepare_reference(
-                clip.audio, 24_000, denoise=self.denoise.isChecked(), source=f"clip {number}"
-            )
-            references.append(ReferenceClip(audio, clip.transcript))
+        check_transcripts(self.voice.clips)
         if not self.seed_lock.isChecked():
             self.seed.setValue(random.randrange(2**31))
         return GenerationRequest(
             text=text,
-            references=tuple(references),
             temperature=self.temperature.value(),
             top_k=self.top_k.value(),
             top_p=self.top_p.value(),
@@ -378,7 +370,9 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.errors.show(exc)
             return
-        self._submit(request, self.library_box.current_voice() if self.library_box else None)
+        clips = tuple(ClipAudio(clip.audio, clip.transcript) for clip in self.voice.clips)
+        voice = self.library_box.current_voice() if self.library_box else None
+        self._submit(request, voice, clips=clips, denoise=self.denoise.isChecked())
 
     def regenerate(self, take: Take) -> None:
         """Make ``take`` again: same text and settings, a new seed unless the seed is locked."""
@@ -402,12 +396,17 @@ class MainWindow(QMainWindow):
         request: GenerationRequest,
         voice: str | None = None,
         part: tuple[Take, int] | None = None,
+        clips: tuple[ClipAudio, ...] = (),
+        denoise: bool = False,
     ) -> None:
-        self.generating = True
-        self._pending = request
-        self._pending_voice = voice
-        self._pending_part = part
-        self._started = time.monotonic()
+        stream = self.play_live.isChecked()
+        try:
+            self.jobs.generate(
+                request, clips=clips, denoise=denoise, stream=stream, voice=voice, part=part
+            )
+        except UserError as exc:
+            self.errors.show(exc)
+            return
         frames = max(1, round(request.max_seconds * FRAME_RATE))
         self.progress.setRange(0, frames)
         self.progress.setValue(0)
@@ -415,14 +414,12 @@ class MainWindow(QMainWindow):
         self.generate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.playback = None
-        if self.play_live.isChecked():
+        if stream:
             self.takes.stop()
             from desktop_app.inference.long_text import longest_take_seconds
 
             total = longest_take_seconds(request)
-            self.playback = StreamingPlayback(self.player, 24_000, total)
-        self.worker.begin()
-        self.worker.generate_requested.emit(request, self.playback is not None)
+            self.playback = StreamingPlayback(self.player, SAMPLE_RATE, total)
 
     def _chunk_ready(self, piece: object) -> None:
         if self.playback is not None:
@@ -432,35 +429,27 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         """Stop the running generation after the current frame (or drop a model being loaded)."""
-        if self.generating or self.loading:
-            self.worker.cancel()
+        if self.jobs.busy:
+            self.jobs.cancel()
             self.progress_label.setText("Cancelling…")
 
     def _progressed(self, frames: int, seconds: float) -> None:
         self.progress.setValue(min(frames, self.progress.maximum()))
-        elapsed = time.monotonic() - self._started
+        job = self.jobs.job
+        elapsed = time.monotonic() - job.started if job is not None else 0.0
         remaining = (self.progress.maximum() - frames) * elapsed / max(1, frames)
         self.progress_label.setText(
             f"{seconds:.1f} s of audio made · at most {remaining:.0f} s left"
         )
 
     def _done(self) -> None:
-        self.generating = False
         if self.playback is not None:
             self.playback.finish()
         self.generate_button.setEnabled(self.engine_info is not None)
         self.cancel_button.setEnabled(False)
 
-    def _finished(self, result: GenerationResult) -> None:
+    def _finished(self, job: Job, request: GenerationRequest, result: GenerationResult) -> None:
         self._done()
-        request = self._pending
-        assert request is not None
-        if self._pending_part is not None:  # one part of a long take made again
-            from desktop_app.inference.long_text import replace_part
-
-            base, index = self._pending_part
-            result = replace_part(base.result, index, result)
-            request = base.request
         self.progress.setValue(self.progress.maximum())
         self.rtf_label.setText(f"last RTF: {result.timings.real_time_factor:.2f}")
         notes = list(result.notices)
@@ -472,40 +461,47 @@ class MainWindow(QMainWindow):
             f"Made {result.seconds:.1f} s in {result.timings.total_s:.1f} s"
             + (f" ({note})" if note else "")
         )
+        take = self._keep(request, result, job.voice)
+        if take is not None:
+            self.take_ready.emit(take)
+
+    def _keep(
+        self, request: GenerationRequest, result: GenerationResult, voice: str | None
+    ) -> Take | None:
+        """Write the take to the takes folder, record it in the history, list it."""
+        from desktop_app.inference.model_store import model_revision
+
+        revision = model_revision(self.engine_info.model_dir) if self.engine_info else ""
         try:
-            take = self.takes.add_result(request, result, self.settings.model, self._pending_voice)
+            kept = keep_take(
+                request,
+                result,
+                model=self.settings.model,
+                file=session_take_file(len(self.takes.takes) + 1, result.seed),
+                library=self.library,
+                voice=voice,
+                model_revision=revision,
+                private=True,  # a cloned voice: user-only until the user saves it elsewhere
+            )
         except UserError as exc:
             self.errors.show(exc)
             self.generation_failed.emit(exc)
-            return
-        self._record(take)
-        self.take_ready.emit(take)
-
-    def _record(self, take: Take) -> None:
-        """Add a finished take (its file already complete) to the library's history."""
-        if self.library is None or self.history is None:
-            return
-        try:
-            from desktop_app.inference.model_store import model_revision
-
-            revision = model_revision(self.engine_info.model_dir) if self.engine_info else ""
-            record = self.library.record_result(
-                take.request, take.result, take.model, voice=take.voice, model_revision=revision
+            return None
+        if kept.record is None and self.library is not None:
+            self.statusBar().showMessage(
+                f"Take kept at {kept.file}, not in the history: {kept.problem}"
             )
-        except LibraryError as exc:
-            log.error("take not recorded in the history: %s", exc)
-            self.statusBar().showMessage(f"Take kept at {take.path}, not in the history: {exc}")
-            return
-        take.record_id = record.id
-        self.history.refresh()
+        take = self.takes.add(request, result, self.settings.model, kept, voice)
+        if kept.record is not None and self.history is not None:
+            self.history.refresh()
+        return take
 
-    def _cancelled(self) -> None:
+    def _cancelled(self, job: Job) -> None:
         self._done()
         self.player.stop()  # what was streamed of a cancelled take stops too
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if self.loading:
-            self.loading = False
+        if job.kind == "load":
             self.engine_info = None
             self.generate_button.setEnabled(False)
             self.model_label.setText("model: not loaded (cancelled)")
@@ -514,15 +510,13 @@ class MainWindow(QMainWindow):
             self.progress_label.setText("Cancelled.")
         self.generation_cancelled.emit()
 
-    def _failed(self, error: UserError) -> None:
-        was_loading = self.loading
-        self.loading = False
-        if self.generating:
+    def _failed(self, job: Job, error: UserError) -> None:
+        if job.kind == "generate":
             self.player.stop()
         self._done()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if was_loading:
+        if job.kind == "load":
             self.model_label.setText("model: failed to load")
         self.progress_label.setText("")
         self.errors.show(error)
@@ -538,7 +532,7 @@ class MainWindow(QMainWindow):
         """Play a take from the history on the chosen output device."""
         self.takes.stop()
         try:
-            self.player.play(record.audio(), 24_000)
+            self.player.play(record.audio(), SAMPLE_RATE)
         except UserError as exc:
             self.errors.show(exc)
 
@@ -677,10 +671,7 @@ class MainWindow(QMainWindow):
         """Finish a recording, stop a generation, stop the worker thread, save settings."""
         self.voice.shutdown()
         self.takes.stop()
-        self.worker.cancel()
-        self._thread.quit()
-        if not self._thread.wait(30_000):
-            log.warning("the inference thread did not stop within 30 s")
+        self.jobs.shutdown()
         self.store_settings()
         if self.library is not None:
             self.library.close()

@@ -1,12 +1,12 @@
 """Takes: the list of generated takes, their waveform with a moving playhead, and the transport.
 
-Every take is written to the takes folder as soon as it exists, so none is lost; "Save as" copies
+Every take is written to the takes folder (and the history) as soon as it exists, by
+:func:`desktop_app.takes.keep_take`, before it is listed here, so none is lost; "Save as" copies
 it anywhere as WAV or FLAC with metadata.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app import paths
-from desktop_app.audio.io import TakeMetadata, write_audio
+from desktop_app.audio.io import write_audio
 from desktop_app.audio.player import Player
+from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.takes import KeptTake, take_metadata
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.waveform_view import WaveformView
 
@@ -123,33 +124,28 @@ class TakesPanel(QGroupBox):
 
     # -- takes ---------------------------------------------------------------------------------
 
-    def add_result(
+    def add(
         self,
         request: GenerationRequest,
         result: GenerationResult,
         model: str,
+        kept: KeptTake,
         voice: str | None = None,
     ) -> Take:
-        """Keep a new take: write it to the takes folder, list it, select it."""
-        number = len(self.takes) + 1
-        folder = paths.private_folder(paths.data_dir() / "takes")
-        path = folder / f"take-{time.strftime('%Y%m%d-%H%M%S')}-{number}-seed{result.seed}.wav"
-        write_audio(
-            path,
-            result.audio,
-            result.sample_rate,
-            self._metadata(request, result, model),
-            permissions=0o600,  # a cloned voice: user-only until the user saves it elsewhere
+        """List a take already kept (its file written, its history row made) and select it."""
+        take = Take(
+            len(self.takes) + 1,
+            request,
+            result,
+            model,
+            kept.file,
+            voice,
+            kept.record.id if kept.record is not None else None,
         )
-        take = Take(number, request, result, model, path, voice)
         self.takes.append(take)
         self.take_list.addItem(take.label())
         self.take_list.setCurrentRow(len(self.takes) - 1)
         return take
-
-    @staticmethod
-    def _metadata(request: GenerationRequest, result: GenerationResult, model: str) -> TakeMetadata:
-        return TakeMetadata(text=request.text, model=model, seed=result.seed, engine=result.engine)
 
     @property
     def current(self) -> Take | None:
@@ -159,7 +155,7 @@ class TakesPanel(QGroupBox):
     def _show_take(self, row: int) -> None:
         take = self.takes[row] if 0 <= row < len(self.takes) else None
         if take is None:
-            self.waveform.set_audio(self.waveform.audio[:0], 24_000)
+            self.waveform.set_audio(self.waveform.audio[:0], SAMPLE_RATE)
             self.details.setText("No takes yet: type a text and press Generate (Ctrl+Return).")
         else:
             r, t = take.request, take.result.timings
@@ -274,7 +270,7 @@ class TakesPanel(QGroupBox):
                 audio_target(target),
                 take.result.audio,
                 take.result.sample_rate,
-                self._metadata(take.request, take.result, take.model),
+                take_metadata(take.request, take.result, take.model, take.voice),
             )
         except UserError as exc:
             self.error.emit(exc)

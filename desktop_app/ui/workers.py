@@ -238,4 +238,3 @@ class DownloadWorker(QObject):
             self.finished.emit(str(folder))
         except Exception as exc:
             self.failed.emit(as_internal(exc))
-

@@ -20,6 +20,7 @@ from desktop_app import paths
 from desktop_app.audio.recorder import unfinished_recordings
 from desktop_app.config import Settings
 from desktop_app.library.store import SCHEMA_VERSION, Library
+from desktop_app.ui.app import build_window
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO, cli_env
 from tests.support.gui import drop_file, generate, speech_file
@@ -252,7 +253,7 @@ def test_a_recording_killed_mid_way_is_offered_back(qtbot: QtBot, tmp_path: Path
     # the recording is left raw (no half-written WAV), and the next start offers it back
     folder = paths.data_dir() / "recordings"
     assert len(unfinished_recordings(folder)) == 1 and not list(folder.glob("*.wav"))
-    window = MainWindow(Settings())
+    window = build_window(Settings())
     qtbot.addWidget(window)
     window.show()
 
@@ -352,7 +353,7 @@ def test_a_newer_library_is_left_alone_and_the_window_still_works(qtbot: QtBot) 
     db.commit()
     db.close()
     before = (folder / "library.sqlite3").read_bytes()
-    window = MainWindow(Settings())
+    window = build_window(Settings())
     qtbot.addWidget(window)
     assert window.library is None and window.library_box is None
     assert "newer CSM Studio" in window.library_problem

@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.audio.io import read_metadata
 from desktop_app.config import Settings, load_settings, settings_file
-from desktop_app.ui.app import smoke_clip
+from desktop_app.ui.app import build_window, smoke_clip
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO
 from tests.support.gui import drag_select, drop_file, speech_file
@@ -98,7 +98,7 @@ def test_cancel_a_generation(window: MainWindow, qtbot: QtBot) -> None:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
     frames: list[int] = []
-    window.worker.progressed.connect(lambda f, s: frames.append(f))
+    window.jobs.progressed.connect(lambda f, s: frames.append(f))
     qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(frames) >= 40, timeout=30_000)
     timer.stop()
@@ -162,7 +162,7 @@ def test_settings_survive_a_restart(window: MainWindow, qtbot: QtBot, tiny_model
     window.close()
     saved = json.loads(settings_file().read_text())
     assert saved["version"] == 1 and saved["temperature"] == 0.65 and saved["seed"] == 777
-    again = MainWindow(load_settings())
+    again = build_window(load_settings())
     qtbot.addWidget(again)
     assert again.temperature.value() == 0.65
     assert again.seed.value() == 777 and again.seed_lock.isChecked()
@@ -170,7 +170,7 @@ def test_settings_survive_a_restart(window: MainWindow, qtbot: QtBot, tiny_model
 
 
 def test_missing_model_opens_the_setup_dialog(qtbot: QtBot, tiny_model_dir: Path) -> None:
-    win = MainWindow(Settings())
+    win = build_window(Settings())
     qtbot.addWidget(win)
     win.show()
     win.load_model("sesame/csm-1b")  # not in the (empty) test cache
@@ -214,7 +214,7 @@ def test_a_take_plays_while_it_is_generated(window: MainWindow, qtbot: QtBot) ->
     window.max_seconds.setValue(2.0)
     assert window.play_live.isChecked()  # on by default
     pieces: list[int] = []
-    window.worker.chunk_ready.connect(lambda piece: pieces.append(piece.size))
+    window.jobs.chunk_ready.connect(lambda piece: pieces.append(piece.size))
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     take = made.args[0]

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
-from desktop_app.ui.app import smoke_clip
+from desktop_app.ui.app import build_window, smoke_clip
 from desktop_app.ui.main_window import MainWindow
 from tests.support.gui import generate
 from tests.support.pulse import ensure_pulseaudio
@@ -75,12 +75,14 @@ def test_closing_the_window_during_a_generation_shuts_down_cleanly(
     window.text.setPlainText("A long take that is still being made when the window closes.")
     window.max_seconds.setValue(60.0)
     frames: list[int] = []
-    window.worker.progressed.connect(lambda f, s: frames.append(f))
+    window.jobs.progressed.connect(lambda f, s: frames.append(f))
     qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(frames) >= 5, timeout=30_000)
     before = threading.active_count()
     window.close()
-    assert window._thread.isFinished()  # the worker's thread stopped, nothing left running
+    assert (
+        window.jobs.inference_thread.isFinished()
+    )  # the worker's thread stopped, nothing left running
     assert not window.player.playing
     assert threading.active_count() <= before
 
@@ -112,14 +114,14 @@ def test_cancel_at_every_stage_of_a_take(tiny_model_dir: Path, stage: int) -> No
 def test_cancel_while_the_model_loads(qtbot: QtBot, tiny_model_dir: Path) -> None:
     from desktop_app.config import Settings
 
-    window = MainWindow(Settings())
+    window = build_window(Settings())
     qtbot.addWidget(window)
     window.show()
     with qtbot.waitSignal(window.generation_cancelled, timeout=60_000):
         window.load_model(str(tiny_model_dir))
         assert window.cancel_button.isEnabled()
         qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
-    assert window.engine_info is None and window.worker.engine is None
+    assert window.engine_info is None and window.jobs.worker.engine is None
     assert not window.generate_button.isEnabled()
     assert window.model_label.text() == "model: not loaded (cancelled)"
     with qtbot.waitSignal(window.model_ready, timeout=60_000):  # loading again works

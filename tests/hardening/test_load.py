@@ -14,8 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.config import Settings
 from desktop_app.inference import GenerationRequest, ReferenceClip
-from desktop_app.ui.app import smoke_clip
-from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.app import build_window, smoke_clip
 
 
 def rss_mib() -> float:
@@ -66,7 +65,7 @@ class LoopWatch:
 def test_the_window_stays_responsive_while_loading_and_generating(
     qtbot: QtBot, tiny_model_dir: Path
 ) -> None:
-    window = MainWindow(Settings(model=str(tiny_model_dir), play_while_generating=False))
+    window = build_window(Settings(model=str(tiny_model_dir), play_while_generating=False))
     qtbot.addWidget(window)
     window.show()
     with LoopWatch() as loading, qtbot.waitSignal(window.model_ready, timeout=60_000):
