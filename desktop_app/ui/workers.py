@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop_app.errors import GenerationCancelled, UserError, as_internal
 
@@ -96,7 +96,8 @@ class InferenceWorker(QObject):
         self._skip: set[int] = set()  # jobs cancelled before they started
         self._running: int | None = None
         self._stop = threading.Event()
-        self._wake.connect(self._run_next)  # queued: it runs on the worker's thread
+        # always queued: a job runs from the worker thread's event loop, never on the caller's stack
+        self._wake.connect(self._run_next, Qt.ConnectionType.QueuedConnection)
 
     # -- any thread ----------------------------------------------------------------------------
 

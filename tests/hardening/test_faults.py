@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -176,3 +177,69 @@ def test_a_missing_audio_device_gets_a_clear_error(
         qtbot.mouseClick(window.takes.play_button, Qt.MouseButton.LeftButton)
         assert "cannot play on the output device" in window.errors.last_message
         assert window.takes.current is take  # the take is still there
+
+
+def _oom_after(
+    engine: Any, method: str, calls_before: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``engine.<method>`` raises CUDA's out-of-memory error once, on call ``calls_before + 1``."""
+    import torch
+
+    real = getattr(engine, method)
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == calls_before + 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, method, flaky)
+
+
+def test_a_streamed_take_that_runs_out_of_memory_half_way_sends_only_what_is_new(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry on the CPU makes the take again from the start; what was already played is
+    not sent again, and the pieces, joined, are still the take."""
+    from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
+    from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE
+
+    engine = load_engine("fast", tiny_model_dir, "cpu")
+    request = GenerationRequest(
+        "Say this.", (ReferenceClip(smoke_clip().audio, "Hello."),), seed=3, max_seconds=1.6
+    )
+    plain = engine.generate(request)
+    _oom_after(engine, "_frame", 10, monkeypatch)  # after 10 of the 20 frames: 2-3 pieces sent
+    pieces: list[np.ndarray] = []
+    result = engine.generate(request, on_audio=lambda piece: pieces.append(piece.copy()))
+    assert result.notices[:1] == (CPU_FALLBACK_NOTICE,)
+    joined = np.concatenate(pieces)
+    np.testing.assert_array_equal(joined, result.audio)  # what was heard is the take
+    assert joined.size == plain.audio.size == 20 * 1920  # nothing was sent twice
+    np.testing.assert_allclose(joined, plain.audio, atol=1e-4)  # same seed, same device: same take
+
+
+def test_a_batch_that_runs_out_of_memory_is_made_again_on_the_cpu(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
+    from desktop_app.inference.batch import generate_batch
+    from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE
+
+    engine = load_engine("fast", tiny_model_dir, "cpu")
+    clip = (ReferenceClip(smoke_clip().audio, "Hello."),)
+    requests = [
+        GenerationRequest(text, clip, temperature=0, max_seconds=seconds)
+        for text, seconds in (("One line here.", 0.8), ("A second, longer line.", 1.6))
+    ]
+    plain = generate_batch(engine, requests)
+    _oom_after(engine, "frame_codes", 12, monkeypatch)  # row 0 (10 frames) streamed, row 1 not
+    pieces: list[tuple[int, np.ndarray]] = []
+    rows = generate_batch(engine, requests, on_part_audio=lambda i, p: pieces.append((i, p.copy())))
+    for index, (row, alone) in enumerate(zip(rows, plain, strict=True)):
+        assert row.notices[:1] == (CPU_FALLBACK_NOTICE,)
+        np.testing.assert_array_equal(row.codes, alone.codes)
+        joined = np.concatenate([p for i, p in pieces if i == index])
+        np.testing.assert_array_equal(joined, row.audio)  # each take is what was streamed
+        assert joined.size == alone.audio.size  # once, not twice

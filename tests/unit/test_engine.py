@@ -203,3 +203,15 @@ def test_cuda_out_of_memory_retries_on_cpu(
     assert calls["n"] == 2
     assert result.notices == (CPU_FALLBACK_NOTICE,)
     assert result.device == "cpu" and result.frames == 5
+
+
+def test_a_transformers_without_the_private_merge_gets_a_clear_error() -> None:
+    from desktop_app.inference.transformers_compat import (
+        TESTED_RANGE,
+        TransformersChanged,
+        prompt_embeddings,
+    )
+
+    with pytest.raises(TransformersChanged, match="--engine transformers") as caught:
+        prompt_embeddings(object(), torch.zeros(1, 3, dtype=torch.long), None, None)
+    assert TESTED_RANGE in str(caught.value)

@@ -165,3 +165,76 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
     (tmp_path / "junk.zip").write_bytes(b"PK not really")
     with pytest.raises(LibraryError, match="cannot read the voice bundle"):
         import_voice(Library(tmp_path / "c"), tmp_path / "junk.zip")
+
+
+def test_a_voice_bundle_with_clips_at_two_rates_imports_each_at_its_own_rate(
+    tmp_path: Path,
+) -> None:
+    """Each clip is resampled from its own rate (they were all stored at the last one's)."""
+    import io
+    import json
+    import zipfile
+
+    import soundfile as sf
+
+    from desktop_app.library.store import import_voice
+
+    bundle = tmp_path / "two-rates.zip"
+    clips = {
+        "clips/00.wav": (voiced(2.0, 16_000), 16_000),
+        "clips/01.wav": (voiced(3.0, 48_000), 48_000),
+    }
+    with zipfile.ZipFile(bundle, "w") as archive:
+        entries = []
+        for name, (audio, rate) in clips.items():
+            data = io.BytesIO()
+            sf.write(data, audio, rate, format="WAV")
+            archive.writestr(name, data.getvalue())
+            entries.append({"file": name, "transcript": f"Clip {name}.", "source": "imported"})
+        manifest = {"format": "csm-studio-voice", "version": 1, "name": "Mixed", "clips": entries}
+        archive.writestr("manifest.json", json.dumps(manifest))
+    with Library(tmp_path / "lib") as library:
+        voice = import_voice(library, bundle)
+        assert [round(c.duration, 3) for c in voice.clips] == [2.0, 3.0]
+        assert [c.audio().size for c in voice.clips] == [48_000, 72_000]
+
+
+def test_a_bundle_without_clips_is_refused_with_a_message(tmp_path: Path) -> None:
+    import json
+    import zipfile
+
+    from desktop_app.library.store import import_voice
+
+    bundle = tmp_path / "empty.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        manifest = {"format": "csm-studio-voice", "version": 1, "name": "Nobody", "clips": []}
+        archive.writestr("manifest.json", json.dumps(manifest))
+    with Library(tmp_path / "lib") as library, pytest.raises(LibraryError, match="holds no clips"):
+        import_voice(library, bundle)
+
+
+def test_a_clip_with_an_unknown_source_is_not_called_a_taken_name(tmp_path: Path) -> None:
+    """A bundle whose clip says "source": "microphone", tried as a new user would."""
+    with Library(tmp_path / "lib") as library:
+        with pytest.raises(LibraryError, match="unknown source 'microphone'") as caught:
+            library.add_voice("Ada", [(voiced(3.0, 24_000), "Hello.", "microphone")])
+        assert "already exists" not in str(caught.value)
+        assert library.voices() == []
+        library.add_voice("Ada", [(voiced(3.0, 24_000), "Hello.", "recorded")])
+        with pytest.raises(LibraryError, match="a voice called 'Ada' already exists"):
+            library.add_voice("Ada", [(voiced(3.0, 24_000), "Hello.", "recorded")])
+
+
+def test_a_missing_clip_file_is_a_library_error(tmp_path: Path) -> None:
+    with Library(tmp_path / "lib") as library:
+        clip = library.add_voice("Ada", [(voiced(3.0, 24_000), "Hello.", "recorded")]).clips[0]
+        clip.file.unlink()
+        with pytest.raises(LibraryError, match="cannot be read"):
+            clip.audio()
+
+
+def test_the_library_closes_as_a_context_manager(tmp_path: Path) -> None:
+    with Library(tmp_path / "lib") as library:
+        assert library.integrity_check() == "ok"
+    with pytest.raises(sqlite3.ProgrammingError):
+        library.integrity_check()

@@ -1,0 +1,65 @@
+"""The window's job handling: one job at a time, loads refused mid-take, stale signals dropped,
+the worker's queue in order with jobs cancelled before they start skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pytestqt.qtbot import QtBot
+
+from desktop_app.inference import GenerationRequest
+from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.workers import ClipAudio, GenerateWork, InferenceWorker
+from tests.support.gui import drop_file, speech_file
+
+
+def test_a_model_load_is_refused_while_a_take_is_made(
+    window: MainWindow, qtbot: QtBot, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    drop_file(window, speech_file(tmp_path))
+    window.voice.clips[0].transcript = "Hello there, this is my voice."
+    window.text.setPlainText("A long text that would take a while to say.")
+    window.max_seconds.setValue(60.0)
+    frames: list[int] = []
+    window.jobs.progressed.connect(lambda f, s: frames.append(f))
+    window.generate()
+    qtbot.waitUntil(lambda: len(frames) >= 5, timeout=30_000)
+    job = window.jobs.job
+    window.load_model(str(tiny_model_dir))  # Model -> Reload while the take runs
+    assert "cannot load a model now: a take is being made" in window.errors.last_message
+    assert window.jobs.job is job and window.generating  # the take goes on
+    made = len(frames)
+    qtbot.waitUntil(lambda: len(frames) > made + 3, timeout=30_000)
+    with qtbot.waitSignal(window.generation_cancelled, timeout=30_000):
+        window.cancel()
+    assert window.engine_info is not None  # the loaded model is still there
+
+
+def test_signals_of_a_job_no_longer_waited_for_are_dropped(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    takes: list[object] = []
+    window.jobs.finished.connect(lambda job, request, result: takes.append(result))
+    window.jobs.worker.finished.emit(987_654, (GenerationRequest("stale"), object()))
+    window.jobs.worker.progressed.emit(987_654, 3, 0.24)
+    qtbot.wait(50)  # the queued signals are delivered, and dropped
+    assert takes == [] and window.takes.take_list.count() == 0
+
+
+def test_the_worker_runs_its_queue_in_order_and_skips_a_job_cancelled_before_it_starts(
+    qtbot: QtBot,
+) -> None:
+    """Without an engine each take fails at once: the order of the answers is the queue's."""
+    worker = InferenceWorker()  # on this thread: submit() queues, the event loop runs the jobs
+    answers: list[tuple[str, int]] = []
+    worker.failed.connect(lambda job_id, error: answers.append(("failed", job_id)))
+    worker.cancelled.connect(lambda job_id: answers.append(("cancelled", job_id)))
+    clip = ClipAudio(np.zeros(48_000, np.float32), "Hello.")
+    for job_id in (1, 2, 3):
+        worker.submit(job_id, GenerateWork(GenerationRequest("Hi."), (clip,)))
+    worker.cancel(2)
+    assert worker.waiting == 3
+    qtbot.waitUntil(lambda: len(answers) == 3, timeout=5_000)
+    assert answers == [("failed", 1), ("cancelled", 2), ("failed", 3)]
+    assert worker.waiting == 0
