@@ -52,6 +52,9 @@ from desktop_app.inference.transformers_compat import prompt_embeddings
 
 log = logging.getLogger(__name__)
 
+GRAPH_CHECK_FRAMES = 4
+"""Greedy frames that a newly captured graph must make exactly as the eager loop does."""
+
 
 def _rms_norm(x: torch.Tensor, norm: Any) -> torch.Tensor:
     """transformers' CsmRMSNorm, op for op (float32 statistics, cast back, then scale)."""
@@ -269,6 +272,7 @@ class FastEngine:
         self.fallback_reason = self._unsupported()
         self._want_graph = use_cuda_graph
         self._graph: Any = None
+        self.graph_off_reason = ""  # why CUDA graphs are off for the rest of this run, if so
         self._prompt_key: str | None = None
         if self.fallback_reason:
             log.warning("fast engine falls back to transformers: %s", self.fallback_reason)
@@ -361,9 +365,50 @@ class FastEngine:
         self._prompt_key = None
 
     def _uses_graph(self) -> bool:
-        if self.torch_device.type != "cuda":
+        """CUDA graphs on CUDA unless turned off (``use_cuda_graph=False``, or a failure this
+        run); ``use_cuda_graph=True`` asks for them anywhere (a capture on the CPU fails, and
+        the take goes on without it)."""
+        if self.graph_off_reason:
             return False
-        return self._want_graph is not False
+        if self._want_graph is None:
+            return self.torch_device.type == "cuda"
+        return self._want_graph
+
+    def _drop_graph(self, reason: str) -> str:
+        """Turn graphs off for this run, saying why in the log; the notice for the take."""
+        log.warning("CUDA graphs turned off: %s; going on with the eager loop", reason)
+        self._graph = None
+        self.graph_off_reason = reason
+        return f"the CUDA graph was turned off ({reason}); the take was made without it (slower)"
+
+    def _prepare_graph(self, inputs: Any, voice_len: int, key: str) -> str:
+        """Capture the frame graph and check its first greedy frames against the eager loop's on
+        this prompt; the prompt is prefilled again afterwards. Returns "" when the graph is good,
+        else the take's notice (graphs are then off for the run)."""
+        try:
+            self._graph = self._capture()
+            greedy = GenerationRequest("-", temperature=0)
+            self.set_sampling(greedy, 0)
+            start = int(inputs["input_ids"].shape[1])
+            for i in range(GRAPH_CHECK_FRAMES):
+                self._frame(start + i)
+            eager = self.codes[0, :GRAPH_CHECK_FRAMES].clone()
+            self.prefill(inputs, voice_len, key)
+            for _ in range(GRAPH_CHECK_FRAMES):
+                self._graph.replay()
+            graphed = self.codes[0, :GRAPH_CHECK_FRAMES].clone()
+            self.prefill(inputs, voice_len, key)
+        except torch.cuda.OutOfMemoryError:
+            self._graph = None
+            raise  # the engine's CPU fall-back handles it
+        except Exception as exc:  # whatever the capture raises, the take goes on without it
+            self.prefill(inputs, voice_len, key)
+            return self._drop_graph(f"capturing it failed: {type(exc).__name__}: {exc}")
+        if not torch.equal(eager, graphed):
+            return self._drop_graph(
+                f"its first {GRAPH_CHECK_FRAMES} greedy frames differ from the eager loop's"
+            )
+        return ""
 
     # -- one frame -----------------------------------------------------------------------------
 
@@ -573,10 +618,12 @@ class FastEngine:
         with torch.inference_mode():
             reused = self.prefill(inputs, voice_len, key)
             check_stop(should_stop)
-            generator = self.set_sampling(request, seed)
             graphed = self._uses_graph()
             if graphed and self._graph is None:
-                self._graph = self._capture()
+                problem = self._prepare_graph(inputs, voice_len, key)
+                if problem:
+                    graphed, notices = False, (*notices, problem)
+            generator = self.set_sampling(request, seed)
             greedy = request.temperature <= 0
             position = inputs["input_ids"].shape[1]  # host copy of self.position: no sync
             checked = 0
@@ -584,7 +631,14 @@ class FastEngine:
                 if not greedy:
                     self.noise.exponential_(generator=generator)
                 if graphed:
-                    self._graph.replay()
+                    try:
+                        self._graph.replay()
+                    except torch.cuda.OutOfMemoryError:
+                        raise
+                    except Exception as exc:  # finish this take (and the run) without graphs
+                        problem = f"replaying it failed: {type(exc).__name__}: {exc}"
+                        graphed, notices = False, (*notices, self._drop_graph(problem))
+                        self._frame(position)
                 else:
                     self._frame(position)
                 position += 1

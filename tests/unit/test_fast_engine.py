@@ -316,3 +316,84 @@ def test_more_rows_than_one_batch_holds_go_through_in_turn(
     assert [r.engine.endswith("(batch of 2)") for r in rows] == [True] * 4 + [False]
     for request, row in zip(requests, rows, strict=True):
         np.testing.assert_array_equal(row.codes, fast.generate(request).codes)
+
+
+class StandInGraph:
+    """Where CUDA cannot exist: a "captured graph" whose replay runs the frame in graph mode
+    (attention over the whole cache under the mask, as the captured graph does), optionally
+    writing wrong codes or raising on one replay."""
+
+    def __init__(self, engine: FastEngine, wrong: bool = False, fail_at: int = 0) -> None:
+        self.engine, self.wrong, self.fail_at, self.replays = engine, wrong, fail_at, 0
+
+    def replay(self) -> None:
+        self.replays += 1
+        if self.replays == self.fail_at:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
+        self.engine._frame(None)
+        if self.wrong:
+            index = int(self.engine.frame_index[0]) - 1
+            self.engine.codes[0, index, 0] = (self.engine.codes[0, index, 0] + 1) % 7
+
+
+def graphed_engine(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, **stand_in: Any
+) -> tuple[FastEngine, list[StandInGraph]]:
+    engine = FastEngine(folder, "cpu", use_cuda_graph=True)
+    made: list[StandInGraph] = []
+
+    def capture() -> StandInGraph:
+        made.append(StandInGraph(engine, **stand_in))
+        return made[-1]
+
+    monkeypatch.setattr(engine, "_capture", capture)
+    return engine, made
+
+
+def test_a_checked_graph_makes_the_eager_loops_take(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = FastEngine(tiny_model_dir, "cpu").generate(greedy(seconds=1.2))
+    engine, made = graphed_engine(tiny_model_dir, monkeypatch)
+    result = engine.generate(greedy(seconds=1.2))
+    np.testing.assert_array_equal(result.codes, eager.codes)
+    assert made[0].replays == 4 + 15  # the check's 4 frames, then the take's 15
+    assert not engine.graph_off_reason and not any("graph" in n for n in result.notices)
+
+
+def test_a_graph_that_makes_wrong_frames_is_turned_off_for_the_run(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    eager = FastEngine(tiny_model_dir, "cpu").generate(greedy(seconds=1.2))
+    engine, made = graphed_engine(tiny_model_dir, monkeypatch, wrong=True)
+    with caplog.at_level(logging.WARNING):
+        result = engine.generate(greedy(seconds=1.2))
+    np.testing.assert_array_equal(result.codes, eager.codes)  # made on the eager loop
+    assert "differ from the eager loop's" in engine.graph_off_reason
+    assert "CUDA graphs turned off" in caplog.text
+    assert any("the CUDA graph was turned off" in n for n in result.notices)
+    engine.generate(greedy(seconds=0.4))
+    assert len(made) == 1 and made[0].replays == 4  # never captured or replayed again
+
+
+def test_a_replay_that_fails_mid_take_finishes_the_take_on_the_eager_loop(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eager = FastEngine(tiny_model_dir, "cpu").generate(greedy(seconds=1.2))
+    engine, made = graphed_engine(tiny_model_dir, monkeypatch, fail_at=4 + 8)
+    pieces: list[np.ndarray] = []
+    result = engine.generate(greedy(seconds=1.2), on_audio=pieces.append)
+    np.testing.assert_array_equal(result.codes, eager.codes)
+    np.testing.assert_array_equal(np.concatenate(pieces), result.audio)
+    assert "replaying it failed: RuntimeError" in engine.graph_off_reason
+    assert any("turned off" in n for n in result.notices) and made[0].replays == 12
+
+
+def test_a_capture_that_raises_leaves_the_take_to_the_eager_loop(tiny_model_dir: Path) -> None:
+    """A real capture where CUDA cannot exist: torch raises, the take does not fail."""
+    eager = FastEngine(tiny_model_dir, "cpu").generate(greedy(seconds=0.8))
+    engine = FastEngine(tiny_model_dir, "cpu", use_cuda_graph=True)
+    result = engine.generate(greedy(seconds=0.8))
+    np.testing.assert_array_equal(result.codes, eager.codes)
+    assert engine.graph_off_reason.startswith("capturing it failed")
+    assert any("the CUDA graph was turned off" in n for n in result.notices)
