@@ -181,7 +181,6 @@ class ResumableAudio:
         self.sent: dict[int, list[np.ndarray]] = {}
         self._skip: dict[int, int] = {}
         self._closed_below = 0
-        self.resumed = False
 
     def __call__(self, index: int, piece: np.ndarray) -> None:
         if index < self._closed_below:
@@ -200,7 +199,6 @@ class ResumableAudio:
 
     def resume(self) -> None:
         """A retry starts: from now on, send each part only what it has not sent yet."""
-        self.resumed = True
         self._skip = {i: sum(p.size for p in pieces) for i, pieces in self.sent.items()}
         self._closed_below = max(self.sent, default=0)
 

@@ -76,10 +76,6 @@ class GenerationController(QObject):
     def generating(self) -> bool:
         return self.job is not None and self.job.kind == "generate"
 
-    @property
-    def loading(self) -> bool:
-        return self.job is not None and self.job.kind == "load"
-
     # -- asking --------------------------------------------------------------------------------
 
     def load(self, model: str, engine: str, device: str) -> Job:

@@ -50,7 +50,7 @@ from desktop_app.audio.player import Player, StreamingPlayback
 from desktop_app.audio.reference import check_transcripts
 from desktop_app.config import Settings, save_settings
 from desktop_app.defaults import FRAME_RATE, SAMPLE_RATE
-from desktop_app.errors import ModelNotFoundError, RequestError, UserError
+from desktop_app.errors import InternalError, ModelNotFoundError, RequestError, UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
@@ -510,7 +510,7 @@ class MainWindow(QMainWindow):
             self.progress_label.setText("Cancelled.")
         self.generation_cancelled.emit()
 
-    def _failed(self, job: Job, error: UserError) -> None:
+    def _failed(self, job: Job, error: UserError | InternalError) -> None:
         if job.kind == "generate":
             self.player.stop()
         self._done()
