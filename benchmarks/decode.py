@@ -33,34 +33,13 @@ import transformers
 from desktop_app.inference import GenerationRequest, ReferenceClip
 from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.random_checkpoint import FULL, SMALL, build_random_checkpoint
-
-TRANSCRIPT = (
-    "I am reading a few sentences aloud so that the studio can learn how my voice sounds. "
-    "The weather was calm this morning and the coffee was still warm."
+from desktop_app.inference.self_test import (
+    TEXT,
+    TRANSCRIPT,
+    FrameClock,
+    identical_leading_frames,
+    speech_like,
 )
-TEXT = "Here is a new sentence, spoken in the voice of the reference recording."
-
-
-def speech_like(seconds: float, rate: int = 24_000) -> np.ndarray:
-    """Harmonics with a syllable-rate envelope: enough structure for the codec to encode."""
-    t = np.arange(int(seconds * rate)) / rate
-    tone = sum(np.sin(2 * np.pi * 130 * k * t + k) / k for k in range(1, 6))
-    signal = tone * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t) ** 2)
-    return (signal / np.sqrt(np.mean(signal**2)) * 0.1).astype(np.float32)
-
-
-class FrameClock:
-    """Progress callback that timestamps each frame (synchronising CUDA first)."""
-
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
-        self.start = time.perf_counter()
-        self.stamps: list[float] = []
-
-    def __call__(self, frames: int, seconds: float) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-        self.stamps.append(time.perf_counter())
 
 
 def measure(engine: Any, request: GenerationRequest, cuda: bool) -> dict[str, Any]:
@@ -95,11 +74,7 @@ def greedy_check(fast: FastEngine, clip: ReferenceClip, frames: int) -> dict[str
     request = GenerationRequest(TEXT, (clip,), temperature=0, max_seconds=frames / 12.5)
     want = fast.reference.generate(request).codes
     got = fast.generate(request).codes
-    same = 0
-    for a, b in zip(want, got, strict=False):
-        if not np.array_equal(a, b):
-            break
-        same += 1
+    same = identical_leading_frames(want, got)
     return {
         "frames": frames,
         "identical_leading_frames": same,

@@ -13,7 +13,10 @@ ENGINE = "fast"
 """The engine used when none is named ("fast" or "transformers")."""
 
 DEVICE = "auto"
-"""The compute device used when none is named ("auto", "cpu" or "cuda")."""
+"""The compute device used when none is named."""
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""The devices one can name: auto prefers CUDA, then Apple's MPS, then the CPU."""
 
 SAMPLE_RATE = 24_000
 """CSM's audio: 24 kHz mono float32, in and out."""

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from desktop_app.library.store import Library
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
-"""0 success, 1 an internal error (traceback in the log), 2 a user error, 130 Ctrl+C."""
+"""0 success, 1 an internal error (traceback in the log) or a failed self-test, 2 a user error,
+130 Ctrl+C."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,7 +69,7 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """Device, engine, seed and the sampling settings."""
-    parser.add_argument("--device", default=defaults.DEVICE, choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
     parser.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -179,3 +181,28 @@ def about_text() -> str:
 def show_about(parent: QWidget) -> None:
     """Show the About box."""
     QMessageBox.about(parent, "About CSM Studio", about_text())
+
+
+class SelfTestDialog(QDialog):
+    """The self-test's table, monospaced, with a button that copies it for a bug report."""
+
+    def __init__(self, table: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Test this computer")
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "The fast engine and the transformers reference made the same short greedy take. "
+            "Copy this table into a bug report if the verdict is not PASS."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.text = QPlainTextEdit(table)
+        self.text.setReadOnly(True)
+        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text.setMinimumSize(640, 260)
+        layout.addWidget(self.text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(table))
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)

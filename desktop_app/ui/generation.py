@@ -13,12 +13,19 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from desktop_app.errors import UserError
-from desktop_app.ui.workers import ClipAudio, GenerateWork, InferenceWorker, LoadWork
+from desktop_app.ui.workers import (
+    ClipAudio,
+    GenerateWork,
+    InferenceWorker,
+    LoadWork,
+    SelfTestWork,
+    Work,
+)
 
 if TYPE_CHECKING:
     from desktop_app.inference.engine import GenerationRequest, GenerationResult
@@ -34,7 +41,7 @@ class Job:
     """One piece of work the window waits for: a model load or a take."""
 
     id: int
-    kind: str  # "load" or "generate"
+    kind: str  # "load", "generate" or "self-test"
     voice: str | None = None  # the saved voice whose clips make the take, if any
     part: tuple[Take, int] | None = None  # the long take and the part being made again
     started: float = field(default_factory=time.monotonic)
@@ -48,6 +55,7 @@ class GenerationController(QObject):
     progressed = Signal(int, float)  # frames, seconds of audio
     chunk_ready = Signal(object)  # np.ndarray: a piece of the take being made
     finished = Signal(object, object, object)  # Job, GenerationRequest, GenerationResult
+    self_tested = Signal(object)  # SelfTestReport
     cancelled = Signal(object)  # Job
     failed = Signal(object, object)  # Job, UserError or InternalError
 
@@ -107,6 +115,15 @@ class GenerationController(QObject):
         job = Job(next(_job_ids), "generate", voice=voice, part=part)
         return self._submit(job, GenerateWork(request, clips, denoise, stream))
 
+    def self_test(self, model: str) -> Job:
+        """Run the self-test on the loaded fast engine.
+
+        Raises:
+            UserError: another job is running.
+        """
+        self._refuse_while_busy("run the self-test")
+        return self._submit(Job(next(_job_ids), "self-test"), SelfTestWork(model))
+
     def cancel(self) -> None:
         """Stop the current job after its current frame (a load: drop the model when loaded)."""
         if self.job is not None:
@@ -122,10 +139,14 @@ class GenerationController(QObject):
     def _refuse_while_busy(self, what: str) -> None:
         if self.job is None:
             return
-        doing = "a model is loading" if self.job.kind == "load" else "a take is being made"
+        doing = {
+            "load": "a model is loading",
+            "generate": "a take is being made",
+            "self-test": "the self-test is running",
+        }[self.job.kind]
         raise UserError(f"cannot {what} now: {doing}; wait for it or cancel it (Esc)")
 
-    def _submit(self, job: Job, work: LoadWork | GenerateWork) -> Job:
+    def _submit(self, job: Job, work: Work) -> Job:
         self.job = job
         self.worker.submit(job.id, work)
         return job
@@ -161,11 +182,14 @@ class GenerationController(QObject):
         if self._current(job_id):
             self.chunk_ready.emit(piece)
 
-    def _finished(self, job_id: int, outcome: tuple[GenerationRequest, GenerationResult]) -> None:
+    def _finished(self, job_id: int, outcome: object) -> None:
         job = self._end(job_id)
         if job is None:
             return
-        request, result = outcome
+        if job.kind == "self-test":
+            self.self_tested.emit(outcome)
+            return
+        request, result = cast("tuple[GenerationRequest, GenerationResult]", outcome)
         if job.part is not None:  # one part of a long take made again: the whole take back
             from desktop_app.inference.long_text import replace_part
 

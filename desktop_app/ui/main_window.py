@@ -52,9 +52,10 @@ from desktop_app.config import Settings, save_settings
 from desktop_app.defaults import FRAME_RATE, SAMPLE_RATE
 from desktop_app.errors import InternalError, ModelNotFoundError, RequestError, UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
-from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, show_about
+from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, SelfTestDialog, show_about
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.takes_panel import Take, TakesPanel
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
     take_ready = Signal(object)  # Take, once it is listed and written to the takes folder
     generation_failed = Signal(object)  # UserError (load or generation)
     generation_cancelled = Signal()
+    self_tested = Signal(object)  # SelfTestReport, once its table is shown
     recordings_recovered = Signal(int)  # how many interrupted recordings became clips
 
     def __init__(
@@ -154,6 +156,7 @@ class MainWindow(QMainWindow):
         self.jobs.finished.connect(self._finished)
         self.jobs.cancelled.connect(self._cancelled)
         self.jobs.failed.connect(self._failed)
+        self.jobs.self_tested.connect(self._self_tested)
 
     @property
     def generating(self) -> bool:
@@ -247,6 +250,7 @@ class MainWindow(QMainWindow):
             model_menu, "&Reload model", None, lambda: self.load_model(self.settings.model)
         )
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Test this computer…", None, self.test_computer)
         self._action(help_menu, "Open &log folder", None, self.open_log_folder)
         self._action(help_menu, "&About CSM Studio", None, lambda: show_about(self))
 
@@ -434,13 +438,40 @@ class MainWindow(QMainWindow):
             self.progress_label.setText("Cancelling…")
 
     def _progressed(self, frames: int, seconds: float) -> None:
-        self.progress.setValue(min(frames, self.progress.maximum()))
         job = self.jobs.job
+        if job is not None and job.kind == "self-test":
+            self.progress_label.setText(f"Testing this computer… frame {frames}")
+            return
+        self.progress.setValue(min(frames, self.progress.maximum()))
         elapsed = time.monotonic() - job.started if job is not None else 0.0
         remaining = (self.progress.maximum() - frames) * elapsed / max(1, frames)
         self.progress_label.setText(
             f"{seconds:.1f} s of audio made · at most {remaining:.0f} s left"
         )
+
+    def test_computer(self) -> None:
+        """Help → Test this computer: the self-test on the loaded model, in the worker."""
+        if self.engine_info is None:
+            self.errors.show(UserError("load a model first, then test this computer with it"))
+            return
+        try:
+            self.jobs.self_test(self.settings.model)
+        except UserError as exc:
+            self.errors.show(exc)
+            return
+        self.progress.setRange(0, 0)  # busy: three short takes
+        self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_label.setText("Testing this computer: both engines make the same take…")
+
+    def _self_tested(self, report: SelfTestReport) -> None:
+        self._done()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress_label.setText(report.verdict)
+        self.self_test_dialog = SelfTestDialog(report.table(), self)
+        self.self_test_dialog.open()
+        self.self_tested.emit(report)
 
     def _done(self) -> None:
         if self.playback is not None:

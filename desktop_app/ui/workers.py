@@ -73,7 +73,14 @@ class GenerateWork:
     stream: bool = False
 
 
-Work = LoadWork | GenerateWork
+@dataclass(frozen=True)
+class SelfTestWork:
+    """Run the self-test (fast engine against transformers) on the loaded fast engine."""
+
+    model: str
+
+
+Work = LoadWork | GenerateWork | SelfTestWork
 
 
 class InferenceWorker(QObject):
@@ -83,7 +90,7 @@ class InferenceWorker(QObject):
     loaded = Signal(int, object)  # job id, EngineInfo
     progressed = Signal(int, int, float)  # job id, frames, seconds of audio
     chunk_ready = Signal(int, object)  # job id, a piece of the take's audio while streaming
-    finished = Signal(int, object)  # job id, GenerationResult
+    finished = Signal(int, object)  # job id, (request, GenerationResult) or a SelfTestReport
     cancelled = Signal(int)  # job id
     failed = Signal(int, object)  # job id, UserError or InternalError
     _wake = Signal()
@@ -147,6 +154,8 @@ class InferenceWorker(QObject):
         try:
             if isinstance(work, LoadWork):
                 self._load(job_id, work)
+            elif isinstance(work, SelfTestWork):
+                self._self_test(job_id, work)
             else:
                 self._generate(job_id, work)
         except GenerationCancelled:
@@ -211,6 +220,23 @@ class InferenceWorker(QObject):
             on_audio=(lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None,
         )
         self.finished.emit(job_id, (request, result))
+
+    def _self_test(self, job_id: int, work: SelfTestWork) -> None:
+        from desktop_app.inference.fast_engine import FastEngine
+        from desktop_app.inference.self_test import run_self_test
+
+        if not isinstance(self.engine, FastEngine):
+            raise UserError(
+                "the self-test compares the fast engine with transformers: load the model with "
+                "the fast engine first"
+            )
+        report = run_self_test(
+            self.engine,
+            work.model,
+            on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
+            should_stop=self._stop.is_set,
+        )
+        self.finished.emit(job_id, report)
 
 
 class DownloadWorker(QObject):

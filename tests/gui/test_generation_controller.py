@@ -63,3 +63,21 @@ def test_the_worker_runs_its_queue_in_order_and_skips_a_job_cancelled_before_it_
     qtbot.waitUntil(lambda: len(answers) == 3, timeout=5_000)
     assert answers == [("failed", 1), ("cancelled", 2), ("failed", 3)]
     assert worker.waiting == 0
+
+
+def test_help_test_this_computer_runs_the_self_test_in_the_worker(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    with qtbot.waitSignal(window.self_tested, timeout=120_000) as tested:
+        window.test_computer()
+        assert not window.generate_button.isEnabled()  # one job at a time
+        window.text.setPlainText("Say this meanwhile.")
+        window.generate()
+        assert "cannot start another take now: the self-test is running" in (
+            window.errors.last_message
+        )
+    report = tested.args[0]
+    assert report.codes_equal and report.verdict.startswith("PASS")
+    shown = window.self_test_dialog.text.toPlainText()
+    assert shown == report.table() and "verdict" in shown
+    assert window.generate_button.isEnabled()
