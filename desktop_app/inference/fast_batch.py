@@ -12,7 +12,12 @@ while the batch runs, as a single take streams; once it has ended, the next requ
 up on the frames it has made so far and goes on streaming, and so on. A streamed take's audio is
 its pieces joined.
 
-The batch runs eagerly (no CUDA graph: the batch shrinks as rows finish). Only
+On the CPU the batch shrinks as rows finish (eagerly). On CUDA it is padded up to a bucket of
+1, 2, 4, 8 or 16 rows and each bucket's frame is one CUDA graph, captured once and kept; a
+finished row runs on with its position frozen and is ignored (see :class:`_BatchState`). A
+capture or replay that raises turns the batch graphs off for the run and the batch goes on
+eagerly. The padded loop runs eagerly on the CPU too when asked (``padded_batches=True``),
+which is how it is tested here. Only
 :meth:`FastEngine.generate_batch <desktop_app.inference.fast_engine.FastEngine.generate_batch>`
 calls this module: it is the engine's own code, split off for length.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +50,16 @@ from desktop_app.inference.streaming import END_CHECK_EVERY, AudioStream
 if TYPE_CHECKING:
     from desktop_app.inference.fast_engine import FastEngine
 
-MAX_ROWS = 16
+BUCKETS = (1, 2, 4, 8, 16)
+"""Batch sizes with a CUDA graph of their own: a batch is padded up to the next one."""
+
+
+def bucket_for(rows: int) -> int:
+    """The smallest bucket that holds ``rows`` rows."""
+    return next(size for size in BUCKETS if size >= rows)
+
+
+MAX_ROWS = BUCKETS[-1]
 """Rows in one batch at most: each row holds its own key/value cache (for the full model about
 34 MB per 1000 positions in bf16), so a very long text goes through in batches of this many."""
 
@@ -99,28 +113,24 @@ class _Batch:
             min(e.reference.max_frames(r), e.context - length)
             for r, length in zip(self.requests, lengths, strict=True)
         ]
-        rows = len(self.requests)
+        n = len(self.requests)
         device = e.torch_device
         with torch.inference_mode():
-            # each row's cache only as long as its prompt plus its cap (not the whole context)
-            backbone = e.backbone.with_batch(
-                rows, max(length + cap for length, cap in zip(lengths, caps, strict=True))
-            )
-            depth = e.depth.with_batch(rows)
+            state = _BatchState.for_run(e, n, lengths, caps)
             check_stop(should_stop)
-            hidden = self._prefill(backbone, prompts)
+            self._prefill(state, prompts)
             check_stop(should_stop)
             e.set_sampling(self.requests[0], 0)
+            graphed = state.graph_ready() if state.padded else False
             generators = []
             for seed in seeds:
                 generator = torch.Generator(device=device)
                 generator.manual_seed(seed)
                 generators.append(generator)
             greedy = self.requests[0].temperature <= 0
-            noise = torch.ones(rows, e.num_codebooks, e.vocab, dtype=torch.float32, device=device)
-            position = torch.tensor(lengths, device=device)
-            codes = torch.zeros(rows, max(caps), e.num_codebooks, dtype=torch.long, device=device)
-            active = list(range(rows))  # request index of each row still in the batch
+            # the request each row makes (-1: padding up to the bucket), and those still going
+            active = list(range(n)) + [-1] * (state.rows - n)
+            running = set(range(n))
             frames: dict[int, int] = {}
             ended: dict[int, bool] = {}
             stamps: list[float] = []
@@ -128,35 +138,26 @@ class _Batch:
             for done in range(1, max(caps) + 1):
                 if not greedy:
                     for row, index in enumerate(active):
-                        noise[row].exponential_(generator=generators[index])
-                frame = e.frame_codes(hidden, depth, noise)
-                codes[:, done - 1] = frame
-                embed = e.audio_embed(frame + e.audio_offsets).sum(dim=1, keepdim=True)
-                kv_len = int(max(lengths[i] for i in active)) + done
-                mask = (e.all_positions[:kv_len][None, :] <= position[:, None])[:, None, None]
-                out = backbone.forward(embed, position, kv_len, mask, per_row=True)
-                hidden = out[:, -1]
-                position = position + 1
+                        if index in running:
+                            state.noise[row].exponential_(generator=generators[index])
+                kv_len = max(lengths[i] for i in running) + done
+                graphed = state.step(kv_len, graphed)
                 stamps.append(time.perf_counter())
                 if on_progress is not None:
                     on_progress(done, done / e.reference.frame_rate)
-                last = any(done >= caps[i] for i in active)
-                every = streams.check_every(active) if streams else END_CHECK_EVERY
+                last = any(done >= caps[i] for i in running)
+                every = streams.check_every(running) if streams else END_CHECK_EVERY
                 if done - checked >= every or last:
-                    keep = self._finished_rows(codes, active, checked, done, caps, frames, ended)
+                    ended_rows = self._finished_rows(
+                        state.codes, active, running, checked, done, caps, frames, ended
+                    )
                     checked = done
                     if streams is not None:
-                        streams.emit(codes, active, done, self._codes, frames)
-                    if not keep:
+                        streams.emit(state.codes, active, done, self._codes, frames)
+                    if not running:
                         break
-                    if len(keep) < len(active):
-                        kept = torch.tensor(keep, device=device)
-                        backbone.k = backbone.k[:, kept]
-                        backbone.v = backbone.v[:, kept]
-                        depth = depth.with_batch(len(keep))
-                        hidden, position = hidden[kept], position[kept]
-                        codes, noise = codes[kept], noise[kept]
-                        active = [active[row] for row in keep]
+                    if ended_rows:
+                        active = state.retire(ended_rows, active)
                 check_stop(should_stop)
         finished = time.perf_counter()
         results = []
@@ -177,17 +178,23 @@ class _Batch:
                     device=e.device,
                     dtype=e.dtype,
                     engine=f"{e.name} (batch of {len(self.requests)})",
-                    notices=(),
+                    notices=state.notices,
                 )
             )
         return results
 
-    def _prefill(self, backbone: Any, prompts: list[tuple[Any, int, str]]) -> torch.Tensor:
-        """The shared voice part once, copied to every row; then each row's own text turn."""
+    def _prefill(self, state: _BatchState, prompts: list[tuple[Any, int, str]]) -> None:
+        """The shared voice part once, copied to every row; then each row's own text turn.
+
+        Padding rows (up to the bucket) start at position 0 with a zero state: what they make
+        is never read.
+        """
         e = self.engine
+        backbone = state.backbone
         inputs0, voice_len, key = prompts[0]
         e.prefill(inputs0, voice_len, key)  # the voice (reused when cached) and row 0's text
-        hidden = []
+        state.hidden.zero_()
+        state.position.zero_()
         for row, (inputs, row_voice_len, _) in enumerate(prompts):
             if row_voice_len != voice_len:
                 raise BatchError("the rows' voice prompts differ in length")
@@ -199,24 +206,28 @@ class _Batch:
             mask = (e.all_positions[:end][None, :] <= positions[:, None])[None, None]
             embeds = e.reference.model.embed_text_tokens(ids[:, voice_len:]).to(e.torch_dtype)
             out = backbone.forward(embeds, positions, end, mask, cache_rows=slice(row, row + 1))
-            hidden.append(out[:, -1])
-        return torch.cat(hidden, dim=0)
+            state.hidden[row] = out[0, -1]
+            state.position[row] = end
 
     def _finished_rows(
         self,
         codes: torch.Tensor,
         active: list[int],
+        running: set[int],
         start: int,
         stop: int,
         caps: list[int],
         frames: dict[int, int],
         ended: dict[int, bool],
     ) -> list[int]:
-        """Read back frames [start, stop); record finished rows; the rows that go on."""
+        """Read back frames [start, stop); record the requests that ended (and take them out of
+        ``running``); the rows they were in."""
         window = codes[:, start:stop, :-1].cpu()
         hits = (window == self.engine.eos).all(dim=-1)
-        keep = []
+        ended_rows = []
         for row, index in enumerate(active):
+            if index not in running:
+                continue
             found = hits[row].nonzero()
             if found.numel():
                 end = start + int(found[0, 0])
@@ -225,10 +236,131 @@ class _Batch:
                 end = caps[index]
                 frames[index], ended[index] = end, False
             else:
-                keep.append(row)
                 continue
             self._codes[index] = codes[row, :end].clone()
-        return keep
+            running.discard(index)
+            ended_rows.append(row)
+        return ended_rows
+
+
+class _BatchState:
+    """Everything one batched frame reads and writes, for ``rows`` rows.
+
+    Two ways to let rows go once they have ended:
+
+    - shrinking (the CPU's default): the finished rows are cut out of every tensor, so they
+      stop costing;
+    - padded buckets (CUDA's default, where each bucket's frame is one CUDA graph): the batch
+      is padded up to a bucket of :data:`BUCKETS` rows and keeps its shape; a finished or
+      padding row goes on running with its position frozen, and what it makes is ignored. The
+      state of each bucket, sized for the whole context, and its graph are kept on the engine
+      for the next batch of that size.
+    """
+
+    def __init__(self, engine: FastEngine, rows: int, positions: int, padded: bool) -> None:
+        e = self.engine = engine
+        device = e.torch_device
+        self.rows, self.padded = rows, padded
+        self.backbone = e.backbone.with_batch(rows, positions)
+        self.depth = e.depth.with_batch(rows)
+        hidden_size = int(e.hidden.shape[-1])
+        self.hidden = torch.zeros(rows, hidden_size, dtype=e.torch_dtype, device=device)
+        self.position = torch.zeros(rows, dtype=torch.long, device=device)
+        self.live = torch.ones(rows, dtype=torch.long, device=device)  # 0: frozen
+        self.noise = torch.ones(rows, e.num_codebooks, e.vocab, dtype=torch.float32, device=device)
+        self.codes = torch.zeros(rows, positions, e.num_codebooks, dtype=torch.long, device=device)
+        self.frame_index = torch.zeros(1, dtype=torch.long, device=device)
+        self.graph: Any = None
+        self.notices: tuple[str, ...] = ()
+
+    @classmethod
+    def for_run(
+        cls, engine: FastEngine, requests: int, lengths: list[int], caps: list[int]
+    ) -> _BatchState:
+        """The state for a batch of ``requests`` rows: the kept bucket (padded), or a new one
+        only as long as the longest prompt plus its cap (shrinking)."""
+        longest = max(length + cap for length, cap in zip(lengths, caps, strict=True))
+        if not engine.pads_batches():
+            return cls(engine, requests, longest, padded=False)
+        rows = bucket_for(requests)
+        state = engine.batch_states.get(rows)
+        if state is None:
+            state = engine.batch_states[rows] = cls(engine, rows, engine.context, padded=True)
+        state.live.fill_(1)
+        state.live[requests:] = 0
+        state.noise.fill_(1.0)
+        state.frame_index.zero_()
+        state.notices = ()
+        return state
+
+    def step(self, kv_len: int, graphed: bool) -> bool:
+        """Make one frame for every row; returns whether the graph is still in use.
+
+        Eagerly, attention reads the first ``kv_len`` positions; the graph reads the whole
+        cache under the rows' masks. A replay that raises turns graphs off for the run (the
+        frame is made eagerly instead and the takes say so).
+        """
+        if graphed:
+            try:
+                self.graph.replay()
+                return True
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:
+                reason = f"replaying a batch graph failed: {type(exc).__name__}: {exc}"
+                self.notices = (*self.notices, self.engine.drop_batch_graphs(reason))
+        self._frame(kv_len)
+        return False
+
+    def _frame(self, kv_len: int | None) -> None:
+        e = self.engine
+        frame = e.frame_codes(self.hidden, self.depth, self.noise)
+        self.codes.index_copy_(1, self.frame_index, frame[:, None])
+        embed = e.audio_embed(frame + e.audio_offsets).sum(dim=1, keepdim=True)
+        kv = self.backbone.positions if kv_len is None else kv_len
+        mask = (e.all_positions[:kv][None, :] <= self.position[:, None])[:, None, None]
+        out = self.backbone.forward(embed, self.position, kv, mask, per_row=True)
+        self.hidden.copy_(out[:, -1])
+        self.position.add_(self.live)
+        self.frame_index.add_(1)
+
+    def graph_ready(self) -> bool:
+        """Whether this bucket's frame runs as a CUDA graph (captured on first use)."""
+        e = self.engine
+        if not e.graphs_batches():
+            return False
+        if self.graph is None:
+            try:
+                self.graph = e.capture(lambda: self._frame(None), self._frame_state())
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:
+                reason = f"capturing a batch graph failed: {type(exc).__name__}: {exc}"
+                self.notices = (*self.notices, e.drop_batch_graphs(reason))
+                return False
+        return True
+
+    def _frame_state(self) -> list[torch.Tensor]:
+        return [self.hidden, self.position, self.frame_index]
+
+    def retire(self, rows: list[int], active: list[int]) -> list[int]:
+        """Let ``rows`` go (they have ended); returns the request of each row from now on."""
+        if self.padded:
+            self.live[rows] = 0
+            return active
+        keep = [row for row in range(len(active)) if row not in rows]
+        kept = torch.tensor(keep, device=self.hidden.device)
+        self.backbone.k = self.backbone.k[:, kept]
+        self.backbone.v = self.backbone.v[:, kept]
+        self.depth = self.depth.with_batch(len(keep))
+        self.hidden, self.position, self.live = (
+            self.hidden[kept],
+            self.position[kept],
+            self.live[kept],
+        )
+        self.codes, self.noise = self.codes[kept], self.noise[kept]
+        self.rows = len(keep)
+        return [active[row] for row in keep]
 
 
 class _StreamedTakes:
@@ -238,7 +370,7 @@ class _StreamedTakes:
         self.streams = [AudioStream(codec, callback, started) for callback in on_audio]
         self.current = 0  # the request now streaming; those before it have ended
 
-    def check_every(self, active: list[int]) -> int:
+    def check_every(self, active: Collection[int]) -> int:
         """Frames until the next read-back: the streaming take's cadence while it is made."""
         if self.current in active:
             return self.streams[self.current].check_every()

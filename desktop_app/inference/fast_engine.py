@@ -24,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,12 @@ class FastEngine:
     name = "fast"
 
     def __init__(
-        self, model_dir: Path, device: str = "auto", *, use_cuda_graph: bool | None = None
+        self,
+        model_dir: Path,
+        device: str = "auto",
+        *,
+        use_cuda_graph: bool | None = None,
+        padded_batches: bool | None = None,
     ) -> None:
         """Load the checkpoint (through the transformers engine) and build the decode state."""
         started = time.perf_counter()
@@ -271,6 +276,9 @@ class FastEngine:
         self.model_dir = model_dir
         self.fallback_reason = self._unsupported()
         self._want_graph = use_cuda_graph
+        self.padded_batches = padded_batches  # None: padded on CUDA, shrinking elsewhere
+        self.batch_states: dict[int, Any] = {}  # fast_batch's kept state per padded bucket
+        self.batch_graph_off_reason = ""
         self._graph: Any = None
         self.graph_off_reason = ""  # why CUDA graphs are off for the rest of this run, if so
         self._prompt_key: str | None = None
@@ -363,6 +371,26 @@ class FastEngine:
         self.all_positions = torch.arange(self.context, device=device)
         self._graph = None
         self._prompt_key = None
+        self.batch_states = {}
+
+    def pads_batches(self) -> bool:
+        """Whether batches run padded to a bucket (CUDA's default: one graph per bucket) rather
+        than shrinking as rows end (the CPU's default: finished rows stop costing)."""
+        if self.padded_batches is None:
+            return self.torch_device.type == "cuda"
+        return self.padded_batches
+
+    def graphs_batches(self) -> bool:
+        """Whether a padded batch's frame runs as a CUDA graph."""
+        return self._uses_graph() and not self.batch_graph_off_reason
+
+    def drop_batch_graphs(self, reason: str) -> str:
+        """Turn the batch graphs off for this run, saying why in the log; the takes' notice."""
+        log.warning("CUDA graphs for batches turned off: %s; going on eagerly", reason)
+        self.batch_graph_off_reason = reason
+        for state in self.batch_states.values():
+            state.graph = None
+        return f"the CUDA graph was turned off ({reason}); the batch was made without it (slower)"
 
     def _uses_graph(self) -> bool:
         """CUDA graphs on CUDA unless turned off (``use_cuda_graph=False``, or a failure this
@@ -456,20 +484,25 @@ class FastEngine:
         self.frame_index += 1
 
     def _capture(self) -> Any:
-        """Record one frame as a CUDA graph, leaving the frame state as it was."""
-        saved = [t.clone() for t in (self.hidden, self.position, self.frame_index)]
+        """Record one frame of a single take as a CUDA graph."""
+        return self.capture(
+            lambda: self._frame(None), [self.hidden, self.position, self.frame_index]
+        )
+
+    def capture(self, frame: Callable[[], None], state: list[torch.Tensor]) -> Any:
+        """Record ``frame`` as a CUDA graph, leaving the tensors of ``state`` as they were (the
+        warm-up runs it twice)."""
+        saved = [t.clone() for t in state]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):  # warm-up: lazy cuBLAS/cuDNN initialisation happens here
-                self._frame(None)
+                frame()
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._frame(None)
-        for target, value in zip(
-            (self.hidden, self.position, self.frame_index), saved, strict=True
-        ):
+            frame()
+        for target, value in zip(state, saved, strict=True):
             target.copy_(value)
         return graph
 

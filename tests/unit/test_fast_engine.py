@@ -397,3 +397,104 @@ def test_a_capture_that_raises_leaves_the_take_to_the_eager_loop(tiny_model_dir:
     np.testing.assert_array_equal(result.codes, eager.codes)
     assert engine.graph_off_reason.startswith("capturing it failed")
     assert any("the CUDA graph was turned off" in n for n in result.notices)
+
+
+def test_padding_a_batch_to_its_bucket_never_changes_a_rows_codes(
+    engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The padded-bucket loop (CUDA's, eager here): 3 rows run as 4 and 5 as 8, finished rows
+    keep running with their position frozen; every row's codes are the take made alone."""
+    from desktop_app.inference.batch import generate_batch
+    from desktop_app.inference.fast_batch import bucket_for
+
+    fast, _ = engines
+    requests = three_rows()
+    alone = [fast.generate(r) for r in requests]
+    five = [*requests, greedy("Fourth.", seconds=0.4), greedy("And a fifth one.", seconds=1.2)]
+    alone += [fast.generate(r) for r in five[3:]]
+    monkeypatch.setattr(fast, "padded_batches", True)
+    for batch in (requests, five):
+        rows = generate_batch(fast, batch)
+        assert [r.frames for r in rows] == [a.frames for a in alone[: len(batch)]]
+        for row, one in zip(rows, alone, strict=False):
+            np.testing.assert_array_equal(row.codes, one.codes)
+            np.testing.assert_allclose(row.audio, one.audio, atol=1e-5)
+    assert sorted(fast.batch_states) == [bucket_for(3), bucket_for(5)] == [4, 8]
+
+
+def test_padded_sampled_rows_follow_their_seeds_and_stream_in_order(
+    engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.inference.batch import generate_batch
+
+    fast, _ = engines
+
+    def sampled(text: str, seed: int, seconds: float) -> GenerationRequest:
+        return GenerationRequest(text, two_clips(), temperature=0.9, seed=seed, max_seconds=seconds)
+
+    requests = [sampled("First words.", 5, 0.8), sampled("Second, longer words here.", 6, 1.6)]
+    requests.append(sampled("Third.", 7, 1.2))
+    alone = [fast.generate(r) for r in requests]
+    monkeypatch.setattr(fast, "padded_batches", True)
+    pieces: list[tuple[int, np.ndarray]] = []
+    rows = generate_batch(fast, requests, on_part_audio=lambda i, p: pieces.append((i, p.copy())))
+    order = [index for index, _ in pieces]
+    assert order == sorted(order) and set(order) == {0, 1, 2}
+    for index, (row, one) in enumerate(zip(rows, alone, strict=True)):
+        np.testing.assert_array_equal(row.codes, one.codes)
+        np.testing.assert_array_equal(
+            np.concatenate([p for i, p in pieces if i == index]), row.audio
+        )
+
+
+def test_a_bucket_graph_stands_in_for_the_eager_frame_and_a_failing_one_is_dropped(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where CUDA cannot exist: a stand-in capture whose replay runs the frame as the graph
+    would (the whole cache under the masks); then one whose replay fails mid-batch."""
+    from desktop_app.inference.batch import generate_batch
+
+    requests = three_rows()
+    alone = [FastEngine(tiny_model_dir, "cpu").generate(r) for r in requests]
+    engine = FastEngine(tiny_model_dir, "cpu", use_cuda_graph=True, padded_batches=True)
+    replays = {"n": 0, "fail_at": 0}
+
+    class Replayed:
+        def __init__(self, frame: Any) -> None:
+            self.frame = frame
+
+        def replay(self) -> None:
+            replays["n"] += 1
+            if replays["n"] == replays["fail_at"]:
+                raise RuntimeError("CUDA error: launch failure (simulated)")
+            self.frame()
+
+    monkeypatch.setattr(engine, "capture", lambda frame, state: Replayed(frame))
+    rows = generate_batch(engine, requests)
+    assert replays["n"] == 30  # every frame of the longest row replayed the bucket's graph
+    for row, one in zip(rows, alone, strict=True):
+        np.testing.assert_array_equal(row.codes, one.codes)
+    assert not any("turned off" in n for n in rows[0].notices)
+    replays.update(n=0, fail_at=12)
+    rows = generate_batch(engine, requests)  # the kept bucket and its graph, failing at frame 12
+    for row, one in zip(rows, alone, strict=True):
+        np.testing.assert_array_equal(row.codes, one.codes)
+    assert "replaying a batch graph failed" in engine.batch_graph_off_reason
+    assert any("the batch was made without it" in n for n in rows[0].notices)
+    assert replays["n"] == 12  # no replay after the failure
+
+
+def test_a_bucket_capture_that_raises_leaves_the_batch_to_the_eager_loop(
+    tiny_model_dir: Path,
+) -> None:
+    """A real capture where CUDA cannot exist: torch raises, the batch does not fail."""
+    from desktop_app.inference.batch import generate_batch
+
+    requests = three_rows()
+    alone = [FastEngine(tiny_model_dir, "cpu").generate(r) for r in requests]
+    engine = FastEngine(tiny_model_dir, "cpu", use_cuda_graph=True, padded_batches=True)
+    rows = generate_batch(engine, requests)
+    for row, one in zip(rows, alone, strict=True):
+        np.testing.assert_array_equal(row.codes, one.codes)
+    assert engine.batch_graph_off_reason.startswith("capturing a batch graph failed")
+    assert all(any("the batch was made without it" in n for n in r.notices) for r in rows)
