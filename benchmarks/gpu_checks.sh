@@ -4,7 +4,10 @@
 #   decode.py           fast engine (CUDA graph) vs transformers per frame, greedy codes compared
 #                       over 50 frames, voice prompt reused;
 #   streaming_batch.py  time to first audio with a 10 s voice prompt, a 5-sentence text batched
-#                       against its longest sentence alone and the sentences one after another.
+#                       (padded to a bucket, one CUDA graph per bucket) against its longest
+#                       sentence alone and the sentences one after another;
+#   self-test           what `doctor --self-test` prints (run without the CLI: the device
+#                       machine has no platformdirs or Qt), as JSON.
 # Each step has its own time limit, so what finished comes back even if a later step does not.
 #
 #   on the device:  PYTHONPATH=. bash benchmarks/gpu_checks.sh "$OUT"
@@ -37,3 +40,12 @@ timeout 300 $py benchmarks/decode.py --model "$ckpt" --frames $frames --prompt-s
   --check-greedy $greedy --json "$out/decode.json" 2>&1 | grep -v "Loading weights" | tee "$out/decode.log"
 timeout 300 $py benchmarks/streaming_batch.py --model "$ckpt" --prompt-seconds 10 \
   --json "$out/streaming-batch.json" 2>&1 | grep -v "Loading weights" | tee "$out/streaming-batch.log"
+timeout 180 $py -c "
+import json, sys
+from pathlib import Path
+from desktop_app.inference.fast_engine import FastEngine
+from desktop_app.inference.self_test import run_self_test
+report = run_self_test(FastEngine(Path(sys.argv[1]), 'auto'), 'random ' + '$shape'.lower())
+print(report.table())
+Path(sys.argv[2]).write_text(json.dumps(report.as_json(), indent=2))
+" "$ckpt" "$out/self-test.json" 2>&1 | grep -v "Loading weights" | tee "$out/self-test.log"

@@ -29,6 +29,7 @@ class Settings:
     model: str = defaults.MODEL_ID
     engine: str = defaults.ENGINE
     device: str = defaults.DEVICE
+    quantize: str = ""  # "int8": int8 weights for the fast engine on the CPU
     input_device: str = ""
     output_device: str = ""
     temperature: float = defaults.TEMPERATURE

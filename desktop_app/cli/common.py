@@ -71,6 +71,13 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """Device, engine, seed and the sampling settings."""
     parser.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
     parser.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
+    parser.add_argument(
+        "--quantize",
+        default="none",
+        choices=("none", "int8"),
+        help="int8: int8 weights for the fast engine on the CPU (about 3x faster per frame on "
+        "the full model, approximate)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument(
         "--temperature", type=float, default=defaults.TEMPERATURE, help="0 means greedy"
@@ -187,7 +194,8 @@ def load_for(args: argparse.Namespace, engine_name: str) -> tuple[Path, BatchEng
     model_dir = resolve_model(args.model)
     quiet_transformers()
     status(f"loading {args.model} ({engine_name}) ...")
-    engine = load_engine(engine_name, model_dir, args.device)
+    quantize = "" if args.quantize == "none" else args.quantize
+    engine = load_engine(engine_name, model_dir, args.device, quantize)
     status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
     return model_dir, engine
 

@@ -23,18 +23,28 @@ ENGINE_NAMES = ("fast", "transformers")
 DEFAULT_ENGINE = defaults.ENGINE
 
 
-def load_engine(name: str, model_dir: Path, device: str = "auto") -> BatchEngine:
+def load_engine(
+    name: str, model_dir: Path, device: str = "auto", quantize: str = ""
+) -> BatchEngine:
     """Load the engine called ``name`` with the checkpoint in ``model_dir``.
 
+    ``quantize="int8"``: int8 weights for the fast engine on the CPU.
+
     Raises:
-        RequestError: an unknown engine name.
+        RequestError: an unknown engine name, or int8 asked of the transformers engine.
     """
     if name == "fast":
         from desktop_app.inference.fast_engine import FastEngine
 
-        return FastEngine(model_dir, device)
+        return FastEngine(model_dir, device, quantize=quantize)
     if name == "transformers":
         from desktop_app.inference.hf_engine import TransformersEngine
+
+        if quantize:
+            raise RequestError(
+                f"--quantize {quantize} needs the fast engine; leave --engine out, or the "
+                f"quantization"
+            )
 
         return TransformersEngine(model_dir, device)
     raise RequestError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")

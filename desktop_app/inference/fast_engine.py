@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from desktop_app.errors import RequestError
 from desktop_app.inference.batch import one_by_one
 from desktop_app.inference.engine import (
     SAMPLE_RATE,
@@ -51,6 +52,9 @@ from desktop_app.inference.streaming import END_CHECK_EVERY, AudioStream, Resuma
 from desktop_app.inference.transformers_compat import prompt_embeddings
 
 log = logging.getLogger(__name__)
+
+QUANTIZE_CHOICES = ("", "int8")
+"""Weight quantization of the fast engine: none, or int8 on the CPU (benchmarks/cpu_int8.py)."""
 
 GRAPH_CHECK_FRAMES = 4
 """Greedy frames that a newly captured graph must make exactly as the eager loop does."""
@@ -85,22 +89,66 @@ def _fuse(linears: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
     return weight, bias
 
 
+Linear = Callable[[torch.Tensor], torch.Tensor]
+"""A matrix product ``x -> x @ W.T + b``, whatever holds the weights."""
+
+
+SMALL_BATCH_ROWS = 16
+"""Up to this many rows (a batch's frame), a CPU product runs as ``weight @ x.T``."""
+
+
+def dense(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linear:
+    """``x @ weight.T + bias`` with the float weights.
+
+    On the CPU, for 2 to 16 rows (a batched frame) the product is computed as
+    ``(weight @ x.T).T``: the BLAS then streams the weight once, as for one row, where
+    ``F.linear`` takes a general matrix product that repacks the whole weight on every call
+    (measured on 2 cores with a 8192 x 2048 weight: 5 rows 28 ms against 7.9 ms, one row 5.9
+    ms; see benchmarks/results/README.md). One row and long inputs (a prefill) keep ``F.linear``.
+    """
+
+    def product(x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        if x.device.type != "cpu" or not 1 < rows <= SMALL_BATCH_ROWS:
+            return F.linear(x, weight, bias)
+        flat = x.reshape(rows, x.shape[-1])
+        out = (weight @ flat.T).T.contiguous()
+        if bias is not None:
+            out = out + bias
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    return product
+
+
+def times(weight: torch.Tensor) -> Linear:
+    """``x @ weight`` for a weight stored (in features, out features)."""
+    return lambda x: x @ weight
+
+
 @dataclass
 class _Layer:
     """One decoder layer's weights, QKV and gate/up fused."""
 
+    source: Any  # the checkpoint's decoder layer these weights belong to
     input_norm: Any
     post_norm: Any
     qkv_w: torch.Tensor
     qkv_b: torch.Tensor | None
-    o_proj: Any
+    o_proj: Linear
     gate_up_w: torch.Tensor
     gate_up_b: torch.Tensor | None
-    down_proj: Any
+    down_proj: Linear
     act: Any
     heads: int
     kv_heads: int
     head_dim: int
+    # the four matrix products, as callables: the float weights above, or int8 ones (cpu_int8)
+    qkv: Linear = dataclasses.field(init=False)
+    gate_up: Linear = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.qkv = dense(self.qkv_w, self.qkv_b)
+        self.gate_up = dense(self.gate_up_w, self.gate_up_b)
 
     @classmethod
     def of(cls, layer: Any) -> _Layer:
@@ -108,14 +156,15 @@ class _Layer:
         qkv_w, qkv_b = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])
         gate_up_w, gate_up_b = _fuse([mlp.gate_proj, mlp.up_proj])
         return cls(
+            source=layer,
             input_norm=layer.input_layernorm,
             post_norm=layer.post_attention_layernorm,
             qkv_w=qkv_w,
             qkv_b=qkv_b,
-            o_proj=attn.o_proj,
+            o_proj=dense(attn.o_proj.weight, attn.o_proj.bias),
             gate_up_w=gate_up_w,
             gate_up_b=gate_up_b,
-            down_proj=mlp.down_proj,
+            down_proj=dense(mlp.down_proj.weight, mlp.down_proj.bias),
             act=mlp.act_fn,
             heads=attn.q_proj.weight.shape[0] // attn.head_dim,
             kv_heads=attn.k_proj.weight.shape[0] // attn.head_dim,
@@ -141,7 +190,7 @@ class _Layer:
         """
         batch, tokens, _ = x.shape
         h = _rms_norm(x, self.input_norm)
-        qkv = F.linear(h, self.qkv_w, self.qkv_b)
+        qkv = self.qkv(h)
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
         q = q.view(batch, tokens, self.heads, self.head_dim).transpose(1, 2)
@@ -166,7 +215,7 @@ class _Layer:
         )
         x = x + self.o_proj(attn.transpose(1, 2).reshape(batch, tokens, q_size))
         h = _rms_norm(x, self.post_norm)
-        gate, up = F.linear(h, self.gate_up_w, self.gate_up_b).chunk(2, dim=-1)
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
         return x + self.down_proj(self.act(gate) * up)
 
 
@@ -269,10 +318,27 @@ class FastEngine:
         *,
         use_cuda_graph: bool | None = None,
         padded_batches: bool | None = None,
+        quantize: str = "",
     ) -> None:
-        """Load the checkpoint (through the transformers engine) and build the decode state."""
+        """Load the checkpoint (through the transformers engine) and build the decode state.
+
+        ``quantize="int8"`` gives the frame loop int8 weights (:mod:`cpu_int8`; CPU only).
+
+        Raises:
+            RequestError: an unknown ``quantize``, or int8 asked for off the CPU.
+        """
+        if quantize not in QUANTIZE_CHOICES:
+            raise RequestError(
+                f"unknown quantization {quantize!r}; choose {' or '.join(QUANTIZE_CHOICES)}"
+            )
         started = time.perf_counter()
         self.reference = TransformersEngine(model_dir, device)
+        self.quantize = quantize
+        if quantize and self.reference.device != "cpu":
+            raise RequestError(
+                f"int8 weights run on the CPU only, and the model loaded on "
+                f"{self.reference.device}; use --device cpu, or leave --quantize out on a GPU"
+            )
         self.model_dir = model_dir
         self.fallback_reason = self._unsupported()
         self._want_graph = use_cuda_graph
@@ -306,7 +372,8 @@ class FastEngine:
 
     @property
     def dtype(self) -> str:
-        return self.reference.dtype
+        """The weights' dtype ("int8" when quantized: the activations stay float32)."""
+        return "int8" if self.quantize and not self.fallback_reason else self.reference.dtype
 
     @property
     def device_name(self) -> str:
@@ -320,6 +387,7 @@ class FastEngine:
         device = next(model.parameters()).device
         dtype = next(model.parameters()).dtype
         self.torch_device, self.torch_dtype = device, dtype
+        self.codec_dtype = next(model.codec_model.parameters()).dtype
         self.num_codebooks = int(config.num_codebooks)
         self.vocab = int(config.vocab_size)
         self.codec_size = int(config.codec_config.codebook_size)
@@ -348,9 +416,14 @@ class FastEngine:
             config.codebook_size
         )
         self.depth_embed = depth.model.embed_tokens
-        self.depth_projector = depth.model.inputs_embeds_projector
+        projector = depth.model.inputs_embeds_projector
+        self.depth_projector: Linear = dense(projector.weight, projector.bias)
         self.codebook_heads = depth.codebooks_head.weight  # (codebooks - 1, hidden, vocab)
-        self.lm_head = model.lm_head
+        # codebook b's logits: codebook_head[b - 1](h); these weights are stored (in, out), and
+        # h @ head is the fast way round for them (head.T @ h.T was 11x slower for 5 rows)
+        self.codebook_head: list[Linear] = [times(head) for head in self.codebook_heads]
+        # the module itself (one product per frame; tests reach the end frame through its hook)
+        self.lm_head: Linear = model.lm_head
         self.eos = int(config.codebook_eos_token_id)
         # frame state: everything a frame reads or writes lives at a fixed address
         self.hidden = torch.zeros(1, int(config.hidden_size), dtype=dtype, device=device)
@@ -372,6 +445,10 @@ class FastEngine:
         self._graph = None
         self._prompt_key = None
         self.batch_states = {}
+        if self.quantize == "int8":
+            from desktop_app.inference import cpu_int8
+
+            cpu_int8.quantize(self)
 
     def pads_batches(self) -> bool:
         """Whether batches run padded to a bucket (CUDA's default: one graph per bucket) rather
@@ -457,7 +534,7 @@ class FastEngine:
         x = self.depth_projector(torch.stack([hidden, first], dim=1))
         h = depth.forward(x, self.all_positions[:2], 2, None)[:, -1]
         for book in range(1, self.num_codebooks):
-            codes.append(self._sample(h @ self.codebook_heads[book - 1], noise[:, book]))
+            codes.append(self._sample(self.codebook_head[book - 1](h), noise[:, book]))
             if book + 1 == self.num_codebooks:
                 break
             x = self.depth_projector(self.depth_embed(codes[-1] + book * self.vocab))[:, None]
@@ -536,7 +613,8 @@ class FastEngine:
             embeds = prompt_embeddings(
                 model,
                 ids,
-                None if values is None else values.to(self.torch_device, self.torch_dtype),
+                # the codec encodes the clips: its dtype (the same as the model's, normally)
+                None if values is None else values.to(self.torch_device, self.codec_dtype),
                 None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
             )
         end = ids.shape[1]

@@ -86,14 +86,15 @@ class GenerationController(QObject):
 
     # -- asking --------------------------------------------------------------------------------
 
-    def load(self, model: str, engine: str, device: str) -> Job:
+    def load(self, model: str, engine: str, device: str, quantize: str = "") -> Job:
         """Load ``model``.
 
         Raises:
             UserError: a take is being made (wait for it, or cancel it first).
         """
         self._refuse_while_busy("load a model")
-        return self._submit(Job(next(_job_ids), "load"), LoadWork(model, engine, device))
+        work = LoadWork(model, engine, device, quantize)
+        return self._submit(Job(next(_job_ids), "load"), work)
 
     def generate(
         self,

@@ -59,6 +59,7 @@ class LoadWork:
     model: str
     engine: str
     device: str
+    quantize: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class InferenceWorker(QObject):
         self.engine = None
         self.load_progressed.emit(job_id, f"loading {folder.name} ({work.engine})")
         started = time.perf_counter()
-        engine = load_engine(work.engine, folder, work.device)
+        engine = load_engine(work.engine, folder, work.device, work.quantize)
         if self._stop.is_set():
             raise GenerationCancelled()
         self.engine = engine
