@@ -25,7 +25,12 @@ from typing import Any
 
 import torch
 
-from benchmarks.decode import add_checkpoint_arguments, checkpoint_folder, checkpoint_name
+from benchmarks.decode import (
+    add_checkpoint_arguments,
+    checkpoint_folder,
+    checkpoint_name,
+    write_report,
+)
 from desktop_app.inference import GenerationRequest, ReferenceClip, cpu_int8
 from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.self_test import (
@@ -142,9 +147,7 @@ def main() -> int:
         report["int8_speedup_vs_best_float"] = best_float / rows["int8"]["ms_per_frame"]
         report["process_peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.json, report)
     return 0
 
 

@@ -11,7 +11,6 @@ prefill of a 10 s voice prompt, and a batch of five short sentences; one process
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -19,7 +18,12 @@ from typing import Any
 
 import torch
 
-from benchmarks.decode import add_checkpoint_arguments, checkpoint_folder, checkpoint_name
+from benchmarks.decode import (
+    add_checkpoint_arguments,
+    checkpoint_folder,
+    checkpoint_name,
+    write_report,
+)
 from benchmarks.streaming_batch import SENTENCES
 from desktop_app.inference import GenerationRequest, ReferenceClip, cpu_int8
 from desktop_app.inference.batch import generate_batch
@@ -57,8 +61,7 @@ def main() -> int:
                 }
                 print(label, count, rows[f"{label}, {count} thread(s)"], flush=True)
     report = {"command": " ".join(sys.argv), "checkpoint": checkpoint_name(args), "rows": rows}
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.json, report)
     return 0
 
 

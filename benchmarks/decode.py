@@ -106,6 +106,13 @@ def checkpoint_folder(args: argparse.Namespace, tmp: str) -> Path:
     return folder
 
 
+def write_report(path: Path | None, report: dict[str, Any]) -> None:
+    """Write ``report`` as JSON to ``path`` (the --json argument), if one was given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def checkpoint_name(args: argparse.Namespace) -> str:
     """How the report names the checkpoint."""
     if args.model:
@@ -180,9 +187,7 @@ def main() -> int:
         if args.check_greedy:
             report["greedy_check"] = greedy_check(fast, clip, args.check_greedy)
     print_table(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.json, report)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from benchmarks.decode import (
     checkpoint_folder,
     checkpoint_name,
     speech_like,
+    write_report,
 )
 from desktop_app.inference import GenerationRequest, ReferenceClip
 from desktop_app.inference.fast_engine import FastEngine
@@ -143,9 +143,7 @@ def main() -> int:
         f"batched / longest alone: {report['batched_over_longest']:.2f}x; "
         f"batched / one after another: {report['batched_over_sequential']:.2f}x"
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(args.json, report)
     return 0
 
 
