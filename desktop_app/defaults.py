@@ -29,3 +29,28 @@ TOP_K = 50
 TOP_P = 1.0
 MAX_SECONDS = 10.0
 """Sampling defaults people expect from CSM-1B (both levels), and the length cap of one take."""
+
+ASR_MODEL_ID = "openai/whisper-large-v3-turbo"
+"""The speech-recognition checkpoint on a GPU (see the README's listen-back section for why)."""
+
+ASR_MODEL_ID_CPU = "openai/whisper-small"
+"""The speech-recognition checkpoint on the CPU, where the turbo model is slow to check takes."""
+
+SPEAKER_MODEL_ID = "microsoft/wavlm-base-plus-sv"
+"""The speaker-verification checkpoint (WavLM x-vectors) that scores how alike two voices are."""
+
+DOWNLOAD_MB = {
+    MODEL_ID: 6_200,
+    ASR_MODEL_ID: 1_620,
+    ASR_MODEL_ID_CPU: 970,
+    SPEAKER_MODEL_ID: 405,
+}
+"""About how much each default checkpoint downloads, as the hub lists its files (MB)."""
+
+ASR_MODEL_MB = DOWNLOAD_MB[ASR_MODEL_ID_CPU]
+SPEAKER_MODEL_MB = DOWNLOAD_MB[SPEAKER_MODEL_ID]
+
+
+def asr_model_for(device: str) -> str:
+    """The default speech-recognition checkpoint for a device ("cuda" gets the large one)."""
+    return ASR_MODEL_ID if device.startswith("cuda") else ASR_MODEL_ID_CPU

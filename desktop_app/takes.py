@@ -12,11 +12,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desktop_app import paths
 from desktop_app.audio.io import TakeMetadata, write_audio
 from desktop_app.inference.engine import GenerationRequest, GenerationResult
 from desktop_app.library.store import Library, LibraryError, TakeRecord
+
+if TYPE_CHECKING:
+    from desktop_app.checks.take_check import TakeCheck
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +64,13 @@ def keep_take(
     voice: str | None = None,
     model_revision: str = "",
     private: bool = False,
+    check: TakeCheck | None = None,
 ) -> KeptTake:
     """Write the take to ``file`` (WAV or FLAC), then record it in ``library``'s history.
 
     ``private`` makes the file readable by this user only (a cloned voice in the app's own
-    folder). Without a library the take is only written.
+    folder). Without a library the take is only written. ``check``, the take's listen-back
+    check, is kept with it.
 
     Raises:
         OutputFileError: the file cannot be written (nothing was recorded then).
@@ -80,7 +86,12 @@ def keep_take(
         return KeptTake(file, None, "the library is not open")
     try:
         record = library.record_result(
-            request, result, model, voice=voice, model_revision=model_revision
+            request,
+            result,
+            model,
+            voice=voice,
+            model_revision=model_revision,
+            check=check.as_json() if check is not None else None,
         )
     except LibraryError as exc:
         log.error("take %s kept but not recorded in the history: %s", file, exc)

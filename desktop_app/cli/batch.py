@@ -21,6 +21,7 @@ from desktop_app.cli.common import EXIT_OK, status
 from desktop_app.errors import RequestError
 
 if TYPE_CHECKING:
+    from desktop_app.checks.take_check import TakeCheck
     from desktop_app.inference.engine import GenerationResult
 
 
@@ -33,6 +34,7 @@ class Line:
     voice: str | None
     out: Path
     result: GenerationResult | None = None
+    check: TakeCheck | None = None
 
 
 def register(sub: Any) -> None:
@@ -45,6 +47,8 @@ def register(sub: Any) -> None:
     batch.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the takes")
     batch.add_argument("--format", default="wav", choices=("wav", "flac"))
     common.add_sampling_arguments(batch)
+    common.add_listen_arguments(batch)
+    common.add_candidate_arguments(batch)
     batch.set_defaults(handler=run)
 
 
@@ -89,7 +93,11 @@ def read_lines(path: Path, out_dir: Path, default_voice: str | None, fmt: str) -
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the lines, generate them by voice in batches, write one file each."""
+    """Read the lines, generate them by voice in batches, check them, write one file each.
+
+    With --candidates N each line's N candidates are one batch (line after line).
+    """
+    from desktop_app.checks.best_of import make_take
     from desktop_app.inference.batch import generate_batch
     from desktop_app.inference.long_text import is_long, speak
     from desktop_app.inference.model_store import model_revision
@@ -106,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         common.check_voice_arguments(args)
+    keep_dir = common.check_candidates(args)
     engine_name = common.engine_choice(args)
     settings = common.sampling_request(args, "-")  # the text and seed are each line's
     groups: dict[str | None, list[Line]] = {}
@@ -118,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
         }
         model_dir, engine = common.load_for(args, engine_name)
         revision = model_revision(model_dir)
+        recognizer = None
+        for voice, clips in references.items():
+            references[voice], recognizer = common.transcribe_references(
+                args, clips, engine.device, recognizer
+            )
+        checker = common.load_checker(args, engine.device, recognizer)
         started = time.perf_counter()
         for voice, group in groups.items():
             requests = [
@@ -129,29 +144,75 @@ def run(args: argparse.Namespace) -> int:
                 )
                 for line in group
             ]
-            short = [i for i, line in enumerate(group) if not is_long(line.text)]
-            status(f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch")
-            with common.FrameBar(settings.max_seconds) as bar:
-                results = generate_batch(engine, [requests[i] for i in short], bar.update)
-            for i, result in zip(short, results, strict=True):
-                group[i].result = result
-            for i, line in enumerate(group):
-                if line.result is None:
+            if args.candidates > 1:
+                status(
+                    f"{voice or 'the --ref voice'}: {len(group)} line(s), best of "
+                    f"{args.candidates} each"
+                )
+                for line, request in zip(group, requests, strict=True):
                     with common.FrameBar(settings.max_seconds) as bar:
-                        line.result = speak(engine, requests[i], on_progress=bar.update)
+                        made = make_take(engine, request, checker, args.candidates, bar.update)
+                    line.result, line.check = made.result, made.check
+                    if keep_dir is not None and made.best_of is not None:
+                        common.write_candidates(
+                            args, request, made.best_of, keep_dir, line.out.stem
+                        )
+            else:
+                short = [i for i, line in enumerate(group) if not is_long(line.text)]
+                status(
+                    f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch"
+                )
+                with common.FrameBar(settings.max_seconds) as bar:
+                    results = generate_batch(engine, [requests[i] for i in short], bar.update)
+                for i, result in zip(short, results, strict=True):
+                    group[i].result = result
+                for i, line in enumerate(group):
+                    if line.result is None:
+                        with common.FrameBar(settings.max_seconds) as bar:
+                            line.result = speak(engine, requests[i], on_progress=bar.update)
+                if checker is not None:
+                    for line, request in zip(group, requests, strict=True):
+                        assert line.result is not None
+                        checked = checker.check(request, line.result)
+                        line.result, line.check = checked.result, checked.check
             for line, request in zip(group, requests, strict=True):
                 assert line.result is not None
-                common.keep(args, request, line.result, line.out, library, revision, voice)
+                common.keep(
+                    args, request, line.result, line.out, library, revision, voice, line.check
+                )
         total = time.perf_counter() - started
     finally:
         if library is not None:
             library.close()
-    done = [(line, line.result) for line in sorted(lines, key=lambda item: item.number)]
-    print(f"{'line':>4}  {'seconds':>7}  {'frames':>6}  {'stopped by':<10}  file")
+    _print_summary(sorted(lines, key=lambda item: item.number), total, engine.name)
+    return EXIT_OK
+
+
+def _print_summary(lines: list[Line], total: float, engine: str) -> None:
+    """One row per line (with its check when there is one), then the totals."""
+    checked = any(line.check is not None for line in lines)
+    head = f"{'line':>4}  {'seconds':>7}  {'frames':>6}  {'stopped by':<10}"
+    if checked:
+        head += f"  {'WER':>5}  {'voice':>5}  {'verdict':<7}"
+    print(f"{head}  file")
     made = 0.0
-    for line, r in done:
+    flagged: list[Line] = []
+    for line in lines:
+        r = line.result
         assert r is not None
         made += r.seconds
-        print(f"{line.number:>4}  {r.seconds:>7.2f}  {r.frames:>6}  {r.stopped_by:<10}  {line.out}")
-    print(f"{len(lines)} take(s), {made:.1f} s of audio in {total:.1f} s ({engine.name})")
-    return EXIT_OK
+        row = f"{line.number:>4}  {r.seconds:>7.2f}  {r.frames:>6}  {r.stopped_by:<10}"
+        if checked:
+            c = line.check
+            wer = f"{c.wer:.2f}" if c is not None and c.wer is not None else "-"
+            voice = f"{c.similarity:.2f}" if c is not None and c.similarity is not None else "-"
+            row += f"  {wer:>5}  {voice:>5}  {c.verdict if c else '-':<7}"
+            if c is not None and c.verdict != "good":
+                flagged.append(line)
+        print(f"{row}  {line.out}")
+    print(f"{len(lines)} take(s), {made:.1f} s of audio in {total:.1f} s ({engine})")
+    if checked:
+        print(f"{len(flagged)} flagged line(s)" + (":" if flagged else ""))
+        for line in flagged:
+            assert line.check is not None
+            print(f"  line {line.number}: {line.check.summary}")

@@ -13,6 +13,7 @@ from desktop_app.cli.common import EXIT_OK, status
 
 if TYPE_CHECKING:
     from desktop_app.audio.player import StreamingPlayback
+    from desktop_app.checks.best_of import MadeTake
     from desktop_app.inference.engine import BatchEngine, GenerationRequest, GenerationResult
 
 
@@ -23,6 +24,8 @@ def register(sub: Any) -> None:
     clone.add_argument("--text", required=True, help="what the voice should say")
     clone.add_argument("--out", required=True, metavar="FILE", help="output .wav or .flac")
     common.add_sampling_arguments(clone)
+    common.add_listen_arguments(clone)
+    common.add_candidate_arguments(clone)
     clone.add_argument(
         "--play", action="store_true", help="play the take on the default output while it is made"
     )
@@ -37,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """References + text in, a take file (and optional report and codes) out."""
     import numpy as np
 
+    from desktop_app.checks.best_of import make_take
     from desktop_app.files import atomic_write
-    from desktop_app.inference.long_text import speak
     from desktop_app.inference.model_store import model_revision
 
     common.check_voice_arguments(args)
@@ -51,42 +54,55 @@ def run(args: argparse.Namespace) -> int:
     codes_out = (
         common.check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
     )
+    keep_dir = common.check_candidates(args)
     engine_name = common.engine_choice(args)
     settings = common.sampling_request(args, args.text)  # checked before the references are read
     library = common.open_library()
     try:
         references = common.voice_references(args, args.voice, library)
-        request = dataclasses.replace(settings, references=references)
         model_dir, engine = common.load_for(args, engine_name)
+        references, recognizer = common.transcribe_references(args, references, engine.device, None)
+        checker = common.load_checker(args, engine.device, recognizer)
+        request = dataclasses.replace(settings, references=references)
         playback = _playback(request) if args.play else None
         with common.FrameBar(request.max_seconds) as bar:
-            result = speak(
+            made = make_take(
                 engine,
                 request,
+                checker,
+                args.candidates,
                 on_progress=bar.update,
                 on_audio=playback.feed if playback else None,
             )
+        result = made.result
         if result.parts:
             status(f"said in {len(result.parts)} chunks, generated as one batch")
         if playback is not None:
             playback.finish()
         for notice in result.notices:
             status(f"note: {notice}")
-        common.keep(args, request, result, out, library, model_revision(model_dir), args.voice)
+        if made.check is not None:
+            common.print_check(made.check)
+        common.keep(
+            args, request, result, out, library, model_revision(model_dir), args.voice, made.check
+        )
     finally:
         if library is not None:
             library.close()
+    if keep_dir is not None and made.best_of is not None:
+        common.write_candidates(args, request, made.best_of, keep_dir, out.stem)
     if codes_out is not None:
         with atomic_write(codes_out) as handle:
             np.save(handle, result.codes.astype(np.int64))
     if report is not None:
-        _write_report(report, args.model, request, engine, result, out)
+        _write_report(report, args.model, request, engine, made, out)
     if playback is not None:
         _finish_playback(playback, result)
     t = result.timings
     print(
         f"wrote {out}: {result.seconds:.2f} s, {result.frames} frames ({result.stopped_by}), "
         f"seed {result.seed}, real-time factor {t.real_time_factor:.2f} on {result.device}"
+        + (f"; {made.check.summary}" if made.check is not None else "")
     )
     return EXIT_OK
 
@@ -117,12 +133,13 @@ def _write_report(
     model: str,
     request: GenerationRequest,
     engine: BatchEngine,
-    result: GenerationResult,
+    made: MadeTake,
     out: Path,
 ) -> None:
     from desktop_app.files import write_text_atomic
     from desktop_app.library.store import settings_of
 
+    result = made.result
     data = {
         "output": str(out),
         "model": model,
@@ -147,5 +164,8 @@ def _write_report(
             }
             for part in result.parts
         ],
+        "check": made.check.as_json() if made.check is not None else None,
     }
+    if made.best_of is not None:
+        data["candidates"] = common.candidates_report(made.best_of)
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")

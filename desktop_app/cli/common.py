@@ -17,6 +17,9 @@ from desktop_app import defaults
 from desktop_app.errors import OutputFileError, RequestError
 
 if TYPE_CHECKING:
+    from desktop_app.checks.best_of import BestOf
+    from desktop_app.checks.take_check import TakeCheck, TakeChecker
+    from desktop_app.inference.asr import SpeechRecognizer
     from desktop_app.inference.engine import (
         BatchEngine,
         GenerationRequest,
@@ -62,7 +65,8 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="TEXT",
-        help="exact transcript of each --ref, in the same order",
+        help="exact transcript of each --ref, in the same order (leave all out to have the "
+        "clips transcribed)",
     )
     parser.add_argument("--denoise", action="store_true", help="lightly denoise the references")
 
@@ -116,10 +120,10 @@ def check_voice_arguments(args: argparse.Namespace) -> None:
         raise RequestError(
             "give the voice: --voice NAME from the library, or --ref FILE with --ref-text TEXT"
         )
-    if len(args.ref) != len(args.ref_text):
+    if args.ref_text and len(args.ref) != len(args.ref_text):
         raise RequestError(
             f"{len(args.ref)} --ref file(s) but {len(args.ref_text)} --ref-text; give one "
-            f"transcript per reference, in the same order"
+            f"transcript per reference, in the same order, or none to have them transcribed"
         )
 
 
@@ -166,10 +170,208 @@ def voice_references(
         return tuple(ReferenceClip(c.audio(), c.transcript) for c in library.voice(voice).clips)
     from desktop_app.audio.reference import load_reference
 
+    texts = args.ref_text or [""] * len(args.ref)  # "": transcribed once a recogniser is loaded
     return tuple(
         ReferenceClip(load_reference(path, denoise=args.denoise), text)
-        for path, text in zip(args.ref, args.ref_text, strict=True)
+        for path, text in zip(args.ref, texts, strict=True)
     )
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser, *, checks: bool = True) -> None:
+    """--asr-model (and, for commands that make takes, --speaker-model and --no-check)."""
+    parser.add_argument(
+        "--asr-model",
+        default=None,
+        metavar="M",
+        help=f"speech-recognition checkpoint, a folder or hub id (default: "
+        f"{defaults.ASR_MODEL_ID} on a GPU, {defaults.ASR_MODEL_ID_CPU} on the CPU)",
+    )
+    if checks:
+        parser.add_argument(
+            "--speaker-model",
+            default=None,
+            metavar="M",
+            help=f"speaker-verification checkpoint (default: {defaults.SPEAKER_MODEL_ID})",
+        )
+        parser.add_argument(
+            "--no-check", action="store_true", help="do not listen back to the takes"
+        )
+
+
+def add_candidate_arguments(parser: argparse.ArgumentParser) -> None:
+    """--candidates N and --keep-candidates DIR (best of N)."""
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        metavar="N",
+        help="make N takes (seeds seed, seed+1, ...) as one batch and keep the best one",
+    )
+    parser.add_argument(
+        "--keep-candidates", metavar="DIR", help="also write every candidate into DIR"
+    )
+
+
+def check_candidates(args: argparse.Namespace) -> Path | None:
+    """--candidates in range (and not with --no-check); --keep-candidates as a folder to write.
+
+    Raises:
+        RequestError, OutputFileError: as the arguments deserve.
+    """
+    from desktop_app.checks.best_of import MAX_CANDIDATES
+
+    if not 1 <= args.candidates <= MAX_CANDIDATES:
+        raise RequestError(f"--candidates must be 1 to {MAX_CANDIDATES}, not {args.candidates}")
+    if args.candidates > 1 and args.no_check:
+        raise RequestError("--candidates picks the best take by its check: leave out --no-check")
+    if not args.keep_candidates:
+        return None
+    folder = Path(args.keep_candidates).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise OutputFileError(f"cannot write into {folder}: it is not writable")
+    return folder
+
+
+def candidates_report(best: BestOf) -> list[dict[str, object]]:
+    """Every chunk's candidates for --report-json: seed, check, and which was chosen."""
+    return [
+        {
+            "chunk": index,
+            "text": chunk.text,
+            "chosen_seed": chunk.best.seed,
+            "candidates": [
+                {
+                    "seed": c.seed,
+                    "chosen": k == chunk.chosen,
+                    "frames": c.result.frames,
+                    "stopped_by": c.result.stopped_by,
+                    "check": c.check.as_json(),
+                }
+                for k, c in enumerate(chunk.candidates)
+            ],
+        }
+        for index, chunk in enumerate(best.chunks)
+    ]
+
+
+def write_candidates(
+    args: argparse.Namespace, request: GenerationRequest, best: BestOf, folder: Path, stem: str
+) -> None:
+    """Every candidate into ``folder`` as ``STEM-cC-seedS.wav`` (chunk C when there are more)."""
+    import dataclasses
+
+    from desktop_app.audio.io import write_audio
+    from desktop_app.takes import take_metadata
+
+    for index, chunk in enumerate(best.chunks):
+        for c in chunk.candidates:
+            part = f"-c{index + 1}" if len(best.chunks) > 1 else ""
+            file = folder / f"{stem}{part}-seed{c.seed}.wav"
+            said = dataclasses.replace(request, text=chunk.text)
+            write_audio(
+                file,
+                c.result.audio,
+                c.result.sample_rate,
+                take_metadata(said, c.result, args.model, getattr(args, "voice", None)),
+            )
+    status(f"wrote {sum(len(c.candidates) for c in best.chunks)} candidate(s) into {folder}")
+
+
+def load_recognizer(
+    args: argparse.Namespace, device: str, needed_for: str = ""
+) -> SpeechRecognizer | None:
+    """The speech recogniser of --asr-model (or the device's default), on ``device``.
+
+    When no model was named and the default is not installed, says so and returns None, unless
+    ``needed_for`` says why one is needed: then, as when a named one is missing, it raises.
+
+    Raises:
+        ModelNotFoundError: the named (or needed) checkpoint is missing or incomplete.
+    """
+    from desktop_app.errors import ModelNotFoundError
+    from desktop_app.inference.asr import SpeechRecognizer
+    from desktop_app.inference.model_store import ASR, resolve_model
+
+    spec = args.asr_model or defaults.asr_model_for(device)
+    try:
+        folder = resolve_model(spec, ASR)
+    except ModelNotFoundError as exc:
+        if args.asr_model:
+            raise
+        if needed_for:
+            raise ModelNotFoundError(f"{needed_for}; {exc}") from exc
+        status(f"note: the words of the takes are not checked: {exc}")
+        return None
+    status(f"loading the speech-recognition model {spec} ...")
+    return SpeechRecognizer(folder, device)
+
+
+def load_checker(
+    args: argparse.Namespace, device: str, recognizer: SpeechRecognizer | None
+) -> TakeChecker | None:
+    """The take checker (recogniser and speaker model, each when there), or None with
+    --no-check."""
+    from desktop_app.checks.take_check import TakeChecker
+    from desktop_app.errors import ModelNotFoundError
+    from desktop_app.inference.model_store import SPEAKER, resolve_model
+    from desktop_app.inference.speaker import SpeakerEncoder
+
+    if getattr(args, "no_check", False):
+        return None
+    if recognizer is None:
+        recognizer = load_recognizer(args, device)
+    spec = args.speaker_model or defaults.SPEAKER_MODEL_ID
+    speaker = None
+    try:
+        speaker = SpeakerEncoder(resolve_model(spec, SPEAKER), device)
+    except ModelNotFoundError as exc:
+        if args.speaker_model:
+            raise
+        status(f"note: the voice of the takes is not checked: {exc}")
+    return TakeChecker(recognizer, speaker)
+
+
+def transcribe_references(
+    args: argparse.Namespace,
+    references: tuple[ReferenceClip, ...],
+    device: str,
+    recognizer: SpeechRecognizer | None,
+) -> tuple[tuple[ReferenceClip, ...], SpeechRecognizer | None]:
+    """The references with every empty transcript filled in by the recogniser (loaded here
+    when needed), each printed; and the recogniser.
+
+    Raises:
+        ModelNotFoundError: a transcript is missing and there is no recognition model.
+    """
+    import dataclasses
+
+    from desktop_app.checks.listen import transcribe_audio
+    from desktop_app.defaults import SAMPLE_RATE
+
+    missing = [i for i, clip in enumerate(references) if not clip.transcript.strip()]
+    if not missing:
+        return references, recognizer
+    if recognizer is None:
+        recognizer = load_recognizer(
+            args,
+            device,
+            needed_for="--ref has no --ref-text and no speech-recognition model is installed "
+            "to transcribe it: give --ref-text TEXT",
+        )
+    assert recognizer is not None
+    clips = list(references)
+    for i in missing:
+        name = args.ref[i] if i < len(args.ref) else f"clip {i + 1}"
+        heard = transcribe_audio(recognizer, clips[i].audio, SAMPLE_RATE, what=str(name))
+        status(f"heard in {name}: {heard.text}")
+        clips[i] = dataclasses.replace(clips[i], transcript=heard.text)
+    return tuple(clips), recognizer
+
+
+def print_check(check: TakeCheck, label: str = "check") -> None:
+    """The take's verdict and reasons on stderr."""
+    status(f"{label}: {check.summary}")
 
 
 def open_library() -> Library | None:
@@ -208,6 +410,7 @@ def keep(
     library: Library | None,
     revision: str,
     voice: str | None = None,
+    check: TakeCheck | None = None,
 ) -> None:
     """Write the take to ``file`` and record it in the history, saying how that went."""
     from desktop_app.takes import keep_take
@@ -220,6 +423,7 @@ def keep(
         library=library,
         voice=voice,
         model_revision=revision,
+        check=check,
     )
     if kept.record is not None:
         status(f"recorded in the history as take {kept.record.id}")

@@ -7,14 +7,31 @@ import os
 from pathlib import Path
 from typing import Any
 
+from desktop_app import defaults
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK
 
 
 def register(sub: Any) -> None:
     """Add ``download-model`` to the sub-command parser ``sub``."""
-    download = sub.add_parser("download-model", help="download the checkpoint (needs network)")
-    common.add_model_argument(download, "hub id to download")
+    download = sub.add_parser(
+        "download-model", help="download a checkpoint (needs network): CSM-1B by default"
+    )
+    download.add_argument(
+        "--model", default=None, help=f"hub id to download (default: {defaults.MODEL_ID})"
+    )
+    which = download.add_mutually_exclusive_group()
+    which.add_argument(
+        "--asr",
+        action="store_true",
+        help=f"the speech-recognition model instead ({defaults.ASR_MODEL_ID} where CUDA is "
+        f"available, else {defaults.ASR_MODEL_ID_CPU})",
+    )
+    which.add_argument(
+        "--speaker",
+        action="store_true",
+        help=f"the speaker-verification model instead ({defaults.SPEAKER_MODEL_ID})",
+    )
     download.add_argument(
         "--token",
         default=None,
@@ -29,17 +46,32 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Download the checkpoint (with resume) into the hub cache or ``--dir``."""
-    from desktop_app.inference.model_store import download_model
+    from desktop_app.inference import model_store
 
+    kind = model_store.ASR if args.asr else model_store.SPEAKER if args.speaker else model_store.CSM
+    repo_id = args.model or _default_for(kind)
     token = args.token or os.environ.get("HF_TOKEN") or None
-    folder = download_model(
-        args.model,
+    folder = model_store.download_model(
+        repo_id,
         token=token,
         local_dir=Path(args.dir).expanduser() if args.dir else None,
         revision=args.revision,
         progress=common.status,
+        kind=kind,
     )
-    print(f"downloaded {args.model} to {folder}")
+    print(f"downloaded {repo_id} to {folder}")
     if args.dir:
-        print(f"use it with: python -m desktop_app clone --model {folder} ...")
+        print(f"use it with: python -m desktop_app clone {kind.option} {folder} ...")
     return EXIT_OK
+
+
+def _default_for(kind: object) -> str:
+    from desktop_app.inference import model_store
+
+    if kind is model_store.ASR:
+        import torch
+
+        return defaults.asr_model_for("cuda" if torch.cuda.is_available() else "cpu")
+    if kind is model_store.SPEAKER:
+        return defaults.SPEAKER_MODEL_ID
+    return defaults.MODEL_ID

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desktop_app import defaults
+from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK
 from desktop_app.errors import RequestError
 
@@ -23,7 +25,13 @@ def register(sub: Any) -> None:
     add = vsub.add_parser("add", help="store a voice from clips and their transcripts")
     add.add_argument("name")
     add.add_argument("--clip", action="append", required=True, metavar="FILE")
-    add.add_argument("--transcript", action="append", required=True, metavar="TEXT")
+    add.add_argument(
+        "--transcript",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="exact transcript of each --clip, in order (leave all out to have them transcribed)",
+    )
     add.add_argument("--notes", default="")
     add.add_argument(
         "--consent",
@@ -31,6 +39,8 @@ def register(sub: Any) -> None:
         help="confirm that the person whose voice this is agreed to its cloning",
     )
     add.add_argument("--denoise", action="store_true")
+    common.add_listen_arguments(add, checks=False)
+    add.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
     listing = vsub.add_parser("list", help="list the voices")
     listing.add_argument("--json", action="store_true")
     remove = vsub.add_parser("remove", help="remove a voice (its takes stay)")
@@ -48,6 +58,9 @@ def register(sub: Any) -> None:
     hlist = hsub.add_parser("list", help="list takes, newest first")
     hlist.add_argument("--json", action="store_true")
     hlist.add_argument("--voice", default=None)
+    hlist.add_argument(
+        "--flagged", action="store_true", help="only takes whose check found something"
+    )
     hexport = hsub.add_parser("export", help="copy a take's audio to a file")
     hexport.add_argument("id", type=int)
     hexport.add_argument("file")
@@ -78,17 +91,19 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
     if command == "add":
         from desktop_app.audio.reference import load_reference
 
-        if len(args.clip) != len(args.transcript):
-            raise RequestError("give one --transcript per --clip, in the same order")
+        if args.transcript and len(args.clip) != len(args.transcript):
+            raise RequestError(
+                "give one --transcript per --clip, in the same order, or none to have the "
+                "clips transcribed"
+            )
         if not _consent(args):
             raise RequestError(
                 "a voice is stored only with the consent of the person it "
                 "belongs to: confirm it with --consent"
             )
-        clips = [
-            (load_reference(path, denoise=args.denoise), text, "imported")
-            for path, text in zip(args.clip, args.transcript, strict=True)
-        ]
+        audio = [load_reference(path, denoise=args.denoise) for path in args.clip]
+        texts = list(args.transcript) or _transcribed(args, audio)
+        clips = [(a, text, "imported") for a, text in zip(audio, texts, strict=True)]
         voice = library.add_voice(args.name, clips, notes=args.notes, consent_confirmed=True)
         seconds = sum(c.duration for c in voice.clips)
         print(f"stored voice {voice.name!r}: {len(voice.clips)} clip(s), {seconds:.1f} s")
@@ -135,6 +150,28 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
     return EXIT_OK
 
 
+def _transcribed(args: argparse.Namespace, audio: list[Any]) -> list[str]:
+    """Each clip's transcript as the recogniser hears it, printed for the user to check."""
+    from desktop_app.checks.listen import transcribe_audio
+    from desktop_app.defaults import SAMPLE_RATE
+    from desktop_app.inference.compute_device import pick_device
+
+    common.quiet_transformers()
+    recognizer = common.load_recognizer(
+        args,
+        pick_device(args.device).type,
+        needed_for="--clip has no --transcript and no speech-recognition model is installed to "
+        "transcribe it: give --transcript TEXT",
+    )
+    assert recognizer is not None
+    texts = []
+    for path, clip in zip(args.clip, audio, strict=True):
+        heard = transcribe_audio(recognizer, clip, SAMPLE_RATE, what=str(path)).text
+        print(f"heard in {path}: {heard}")
+        texts.append(heard)
+    return texts
+
+
 def run_history(args: argparse.Namespace) -> int:
     """``history list|export``."""
     from desktop_app.library.store import Library
@@ -145,7 +182,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace, library: Library) -> int:
     if args.history_command == "list":
-        takes = library.takes(voice=args.voice)
+        takes = library.takes(voice=args.voice, flagged_only=args.flagged)
         if args.json:
             print(
                 json.dumps(
@@ -163,6 +200,8 @@ def _history(args: argparse.Namespace, library: Library) -> int:
                             "file": str(t.file),
                             "created": t.created,
                             "favourite": t.favourite,
+                            "verdict": t.verdict,
+                            "check": t.check,
                         }
                         for t in takes
                     ],
@@ -172,7 +211,10 @@ def _history(args: argparse.Namespace, library: Library) -> int:
         else:
             for t in takes:
                 when = datetime.datetime.fromtimestamp(t.created).strftime("%Y-%m-%d %H:%M")
-                print(f"{t.id}\t{when}\t{t.voice or '-'}\tseed {t.seed}\t{t.text}")
+                verdict = t.verdict or "-"
+                print(f"{t.id}\t{when}\t{t.voice or '-'}\tseed {t.seed}\t{verdict}\t{t.text}")
+                if t.flagged and t.check.get("reasons"):
+                    print(f"\t\t{'; '.join(t.check['reasons'])}")
         return EXIT_OK
     take = library.take(args.id)
     target = Path(args.file).expanduser()

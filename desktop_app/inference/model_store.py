@@ -1,7 +1,9 @@
-"""Finding, checking and (only when the user asks) downloading a CSM checkpoint.
+"""Finding, checking and (only when the user asks) downloading the app's checkpoints.
 
-A model is named by a folder or by a hub id. A hub id is resolved from the local Hugging Face
-cache only; the single place that may use the network is :func:`download_model`.
+Three kinds of model (:class:`ModelKind`): CSM-1B, which speaks; a Whisper checkpoint, which
+transcribes clips and takes; a speaker-verification model (WavLM x-vectors), which tells how alike
+two voices sound. Each is named by a folder or by a hub id. A hub id is resolved from the local
+Hugging Face cache only; the single place that may use the network is :func:`download_model`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_app import defaults
@@ -19,17 +22,72 @@ DEFAULT_MODEL_ID = defaults.MODEL_ID
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
 
 
+@dataclass(frozen=True)
+class ModelKind:
+    """What the app needs of one kind of checkpoint, and how a person gets one."""
+
+    what: str  # in the user's words: "CSM", "speech-recognition", "speaker"
+    model_types: tuple[str, ...]  # config.json's model_type
+    default_id: str
+    option: str  # the command-line option that names it
+    download_flag: str  # the download-model flag that fetches it ("" for CSM)
+    files: tuple[str, ...]  # besides config.json, the weights and the preprocessor's config
+    gated: bool = False
+    allow_bin: bool = False  # see SPEAKER
+    download_mb: int = 0  # the default checkpoint's download, as the hub lists it
+
+
+CSM = ModelKind(
+    what="CSM",
+    model_types=("csm",),
+    default_id=DEFAULT_MODEL_ID,
+    option="--model",
+    download_flag="",
+    files=("tokenizer.json",),
+    gated=True,
+    download_mb=6_200,
+)
+ASR = ModelKind(
+    what="speech-recognition",
+    model_types=("whisper",),
+    default_id=defaults.ASR_MODEL_ID_CPU,  # defaults.asr_model_for(device) picks per device
+    option="--asr-model",
+    download_flag="--asr",
+    files=("tokenizer.json", "generation_config.json"),
+    download_mb=defaults.ASR_MODEL_MB,
+)
+SPEAKER = ModelKind(
+    what="speaker",
+    model_types=("wavlm",),
+    default_id=defaults.SPEAKER_MODEL_ID,
+    option="--speaker-model",
+    download_flag="--speaker",
+    files=(),
+    # microsoft/wavlm-base-plus-sv publishes PyTorch weights only. transformers reads them with
+    # torch.load(weights_only=True), which refuses anything but tensors, so no code can run.
+    allow_bin=True,
+    download_mb=defaults.SPEAKER_MODEL_MB,
+)
+KINDS = (CSM, ASR, SPEAKER)
+
+
 def model_page(repo_id: str = DEFAULT_MODEL_ID) -> str:
     """The hub page where the licence of ``repo_id`` is accepted."""
     return f"https://huggingface.co/{repo_id}"
 
 
-def how_to_get(repo_id: str = DEFAULT_MODEL_ID) -> str:
+def how_to_get(repo_id: str = DEFAULT_MODEL_ID, kind: ModelKind = CSM) -> str:
     """The one sentence that tells a person how to obtain the checkpoint."""
+    if kind.gated:
+        return (
+            f"accept the model's licence at {model_page(repo_id)} (logged in), then run "
+            f"`python -m desktop_app download-model --token YOUR_HF_TOKEN`, "
+            f"or pass {kind.option} with a folder that holds the checkpoint"
+        )
     return (
-        f"accept the model's licence at {model_page(repo_id)} (logged in), then run "
-        f"`python -m desktop_app download-model --token YOUR_HF_TOKEN`, "
-        f"or pass --model with a folder that holds the checkpoint"
+        f"run `python -m desktop_app download-model {kind.download_flag}` (about "
+        f"{defaults.DOWNLOAD_MB.get(repo_id, kind.download_mb):,} MB), or pass {kind.option} "
+        f"with a folder that holds the checkpoint"
     )
 
 
@@ -41,23 +99,25 @@ def looks_like_hub_id(spec: str) -> bool:
     return bool(sep and owner and name) and "/" not in name and not Path(spec).exists()
 
 
-def resolve_model(spec: str = DEFAULT_MODEL_ID) -> Path:
+def resolve_model(spec: str = DEFAULT_MODEL_ID, kind: ModelKind = CSM) -> Path:
     """Turn a folder or a hub id into a checked checkpoint folder, without the network.
 
     Raises:
         ModelNotFoundError: the folder is missing or incomplete, or the id is not in the cache.
     """
     if looks_like_hub_id(spec):
-        folder = _from_cache(spec)
+        folder = _from_cache(spec, kind)
     else:
         folder = Path(spec).expanduser()
         if not folder.exists():
-            raise ModelNotFoundError(f"model folder not found: {folder}; {how_to_get()}")
+            raise ModelNotFoundError(
+                f"{kind.what} model folder not found: {folder}; {how_to_get(kind.default_id, kind)}"
+            )
         if not folder.is_dir():
             raise ModelNotFoundError(
-                f"--model must be a checkpoint folder or a hub id, but {folder} is a file"
+                f"{kind.option} must be a checkpoint folder or a hub id, but {folder} is a file"
             )
-    check_checkpoint(folder)
+    check_checkpoint(folder, kind)
     return folder
 
 
@@ -66,7 +126,7 @@ def model_revision(folder: Path) -> str:
     return folder.name if folder.parent.name == "snapshots" else ""
 
 
-def _from_cache(repo_id: str) -> Path:
+def _from_cache(repo_id: str, kind: ModelKind = CSM) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
@@ -74,7 +134,8 @@ def _from_cache(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError) as exc:
         raise ModelNotFoundError(
-            f"{repo_id} is not in the local model cache ({hub_cache_dir()}); {how_to_get(repo_id)}"
+            f"{repo_id} is not in the local model cache ({hub_cache_dir()}); "
+            f"{how_to_get(repo_id, kind)}"
         ) from exc
     except HFValidationError as exc:
         raise ModelNotFoundError(f"{repo_id!r} is neither a folder nor a valid model id") from exc
@@ -87,8 +148,8 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def check_checkpoint(folder: Path) -> None:
-    """Check that ``folder`` holds a complete transformers-format CSM checkpoint.
+def check_checkpoint(folder: Path, kind: ModelKind = CSM) -> None:
+    """Check that ``folder`` holds a complete transformers-format checkpoint of ``kind``.
 
     Raises:
         ModelNotFoundError: naming every missing or damaged part and how to get a good copy.
@@ -104,22 +165,24 @@ def check_checkpoint(folder: Path) -> None:
             raise ModelNotFoundError(
                 f"{config_path} is damaged ({exc}); download the model again"
             ) from exc
-        if model_type != "csm":
+        if model_type not in kind.model_types:
+            wanted = "a CSM-1B" if kind is CSM else f"a {kind.model_types[0]} ({kind.what})"
             raise ModelNotFoundError(
-                f"{folder} holds a {model_type!r} model, not CSM; point --model at a CSM-1B "
-                f"checkpoint ({how_to_get()})"
+                f"{folder} holds a {model_type!r} model, not {wanted} model; point {kind.option} "
+                f"at {wanted} checkpoint ({how_to_get(kind.default_id, kind)})"
             )
-    problems += _weight_problems(folder)
-    if not (folder / "tokenizer.json").is_file():
-        problems.append("tokenizer.json")
+    problems += _weight_problems(folder, kind)
+    for name in kind.files:
+        if not (folder / name).is_file():
+            problems.append(name)
     if not (folder / "preprocessor_config.json").is_file() and not _has_processor_config(folder):
         problems.append("preprocessor_config.json")
-    if not _has_chat_template(folder):
+    if kind is CSM and not _has_chat_template(folder):
         problems.append("a chat template (chat_template.jinja)")
     if problems:
         raise ModelNotFoundError(
-            f"the checkpoint in {folder} is incomplete: missing or damaged {', '.join(problems)}; "
-            f"{how_to_get()}"
+            f"the {kind.what} checkpoint in {folder} is incomplete: missing or damaged "
+            f"{', '.join(problems)}; {how_to_get(kind.default_id, kind)}"
         )
 
 
@@ -143,7 +206,7 @@ def _has_chat_template(folder: Path) -> bool:
     return False
 
 
-def _weight_problems(folder: Path) -> list[str]:
+def _weight_problems(folder: Path, kind: ModelKind = CSM) -> list[str]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
@@ -154,10 +217,12 @@ def _weight_problems(folder: Path) -> list[str]:
             return [index.name]
     elif (folder / "model.safetensors").is_file():
         shards = ["model.safetensors"]
+    elif kind.allow_bin and (folder / "pytorch_model.bin").is_file():
+        return []
     elif any(folder.glob("*.bin")):
         raise ModelNotFoundError(
             f"{folder} has only PyTorch .bin weights, which can run code when loaded; CSM Studio "
-            f"loads .safetensors weights only; {how_to_get()}"
+            f"loads .safetensors weights only; {how_to_get(kind.default_id, kind)}"
         )
     else:
         return ["model.safetensors"]
@@ -179,6 +244,22 @@ def safetensors_complete(path: Path) -> bool:
     return size == 8 + header_len + end
 
 
+def download_size(
+    repo_id: str, token: str | None, revision: str | None, patterns: list[str]
+) -> int:
+    """How many bytes :func:`download_model` fetches: the hub's sizes of the files it wants."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, revision=revision, token=token, files_metadata=True)
+    return sum(
+        f.size or 0
+        for f in info.siblings or []
+        if any(fnmatch(f.rfilename, pattern) for pattern in patterns)
+    )
+
+
 def download_model(
     repo_id: str = DEFAULT_MODEL_ID,
     token: str | None = None,
@@ -186,6 +267,7 @@ def download_model(
     revision: str | None = None,
     progress: Callable[[str], None] | None = None,
     force_online: bool = False,
+    kind: ModelKind = CSM,
 ) -> Path:
     """Download a checkpoint into the Hugging Face cache (or ``local_dir``), resuming partial files.
 
@@ -207,7 +289,7 @@ def download_model(
     if force_online:
         was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
         try:
-            return download_model(repo_id, token, local_dir, revision, progress)
+            return download_model(repo_id, token, local_dir, revision, progress, kind=kind)
         finally:
             constants.HF_HUB_OFFLINE = was_offline
     if constants.HF_HUB_OFFLINE:
@@ -215,15 +297,19 @@ def download_model(
             "downloads are switched off (HF_HUB_OFFLINE is set); unset it and run download-model "
             "again"
         )
-    if progress is not None:
-        progress(f"downloading {repo_id} into {local_dir or hub_cache_dir()}")
+    patterns = DOWNLOAD_PATTERNS + (["pytorch_model.bin"] if kind.allow_bin else [])
     try:
+        if progress is not None:
+            size = download_size(repo_id, token, revision, patterns)
+            progress(
+                f"downloading {repo_id} ({size / 1e6:,.0f} MB) into {local_dir or hub_cache_dir()}"
+            )
         folder = snapshot_download(
             repo_id,
             token=token,
             revision=revision,
             local_dir=local_dir,
-            allow_patterns=DOWNLOAD_PATTERNS,
+            allow_patterns=patterns,
         )
     except GatedRepoError as exc:
         raise ModelDownloadError(
@@ -262,5 +348,5 @@ def download_model(
             ) from exc
         raise
     path = Path(folder)
-    check_checkpoint(path)
+    check_checkpoint(path, kind)
     return path

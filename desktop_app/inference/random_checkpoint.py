@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -185,4 +186,220 @@ def build_random_checkpoint(
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=24_000, padding_value=0.0)
     processor = CsmProcessor(extractor, tokenizer, chat_template=CHAT_TEMPLATE)
     processor.save_pretrained(out)
+    return out
+
+
+# -- listen-back models: a tiny Whisper that says a chosen sentence, a tiny speaker model ------
+
+WHISPER_SAYS = " The quick brown fox jumps over the lazy dog."
+"""What :func:`build_random_whisper` hears in any audio, unless told otherwise."""
+
+
+@dataclass(frozen=True)
+class WhisperShape:
+    """The sizes of a random Whisper (the defaults: ~0.3 M parameters)."""
+
+    d_model: int = 64
+    layers: int = 1
+    heads: int = 2
+    ffn: int = 128
+    mel_bins: int = 80
+
+
+TINY_WHISPER = WhisperShape()
+WHISPER_SMALL = WhisperShape(d_model=768, layers=12, heads=12, ffn=3072)  # openai/whisper-small
+WHISPER_TURBO = WhisperShape(d_model=1280, layers=32, heads=20, ffn=5120, mel_bins=128)
+
+
+def build_random_whisper(
+    dest: str | os.PathLike[str],
+    says: str = WHISPER_SAYS,
+    shape: WhisperShape = TINY_WHISPER,
+    seed: int = 0,
+) -> Path:
+    """A Whisper checkpoint in ``dest`` with the hub's layout, whose decoder says ``says``.
+
+    The token ids follow Whisper's layout (byte-level BPE, ``<|endoftext|>``, the start token,
+    the languages in the library's order, the task tokens, ``<|notimestamps|>`` as the last
+    special token, then the timestamps). A purely random decoder would emit special and timestamp
+    tokens and never stop, so its weights are shaped: every layer's output projection is zero,
+    the positions are orthonormal vectors, and the untied output head maps position ``p`` to the
+    token due there (``<|en|>``, ``<|transcribe|>``, ``<|notimestamps|>``, the words of ``says``,
+    then ``<|endoftext|>``). The encoder is random, so the word times come from real (random)
+    cross-attention through Whisper's own alignment code.
+    """
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _whisper_tokenizer(out, says)
+    ids = tokenizer.convert_tokens_to_ids  # type: ignore[attr-defined]
+    eot, sot, notimestamps = (
+        ids("<|endoftext|>"),
+        ids("<|startoftranscript|>"),
+        ids("<|notimestamps|>"),
+    )
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),  # type: ignore[arg-type]
+        num_mel_bins=shape.mel_bins,
+        d_model=shape.d_model,
+        encoder_layers=shape.layers,
+        decoder_layers=max(1, min(shape.layers, 4)),
+        encoder_attention_heads=shape.heads,
+        decoder_attention_heads=shape.heads,
+        encoder_ffn_dim=shape.ffn,
+        decoder_ffn_dim=shape.ffn,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=sot,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    words = tokenizer(says, add_special_tokens=False).input_ids  # type: ignore[operator]
+    sequence = [sot, ids("<|en|>"), ids("<|transcribe|>"), notimestamps, *words, eot]
+    _shape_whisper_decoder(model, sequence)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        max_length=448,
+        is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        no_timestamps_token_id=notimestamps,
+        prev_sot_token_id=ids("<|startofprev|>"),
+        alignment_heads=[[i, 0] for i in range(config.decoder_layers)],
+        max_initial_timestamp_index=50,
+        suppress_tokens=[],
+        begin_suppress_tokens=[eot],
+    )
+    model.save_pretrained(out)
+    extractor = WhisperFeatureExtractor(feature_size=shape.mel_bins)
+    WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(out)
+    return out
+
+
+def _whisper_tokenizer(out: Path, says: str) -> object:
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import AddedToken, WhisperTokenizer
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator([*_CORPUS, says], trainer=trainer)
+    trained = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    spelling = out / "normalizer.json"  # Whisper's English spelling map (a two-word one here)
+    spelling.write_text(json.dumps({"colour": "color", "favourite": "favorite"}), encoding="utf-8")
+    tokenizer = WhisperTokenizer(
+        vocab=trained["vocab"], merges=merges, normalizer_file=str(spelling)
+    )
+    specials = [
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        *(f"<|{code}|>" for code in LANGUAGES),
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nocaptions|>",
+        "<|notimestamps|>",
+    ]
+    tokenizer.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                AddedToken(t, special=True, normalized=False) for t in specials
+            ]
+        }
+    )
+    tokenizer.add_tokens(
+        [AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False) for i in range(1501)]
+    )
+    return tokenizer
+
+
+def _shape_whisper_decoder(model: Any, sequence: list[int]) -> None:
+    """Make the decoder predict ``sequence[p + 1]`` at position ``p`` whatever it hears."""
+    decoder = model.model.decoder
+    d = decoder.embed_positions.weight.shape[1]
+    if len(sequence) > d:
+        raise ValueError(f"a random Whisper of width {d} can say at most {d - 5} tokens")
+    with torch.no_grad():
+        for layer in decoder.layers:
+            for linear in (layer.self_attn.out_proj, layer.encoder_attn.out_proj, layer.fc2):
+                linear.weight.zero_()
+                if linear.bias is not None:
+                    linear.bias.zero_()
+        decoder.embed_tokens.weight.mul_(0.01)
+        basis = torch.randn(d, len(sequence))
+        basis -= basis.mean(0, keepdim=True)  # the layer norm removes the mean: stay orthogonal
+        directions, _ = torch.linalg.qr(basis)
+        decoder.embed_positions.weight.zero_()
+        decoder.embed_positions.weight[: len(sequence)] = directions.T * 8
+        head = model.proj_out.weight
+        head.mul_(0.01)
+        for position, token in enumerate(sequence[1:]):
+            head[token] += directions[:, position] * 8
+
+
+@dataclass(frozen=True)
+class SpeakerShape:
+    """The sizes of a random WavLM x-vector model (the defaults: ~50 k parameters)."""
+
+    hidden: int = 32
+    layers: int = 1
+    heads: int = 2
+    conv: int = 32
+    embedding: int = 32
+
+
+TINY_SPEAKER = SpeakerShape()
+SPEAKER_BASE = SpeakerShape(hidden=768, layers=12, heads=12, conv=512, embedding=512)
+
+
+def build_random_speaker_model(
+    dest: str | os.PathLike[str], shape: SpeakerShape = TINY_SPEAKER, seed: int = 0
+) -> Path:
+    """A WavLMForXVector checkpoint in ``dest`` with the layout of microsoft/wavlm-base-plus-sv."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    config = WavLMConfig(
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        intermediate_size=4 * shape.hidden,
+        conv_dim=(shape.conv,) * 7,
+        num_conv_pos_embeddings=16 if shape.hidden < 256 else 128,
+        num_conv_pos_embedding_groups=4 if shape.hidden < 256 else 16,  # must divide hidden
+        tdnn_dim=(shape.hidden,) * 4 + (2 * shape.hidden,),
+        xvector_output_dim=shape.embedding,
+    )
+    torch.manual_seed(seed)
+    WavLMForXVector(config).save_pretrained(out)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16_000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    ).save_pretrained(out)
     return out

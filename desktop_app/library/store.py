@@ -33,7 +33,7 @@ from desktop_app.files import atomic_write
 if TYPE_CHECKING:
     from desktop_app.inference.engine import GenerationRequest, GenerationResult
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CLIP_SOURCES = ("recorded", "imported")
 """Where a clip came from (the clips table's CHECK constraint allows these only)."""
@@ -81,6 +81,12 @@ MIGRATIONS: list[str] = [
     # 2 -> 3: the take's length, for the history list (0 for takes made before)
     """
     ALTER TABLE takes ADD COLUMN duration REAL NOT NULL DEFAULT 0;
+    """,
+    # 3 -> 4: the listen-back check of a take: its verdict ('' = not checked) and scores (JSON)
+    """
+    ALTER TABLE takes ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
+    ALTER TABLE takes ADD COLUMN check_report TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX takes_by_verdict ON takes(verdict, created);
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -138,6 +144,13 @@ class TakeRecord:
     created: float
     favourite: bool
     duration: float  # seconds of audio (0 when made before version 3 of the schema)
+    verdict: str = ""  # "good", "check", "bad"; "" when the take was not checked
+    check: dict[str, Any] = dataclasses.field(default_factory=dict)  # TakeCheck.as_json()
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the listen-back check found something ("check" or "bad")."""
+        return self.verdict in ("check", "bad")
 
     def audio(self) -> np.ndarray:
         """The take's 24 kHz mono samples.
@@ -434,15 +447,19 @@ class Library:
         voice: str | None = None,
         model_revision: str = "",
         rate: int = MODEL_RATE,
+        check: dict[str, Any] | None = None,
     ) -> TakeRecord:
-        """Record a finished take: its audio file is complete before the row exists."""
+        """Record a finished take: its audio file is complete before the row exists.
+
+        ``check`` is the listen-back check (``TakeCheck.as_json()``), with its ``"verdict"``.
+        """
         voice_id = self.voice(voice).id if voice else None
         file = self.store_audio(audio, rate)
         with self._transaction(self._db):
             cursor = self._db.execute(
                 "INSERT INTO takes (voice_id, text, settings, seed, model, model_revision, engine, "
-                "device, timings, file, created, duration) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "device, timings, file, created, duration, verdict, check_report) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     voice_id,
                     text,
@@ -456,6 +473,8 @@ class Library:
                     self._relative(file),
                     time.time(),
                     len(audio) / rate,
+                    str((check or {}).get("verdict", "")),
+                    json.dumps(check or {}),
                 ),
             )
         assert cursor.lastrowid is not None
@@ -468,6 +487,7 @@ class Library:
         model: str,
         voice: str | None = None,
         model_revision: str = "",
+        check: dict[str, Any] | None = None,
     ) -> TakeRecord:
         """Record a generation (a ``GenerationRequest`` and its ``GenerationResult``) as a take."""
         return self.add_take(
@@ -482,6 +502,7 @@ class Library:
             settings=settings_of(request),
             timings=dataclasses.asdict(result.timings),
             rate=result.sample_rate,
+            check=check,
         )
 
     def restore_take(self, take: TakeRecord) -> TakeRecord:
@@ -493,8 +514,8 @@ class Library:
         with self._transaction(self._db):
             self._db.execute(
                 "INSERT INTO takes (id, voice_id, text, settings, seed, model, model_revision, "
-                "engine, device, timings, file, created, favourite, duration) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "engine, device, timings, file, created, favourite, duration, verdict, "
+                "check_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     take.id,
                     voice_id,
@@ -510,6 +531,8 @@ class Library:
                     take.created,
                     int(take.favourite),
                     take.duration,
+                    take.verdict,
+                    json.dumps(take.check),
                 ),
             )
         return self.take(take.id)
@@ -531,9 +554,10 @@ class Library:
         search: str = "",
         favourites_only: bool = False,
         limit: int | None = None,
+        flagged_only: bool = False,
     ) -> list[TakeRecord]:
-        """Takes, newest first, optionally of one voice, containing ``search``, favourites;
-        at most ``limit`` of them."""
+        """Takes, newest first, optionally of one voice, containing ``search``, favourites,
+        flagged by the listen-back check; at most ``limit`` of them."""
         where: list[str] = ["1 = 1"]
         args: list[Any] = []
         if voice:
@@ -541,6 +565,8 @@ class Library:
             args.append(voice)
         if favourites_only:
             where.append("t.favourite = 1")
+        if flagged_only:
+            where.append("t.verdict IN ('check', 'bad')")
         if search:
             where.append("t.text LIKE ? ESCAPE '\\'")
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -553,8 +579,8 @@ class Library:
     def _takes(self, where: str, args: tuple[Any, ...]) -> list[TakeRecord]:
         query = (
             "SELECT t.id, v.name, t.text, t.settings, t.seed, t.model, t.model_revision, "
-            "t.engine, t.device, t.timings, t.file, t.created, t.favourite, t.duration "
-            "FROM takes t "
+            "t.engine, t.device, t.timings, t.file, t.created, t.favourite, t.duration, "
+            "t.verdict, t.check_report FROM takes t "
             f"LEFT JOIN voices v ON v.id = t.voice_id {where}"
         )
         return [
@@ -573,6 +599,8 @@ class Library:
                 row[11],
                 bool(row[12]),
                 row[13],
+                row[14],
+                json.loads(row[15]),
             )
             for row in self._db.execute(query, args)
         ]
@@ -582,6 +610,15 @@ class Library:
         with self._transaction(self._db):
             self._db.execute(
                 "UPDATE takes SET favourite = ? WHERE id = ?", (int(favourite), take_id)
+            )
+
+    def set_check(self, take_id: int, check: dict[str, Any]) -> None:
+        """Keep a (new) listen-back check of a take: ``TakeCheck.as_json()``."""
+        self.take(take_id)
+        with self._transaction(self._db):
+            self._db.execute(
+                "UPDATE takes SET verdict = ?, check_report = ? WHERE id = ?",
+                (str(check.get("verdict", "")), json.dumps(check), take_id),
             )
 
     def delete_take(self, take_id: int) -> None:

@@ -1,0 +1,266 @@
+"""Checking a take: intelligibility (WER/CER against the text), voice match (speaker-embedding
+cosine against the reference clips), the ending (end frame or length cap; the tail trimmed),
+long pauses and clipping; then one verdict with reasons in the user's words.
+
+Each part runs when its model is there: without a recognition model the words are not checked,
+without a speaker model the voice is not; the ending, pauses and clipping need none (the speech
+detector ships with silero-vad).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from desktop_app.audio import dsp
+from desktop_app.checks.ending import Ending, examine
+from desktop_app.checks.listen import NoSpeechError, Progress, transcribe_audio
+from desktop_app.checks.text_match import TextMatch, compare_text, describe_differences
+from desktop_app.inference.asr import SpeechRecognizer
+from desktop_app.inference.engine import (
+    GenerationRequest,
+    GenerationResult,
+    ReferenceClip,
+    StopCheck,
+)
+from desktop_app.inference.speaker import SPEAKER_RATE, SpeakerEncoder, similarity
+
+GOOD, CHECK, BAD = "good", "check", "bad"
+VERDICTS = (GOOD, CHECK, BAD)
+
+WER_BAD = 0.3
+"""Above this share of wrong words the take is bad; any word wrong makes it worth a check."""
+VOICE_CHECK = 0.80
+VOICE_BAD = 0.60
+"""Speaker similarity under which a take is worth a check / bad. WavLM x-vectors of one speaker
+usually score above 0.86 (the model card's threshold); these are starting points for cloned
+speech, not measured on CSM here."""
+
+
+@dataclass(frozen=True)
+class TakeCheck:
+    """The scores of one take and what they mean. ``None``: not measured (no model)."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    wer: float | None = None
+    cer: float | None = None
+    similarity: float | None = None
+    ended: bool = False
+    trimmed_s: float = 0.0
+    heard: str = ""
+    word_errors: int | None = None
+    skipped: tuple[str, ...] = ()
+    changed: tuple[tuple[str, str], ...] = ()
+    added: tuple[str, ...] = ()
+    long_pauses: tuple[tuple[float, float], ...] = ()
+    clipped_spots: int = 0
+    not_checked: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report's ``"check"``: wer, cer, similarity, ended, trimmed_s, verdict, reasons
+        (and the details behind them)."""
+        return {
+            "wer": _round(self.wer),
+            "cer": _round(self.cer),
+            "similarity": _round(self.similarity),
+            "ended": self.ended,
+            "trimmed_s": round(self.trimmed_s, 3),
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "heard": self.heard,
+            "word_errors": self.word_errors,
+            "skipped": list(self.skipped),
+            "changed": [list(pair) for pair in self.changed],
+            "added": list(self.added),
+            "long_pauses": [list(p) for p in self.long_pauses],
+            "clipped_spots": self.clipped_spots,
+            "not_checked": list(self.not_checked),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TakeCheck:
+        """Back from :meth:`as_json` (as kept in the library)."""
+        return cls(
+            verdict=str(data["verdict"]),
+            reasons=tuple(data.get("reasons", ())),
+            wer=data.get("wer"),
+            cer=data.get("cer"),
+            similarity=data.get("similarity"),
+            ended=bool(data.get("ended", False)),
+            trimmed_s=float(data.get("trimmed_s", 0.0)),
+            heard=str(data.get("heard", "")),
+            word_errors=data.get("word_errors"),
+            skipped=tuple(data.get("skipped", ())),
+            changed=tuple((a, b) for a, b in data.get("changed", ())),
+            added=tuple(data.get("added", ())),
+            long_pauses=tuple((a, b) for a, b in data.get("long_pauses", ())),
+            clipped_spots=int(data.get("clipped_spots", 0)),
+            not_checked=tuple(data.get("not_checked", ())),
+        )
+
+    @property
+    def summary(self) -> str:
+        """One line: the verdict, then the reasons ("good" alone when there are none)."""
+        return self.verdict if not self.reasons else f"{self.verdict}: {'; '.join(self.reasons)}"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+@dataclass(frozen=True)
+class CheckedTake:
+    """A take after listening back: its audio trimmed (codes untouched) and its check."""
+
+    result: GenerationResult
+    check: TakeCheck
+
+
+class TakeChecker:
+    """Listens to takes with the loaded recogniser and speaker model (either may be absent)."""
+
+    def __init__(
+        self,
+        recognizer: SpeechRecognizer | None = None,
+        speaker: SpeakerEncoder | None = None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.speaker = speaker
+        self._voice: tuple[tuple[int, ...], np.ndarray] | None = None
+
+    def voice_embedding(self, references: Sequence[ReferenceClip]) -> np.ndarray | None:
+        """The reference clips' speaker embedding (kept for the next take of the same voice)."""
+        if self.speaker is None or not references:
+            return None
+        key = tuple(id(r.audio) for r in references)
+        if self._voice is None or self._voice[0] != key:
+            clips = [dsp.resample(r.audio, 24_000, SPEAKER_RATE) for r in references]
+            self._voice = (key, self.speaker.embed_clips(clips))
+        return self._voice[1]
+
+    def check(
+        self,
+        request: GenerationRequest,
+        result: GenerationResult,
+        on_progress: Progress | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> CheckedTake:
+        """Listen to ``result`` (a take of ``request``): trim its tail and score it."""
+        trimmed, ending = examine(result.audio, result.sample_rate)
+        match: TextMatch | None = None
+        not_checked: list[str] = []
+        heard = ""
+        if self.recognizer is None:
+            not_checked.append("words (no speech-recognition model)")
+        elif ending.speech:
+            try:
+                transcript = transcribe_audio(
+                    self.recognizer,
+                    trimmed,
+                    result.sample_rate,
+                    what="the take",
+                    on_progress=on_progress,
+                    should_stop=should_stop,
+                )
+                heard = transcript.text
+            except NoSpeechError:
+                heard = ""
+            match = compare_text(request.text, heard, self.recognizer.normalize)
+        else:
+            match = compare_text(request.text, "", self.recognizer.normalize)
+        voice: float | None = None
+        reference = self.voice_embedding(request.references)
+        if self.speaker is None:
+            not_checked.append("voice (no speaker model)")
+        elif reference is None:
+            not_checked.append("voice (no reference clips)")
+        elif ending.speech:
+            take = self.speaker.embed(dsp.resample(trimmed, result.sample_rate, SPEAKER_RATE))
+            voice = similarity(take, reference)
+        ended = result.stopped_by == "end-frame"
+        verdict, reasons = judge(match, voice, result, ending.speech != (), ending, request)
+        check = TakeCheck(
+            verdict=verdict,
+            reasons=tuple(reasons),
+            wer=match.wer if match else None,
+            cer=match.cer if match else None,
+            similarity=voice,
+            ended=ended,
+            trimmed_s=ending.trimmed_s,
+            heard=heard,
+            word_errors=match.errors if match else None,
+            skipped=match.skipped if match else (),
+            changed=match.changed if match else (),
+            added=match.added if match else (),
+            long_pauses=tuple((round(p.start, 2), round(p.end, 2)) for p in ending.long_pauses),
+            clipped_spots=ending.clipped_spots,
+            not_checked=tuple(not_checked),
+        )
+        return CheckedTake(dataclasses.replace(result, audio=trimmed), check)
+
+
+def judge(
+    match: TextMatch | None,
+    voice: float | None,
+    result: GenerationResult,
+    heard_speech: bool,
+    ending: Ending,
+    request: GenerationRequest,
+) -> tuple[str, list[str]]:
+    """The verdict and its reasons, worst first."""
+    bad: list[str] = []
+    check: list[str] = []
+    if not heard_speech:
+        bad.append("no speech was heard in the take")
+    if match is not None and heard_speech:
+        differences = describe_differences(match)
+        if match.wer > WER_BAD:
+            bad.append(f"{match.wer:.0%} of the words are wrong")
+            bad += differences
+        else:
+            check += differences
+    if voice is not None:
+        if voice < VOICE_BAD:
+            bad.append(f"voice differs from the reference: {voice:.2f}")
+        elif voice < VOICE_CHECK:
+            check.append(f"voice differs from the reference: {voice:.2f}")
+    unended = _unended(result, request)
+    if unended:
+        check.append(unended)
+    for pause in ending.long_pauses:
+        check.append(f"a {pause.seconds:.1f} s silence at {pause.start:.1f} s")
+    if ending.clipped_spots:
+        check.append(f"clipped in {ending.clipped_spots} place(s)")
+    if bad:
+        return BAD, bad + check
+    return (CHECK, check) if check else (GOOD, [])
+
+
+def _unended(result: GenerationResult, request: GenerationRequest) -> str:
+    limit = f"{request.max_seconds:g} s limit"
+    if result.parts:
+        open_ended = [
+            i + 1 for i, p in enumerate(result.parts) if p.result.stopped_by != "end-frame"
+        ]
+        if not open_ended:
+            return ""
+        which = ", ".join(map(str, open_ended[:5])) + ("..." if len(open_ended) > 5 else "")
+        return f"chunk(s) {which} ran to the {limit} without ending"
+    if result.stopped_by != "end-frame":
+        return f"ran to the {limit} without ending"
+    return ""
+
+
+def rank_key(check: TakeCheck) -> tuple[float, float, int]:
+    """Sorts the best candidate first: fewest word errors, then the highest voice match, then
+    ended by the end frame."""
+    errors = float(check.word_errors) if check.word_errors is not None else float("inf")
+    if check.verdict == BAD and check.word_errors is None:
+        errors = float("inf")
+    voice = -(check.similarity if check.similarity is not None else -1.0)
+    return (errors, voice, 0 if check.ended else 1)

@@ -1,0 +1,154 @@
+"""Speech recognition with a Whisper checkpoint through transformers, offline.
+
+The recogniser takes 16 kHz mono float32 audio of at most :data:`MAX_WINDOW_SECONDS` and returns
+its text and word times; longer audio is cut into windows at pauses by the caller (see
+``desktop_app.checks.listen``), which also resamples. It loads from a folder only (the hub id is
+resolved from the local cache by :func:`~desktop_app.inference.model_store.resolve_model`), onto
+the same device as the speech model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from desktop_app.errors import ModelNotFoundError, RequestError
+from desktop_app.inference import compute_device
+from desktop_app.inference.model_store import ASR, check_checkpoint
+
+log = logging.getLogger(__name__)
+
+ASR_RATE = 16_000
+"""Whisper's audio: 16 kHz mono."""
+
+MAX_WINDOW_SECONDS = 30.0
+"""Whisper hears 30 s at a time."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word and where it is, in seconds from the start of the audio."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the recogniser heard: the text, its words with their times, and the language when
+    one was asked for ("" when Whisper detected it)."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+    language: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"text", "words": [{"word", "start", "end"}], "language"}`` (times in seconds)."""
+        return {
+            "text": self.text,
+            "words": [
+                {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
+                for w in self.words
+            ],
+            "language": self.language,
+        }
+
+
+class SpeechRecognizer:
+    """A loaded Whisper checkpoint (model, processor and transformers' ASR pipeline)."""
+
+    def __init__(self, model_dir: Path, device: str = "auto") -> None:
+        """Load the checkpoint in ``model_dir`` (offline) onto the chosen device.
+
+        Raises:
+            ModelNotFoundError: the folder is incomplete or does not load.
+        """
+        from transformers import (
+            AutomaticSpeechRecognitionPipeline,
+            AutoProcessor,
+            WhisperForConditionalGeneration,
+        )
+
+        check_checkpoint(model_dir, ASR)
+        self.model_dir = model_dir
+        torch_device = compute_device.pick_device(device)
+        dtype = torch.float16 if torch_device.type == "cuda" else torch.float32
+        started = time.perf_counter()
+        try:
+            self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+            model: Any = WhisperForConditionalGeneration.from_pretrained(
+                model_dir, local_files_only=True, use_safetensors=True, dtype=dtype
+            )
+            self.model = model.to(torch_device).eval()
+        except (OSError, ValueError, KeyError) as exc:
+            log.exception("loading %s failed", model_dir)
+            raise ModelNotFoundError(
+                f"the speech-recognition checkpoint in {model_dir} could not be loaded ({exc}); "
+                f"it may be damaged: download it again (download-model --asr)"
+            ) from exc
+        self._pipeline = AutomaticSpeechRecognitionPipeline(
+            model=self.model,
+            tokenizer=self.processor.tokenizer,
+            feature_extractor=self.processor.feature_extractor,
+            device=torch_device,
+            dtype=dtype,
+        )
+        self.device = torch_device.type
+        self.load_seconds = time.perf_counter() - started
+        log.info("loaded %s on %s in %.2f s", model_dir, self.device, self.load_seconds)
+
+    @property
+    def name(self) -> str:
+        """The checkpoint's folder name (or hub snapshot's repository)."""
+        folder = self.model_dir
+        return folder.parents[1].name if folder.parent.name == "snapshots" else folder.name
+
+    def transcribe(
+        self, audio: np.ndarray, offset: float = 0.0, language: str | None = None
+    ) -> Transcript:
+        """The text and word times of one window of 16 kHz speech (at most 30 s).
+
+        ``offset`` is added to every word time (the window's start in a longer file). Without
+        ``language`` Whisper detects it.
+
+        Raises:
+            RequestError: the window is longer than Whisper hears at once.
+        """
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.size > MAX_WINDOW_SECONDS * ASR_RATE + 1:
+            raise RequestError(
+                f"a recognition window is at most {MAX_WINDOW_SECONDS:g} s; cut longer audio first"
+            )
+        if audio.size == 0:
+            return Transcript("")
+        generate: dict[str, Any] = {"task": "transcribe"}
+        if language:
+            generate["language"] = language
+        with torch.inference_mode():
+            out: Any = self._pipeline(
+                {"raw": audio, "sampling_rate": ASR_RATE},
+                return_timestamps="word",
+                generate_kwargs=generate,
+            )
+        chunks = out.get("chunks") or []
+        words = tuple(
+            Word(
+                str(c["text"]).strip(),
+                offset + float(c["timestamp"][0] or 0.0),
+                offset + float(c["timestamp"][1] or c["timestamp"][0] or 0.0),
+            )
+            for c in chunks
+            if str(c.get("text", "")).strip()
+        )
+        return Transcript(str(out.get("text", "")).strip(), words, language or "")
+
+    def normalize(self, text: str) -> str:
+        """Whisper's English text normalisation (case, punctuation, numbers, spelling)."""
+        return str(self.processor.tokenizer.normalize(text))
