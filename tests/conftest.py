@@ -151,3 +151,37 @@ def window(qtbot: Any, tiny_model_dir: Path) -> Any:
     with qtbot.waitSignal(win.model_ready, timeout=60_000):
         win.load_model(str(tiny_model_dir))
     return win
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Whisper checkpoint that hears WHISPER_SAYS in any speech."""
+    from desktop_app.inference.random_checkpoint import build_random_whisper
+
+    return build_random_whisper(tmp_path_factory.mktemp("tiny-whisper"))
+
+
+@pytest.fixture(scope="session")
+def tiny_speaker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random WavLM x-vector checkpoint."""
+    from desktop_app.inference.random_checkpoint import build_random_speaker_model
+
+    return build_random_speaker_model(tmp_path_factory.mktemp("tiny-speaker"))
+
+
+@pytest.fixture(scope="session")
+def recognizer(tiny_whisper_dir: Path) -> Any:
+    """The tiny Whisper, loaded once through the app's offline path."""
+    from desktop_app.inference.asr import SpeechRecognizer
+    from desktop_app.inference.model_store import ASR, resolve_model
+
+    return SpeechRecognizer(resolve_model(str(tiny_whisper_dir), ASR), "cpu")
+
+
+@pytest.fixture(scope="session")
+def speaker_encoder(tiny_speaker_dir: Path) -> Any:
+    """The tiny speaker model, loaded once through the app's offline path."""
+    from desktop_app.inference.model_store import SPEAKER, resolve_model
+    from desktop_app.inference.speaker import SpeakerEncoder
+
+    return SpeakerEncoder(resolve_model(str(tiny_speaker_dir), SPEAKER), "cpu")

@@ -15,7 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from desktop_app.checks.take_check import CheckedTake, TakeCheck, TakeChecker, rank_key
+from desktop_app.checks.take_check import (
+    CheckedTake,
+    TakeCheck,
+    TakeChecker,
+    combine_checks,
+    rank_key,
+)
 from desktop_app.inference.batch import generate_batch
 from desktop_app.inference.engine import (
     AudioCallback,
@@ -63,14 +69,11 @@ class BestOf:
     chunks: tuple[ChunkChoice, ...]
     seed: int  # candidate j's seed is seed + j
 
-    def with_choice(
-        self, chunk: int, candidate: int, checker: TakeChecker, request: GenerationRequest
-    ) -> BestOf:
-        """The same candidates with another one kept for ``chunk`` (the take re-joined and
-        checked again)."""
+    def with_choice(self, chunk: int, candidate: int) -> BestOf:
+        """The same candidates with another one kept for ``chunk`` (the take joined again)."""
         chunks = list(self.chunks)
         chunks[chunk] = dataclasses.replace(chunks[chunk], chosen=candidate)
-        result, check = _join(chunks, self.seed, request, checker, self.result.timings.total_s)
+        result, check = _join(chunks, self.seed, self.result.timings.total_s)
         return BestOf(result, check, tuple(chunks), self.seed)
 
 
@@ -119,27 +122,23 @@ def make_best_of(
                 on_checking(done, len(requests))
         chosen = min(range(candidates), key=lambda k: (rank_key(found[k].check), k))
         chunks.append(ChunkChoice(chunk_req.text, pause, tuple(found), chosen))
-    result, check = _join(chunks, seed, base, checker, time.perf_counter() - started)
+    result, check = _join(chunks, seed, time.perf_counter() - started)
     if on_audio is not None:
         on_audio(result.audio)
     return BestOf(result, check, tuple(chunks), seed)
 
 
 def _join(
-    chunks: list[ChunkChoice],
-    seed: int,
-    request: GenerationRequest,
-    checker: TakeChecker,
-    seconds: float,
+    chunks: list[ChunkChoice], seed: int, seconds: float
 ) -> tuple[GenerationResult, TakeCheck]:
+    """The kept take: the chosen candidate, or the chosen chunks joined (each already trimmed)
+    with their checks combined."""
     if len(chunks) == 1:
         best = chunks[0].best
         timings = dataclasses.replace(best.result.timings, total_s=seconds)
         return dataclasses.replace(best.result, timings=timings), best.check
     parts = tuple(TakePart(c.text, c.pause_after, c.best.result) for c in chunks)
-    joined = assemble(parts, seed, seconds)
-    checked = checker.check(request, joined)
-    return checked.result, checked.check
+    return assemble(parts, seed, seconds), combine_checks([c.best.check for c in chunks])
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class TakeCheck:
     trimmed_s: float = 0.0
     heard: str = ""
     word_errors: int | None = None
+    words: int | None = None  # words in the (normalised) text
     skipped: tuple[str, ...] = ()
     changed: tuple[tuple[str, str], ...] = ()
     added: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ class TakeCheck:
             "reasons": list(self.reasons),
             "heard": self.heard,
             "word_errors": self.word_errors,
+            "words": self.words,
             "skipped": list(self.skipped),
             "changed": [list(pair) for pair in self.changed],
             "added": list(self.added),
@@ -95,6 +97,7 @@ class TakeCheck:
             trimmed_s=float(data.get("trimmed_s", 0.0)),
             heard=str(data.get("heard", "")),
             word_errors=data.get("word_errors"),
+            words=data.get("words"),
             skipped=tuple(data.get("skipped", ())),
             changed=tuple((a, b) for a, b in data.get("changed", ())),
             added=tuple(data.get("added", ())),
@@ -194,6 +197,7 @@ class TakeChecker:
             trimmed_s=ending.trimmed_s,
             heard=heard,
             word_errors=match.errors if match else None,
+            words=len(match.expected.split()) if match else None,
             skipped=match.skipped if match else (),
             changed=match.changed if match else (),
             added=match.added if match else (),
@@ -264,3 +268,42 @@ def rank_key(check: TakeCheck) -> tuple[float, float, int]:
         errors = float("inf")
     voice = -(check.similarity if check.similarity is not None else -1.0)
     return (errors, voice, 0 if check.ended else 1)
+
+
+def combine_checks(checks: Sequence[TakeCheck], pauses: Sequence[float] = ()) -> TakeCheck:
+    """One check for a take joined from checked chunks: errors and words added up (so the WER is
+    the whole text's), the voice averaged, ended only if every chunk ended, the worst verdict,
+    and each chunk's reasons labelled with its number."""
+    if len(checks) == 1:
+        return checks[0]
+    errors = [c.word_errors for c in checks]
+    words = [c.words for c in checks]
+    total_errors = None if None in errors else sum(e or 0 for e in errors)
+    total_words = None if None in words else sum(w or 0 for w in words)
+    wer = (
+        total_errors / total_words
+        if total_errors is not None and total_words
+        else (None if total_errors is None else float(total_errors > 0))
+    )
+    cers = [c.cer for c in checks if c.cer is not None]
+    voices = [c.similarity for c in checks if c.similarity is not None]
+    verdict = max((c.verdict for c in checks), key=VERDICTS.index)
+    return TakeCheck(
+        verdict=verdict,
+        reasons=tuple(
+            f"chunk {i + 1}: {reason}" for i, c in enumerate(checks) for reason in c.reasons
+        ),
+        wer=wer,
+        cer=sum(cers) / len(cers) if len(cers) == len(checks) else None,
+        similarity=sum(voices) / len(voices) if voices else None,
+        ended=all(c.ended for c in checks),
+        trimmed_s=checks[-1].trimmed_s,
+        heard=" ".join(c.heard for c in checks if c.heard),
+        word_errors=total_errors,
+        words=total_words,
+        skipped=tuple(s for c in checks for s in c.skipped),
+        changed=tuple(s for c in checks for s in c.changed),
+        added=tuple(s for c in checks for s in c.added),
+        clipped_spots=sum(c.clipped_spots for c in checks),
+        not_checked=tuple(dict.fromkeys(n for c in checks for n in c.not_checked)),
+    )

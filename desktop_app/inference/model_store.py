@@ -166,10 +166,11 @@ def check_checkpoint(folder: Path, kind: ModelKind = CSM) -> None:
                 f"{config_path} is damaged ({exc}); download the model again"
             ) from exc
         if model_type not in kind.model_types:
-            wanted = "a CSM-1B" if kind is CSM else f"a {kind.model_types[0]} ({kind.what})"
+            wanted = "CSM-1B" if kind is CSM else f"{kind.model_types[0]} ({kind.what})"
             raise ModelNotFoundError(
-                f"{folder} holds a {model_type!r} model, not {wanted} model; point {kind.option} "
-                f"at {wanted} checkpoint ({how_to_get(kind.default_id, kind)})"
+                f"{folder} holds a {model_type!r} model, not {kind.model_types[0].upper()}; "
+                f"point {kind.option} at a {wanted} checkpoint "
+                f"({how_to_get(kind.default_id, kind)})"
             )
     problems += _weight_problems(folder, kind)
     for name in kind.files:

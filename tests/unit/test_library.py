@@ -94,6 +94,7 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
         assert old.name == "Old" and not old.consent_confirmed
         (take,) = library.takes(voice="Old")
         assert (take.text, take.seed, take.favourite, take.duration) == ("old take", 7, False, 0)
+        assert (take.verdict, take.check, take.flagged) == ("", {}, False)  # never checked
     assert library.integrity_check() == "ok"
 
 
@@ -238,3 +239,22 @@ def test_the_library_closes_as_a_context_manager(tmp_path: Path) -> None:
         assert library.integrity_check() == "ok"
     with pytest.raises(sqlite3.ProgrammingError):
         library.integrity_check()
+
+
+def test_a_takes_check_is_kept_and_flagged_takes_filter(tmp_path: Path) -> None:
+    with Library(tmp_path / "lib") as library:
+        audio = np.zeros(2400, np.float32)
+        common = {"settings": {}, "model": "m", "engine": "e", "device": "cpu", "timings": {}}
+        good = library.add_take(text="fine", audio=audio, seed=1, **common,
+                                check={"verdict": "good", "reasons": []})  # fmt: skip
+        bad = library.add_take(text="off", audio=audio, seed=2, **common,
+                               check={"verdict": "bad", "reasons": ["skipped: 'x'"]})  # fmt: skip
+        unchecked = library.add_take(text="plain", audio=audio, seed=3, **common)
+        assert [t.id for t in library.takes(flagged_only=True)] == [bad.id]
+        assert library.take(bad.id).check["reasons"] == ["skipped: 'x'"]
+        assert (unchecked.verdict, unchecked.check) == ("", {})
+        library.set_check(good.id, {"verdict": "check", "reasons": ["ran to the 10 s limit"]})
+        assert [t.id for t in library.takes(flagged_only=True)] == [bad.id, good.id]
+        library.delete_take(bad.id)
+        library.restore_take(bad)
+        assert library.take(bad.id).check == bad.check
