@@ -30,6 +30,10 @@ class Settings:
     engine: str = defaults.ENGINE
     device: str = defaults.DEVICE
     quantize: str = ""  # "int8": int8 weights for the fast engine on the CPU
+    asr_model: str = ""  # speech recognition: a folder or hub id; "": the device's default
+    speaker_model: str = ""  # speaker verification; "": the default
+    check_takes: bool = True  # listen back to every take (when the models are there)
+    candidates: int = 1  # best of N
     input_device: str = ""
     output_device: str = ""
     temperature: float = defaults.TEMPERATURE

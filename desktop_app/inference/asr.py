@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from desktop_app.errors import ModelNotFoundError, RequestError
 from desktop_app.inference import compute_device
 from desktop_app.inference.model_store import ASR, check_checkpoint
+from desktop_app.inference.transcript import Transcript, Word
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +29,6 @@ ASR_RATE = 16_000
 
 MAX_WINDOW_SECONDS = 30.0
 """Whisper hears 30 s at a time."""
-
-
-@dataclass(frozen=True)
-class Word:
-    """One recognised word and where it is, in seconds from the start of the audio."""
-
-    word: str
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What the recogniser heard: the text, its words with their times, and the language when
-    one was asked for ("" when Whisper detected it)."""
-
-    text: str
-    words: tuple[Word, ...] = ()
-    language: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        """``{"text", "words": [{"word", "start", "end"}], "language"}`` (times in seconds)."""
-        return {
-            "text": self.text,
-            "words": [
-                {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3)}
-                for w in self.words
-            ],
-            "language": self.language,
-        }
 
 
 class SpeechRecognizer:

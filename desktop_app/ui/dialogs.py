@@ -206,3 +206,76 @@ class SelfTestDialog(QDialog):
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(table))
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+
+class ListenModelsDialog(QDialog):
+    """Model → Listen-back models: the speech-recognition and speaker checkpoints (a folder or
+    a hub id; empty: the default), checked when OK is pressed."""
+
+    chosen = Signal(str, str)  # asr model, speaker model ("" = default)
+
+    def __init__(self, asr_model: str, speaker_model: str, parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QFormLayout
+
+        from desktop_app import defaults
+
+        super().__init__(parent)
+        self.setWindowTitle("Listen-back models")
+        layout = QVBoxLayout(self)
+        intro = QLabel(
+            "The app listens to every take: a speech-recognition model (Whisper) hears the "
+            "words, a speaker model compares the voice with the clips. Leave a field empty for "
+            f"the default ({defaults.ASR_MODEL_ID} on a GPU, {defaults.ASR_MODEL_ID_CPU} on the "
+            f"CPU; {defaults.SPEAKER_MODEL_ID}). Get them with `python -m desktop_app "
+            "download-model --asr` and `--speaker`."
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        self.asr = QLineEdit(asr_model)
+        self.asr.setPlaceholderText("default")
+        self.asr.setAccessibleName("Speech-recognition model")
+        self.speaker = QLineEdit(speaker_model)
+        self.speaker.setPlaceholderText("default")
+        self.speaker.setAccessibleName("Speaker model")
+        form.addRow("Speech recognition", self._with_browse(self.asr))
+        form.addRow("Speaker", self._with_browse(self.speaker))
+        layout.addLayout(form)
+        self.problem = QLabel("")
+        self.problem.setWordWrap(True)
+        layout.addWidget(self.problem)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept_models)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _with_browse(self, field: QLineEdit) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(field, 1)
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(
+            lambda: field.setText(
+                QFileDialog.getExistingDirectory(self, "Checkpoint folder") or field.text()
+            )
+        )
+        layout.addWidget(browse)
+        return row
+
+    def accept_models(self) -> None:
+        """Check the named models (empty ones are the defaults, looked for at load) and close."""
+        from desktop_app.inference.model_store import ASR, SPEAKER, resolve_model
+
+        asr, speaker = self.asr.text().strip(), self.speaker.text().strip()
+        try:
+            for spec, kind in ((asr, ASR), (speaker, SPEAKER)):
+                if spec:
+                    resolve_model(spec, kind)
+        except UserError as exc:
+            self.problem.setText(str(exc))
+            return
+        self.chosen.emit(asr, speaker)
+        self.accept()

@@ -3,8 +3,9 @@
 :class:`GenerationController` owns the :class:`~desktop_app.ui.workers.InferenceWorker` and its
 QThread. The window asks it to load a model or make a take; it refuses a second job while one
 runs (a model load in the middle of a take would pull the engine from under it), passes on the
-worker's signals for the current job only (a late signal of a cancelled job is dropped), and
-puts a remade part of a long take back into that take.
+worker's signals for the current job only (a late signal of a cancelled job is dropped). Jobs:
+loading a model (and the listen-back models beside it), making a take (checked, or the best of
+several), making one part of a long take again, transcribing a clip, the self-test.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from desktop_app.ui.workers import (
     GenerateWork,
     InferenceWorker,
     LoadWork,
+    Outcome,
     SelfTestWork,
+    TranscribeWork,
     Work,
 )
 
 if TYPE_CHECKING:
-    from desktop_app.inference.engine import GenerationRequest, GenerationResult
+    import numpy as np
+
+    from desktop_app.inference.engine import GenerationRequest
     from desktop_app.ui.takes_panel import Take
 
 log = logging.getLogger(__name__)
@@ -41,10 +46,13 @@ class Job:
     """One piece of work the window waits for: a model load or a take."""
 
     id: int
-    kind: str  # "load", "generate" or "self-test"
+    kind: str  # "load", "generate", "transcribe" or "self-test"
     voice: str | None = None  # the saved voice whose clips make the take, if any
     part: tuple[Take, int] | None = None  # the long take and the part being made again
+    target: object = None  # what a transcription is for (the clip)
     started: float = field(default_factory=time.monotonic)
+    check: object = None  # once finished: the take's TakeCheck, when it was checked
+    best_of: object = None  # once finished: the BestOf of a take made as the best of several
 
 
 class GenerationController(QObject):
@@ -54,7 +62,9 @@ class GenerationController(QObject):
     loaded = Signal(object)  # EngineInfo
     progressed = Signal(int, float)  # frames, seconds of audio
     chunk_ready = Signal(object)  # np.ndarray: a piece of the take being made
+    share_progressed = Signal(float, str)  # share done (0-1), what is happening
     finished = Signal(object, object, object)  # Job, GenerationRequest, GenerationResult
+    transcribed = Signal(object, object)  # Job, Transcript
     self_tested = Signal(object)  # SelfTestReport
     cancelled = Signal(object)  # Job
     failed = Signal(object, object)  # Job, UserError or InternalError
@@ -70,6 +80,7 @@ class GenerationController(QObject):
         self.worker.loaded.connect(self._loaded)
         self.worker.progressed.connect(self._progressed)
         self.worker.chunk_ready.connect(self._chunk_ready)
+        self.worker.share_progressed.connect(self._share_progressed)
         self.worker.finished.connect(self._finished)
         self.worker.cancelled.connect(self._cancelled)
         self.worker.failed.connect(self._failed)
@@ -86,14 +97,22 @@ class GenerationController(QObject):
 
     # -- asking --------------------------------------------------------------------------------
 
-    def load(self, model: str, engine: str, device: str, quantize: str = "") -> Job:
-        """Load ``model``.
+    def load(
+        self,
+        model: str,
+        engine: str,
+        device: str,
+        quantize: str = "",
+        asr_model: str = "",
+        speaker_model: str = "",
+    ) -> Job:
+        """Load ``model``, and beside it the listen-back models (each when it is there).
 
         Raises:
             UserError: a take is being made (wait for it, or cancel it first).
         """
         self._refuse_while_busy("load a model")
-        work = LoadWork(model, engine, device, quantize)
+        work = LoadWork(model, engine, device, quantize, asr_model, speaker_model)
         return self._submit(Job(next(_job_ids), "load"), work)
 
     def generate(
@@ -105,16 +124,31 @@ class GenerationController(QObject):
         stream: bool = False,
         voice: str | None = None,
         part: tuple[Take, int] | None = None,
+        check: bool = True,
+        candidates: int = 1,
     ) -> Job:
         """Make a take of ``request`` (its voice prompt from ``clips``, prepared in the worker,
-        or the request's own references); with ``part``, it replaces that part of a long take.
+        or the request's own references), checked unless ``check`` is off, or the best of
+        ``candidates``; with ``part``, it replaces that part of a long take.
 
         Raises:
             UserError: another job is running.
         """
         self._refuse_while_busy("start another take")
         job = Job(next(_job_ids), "generate", voice=voice, part=part)
-        return self._submit(job, GenerateWork(request, clips, denoise, stream))
+        part_of = (part[0].request, part[0].result, part[1]) if part is not None else None
+        work = GenerateWork(request, clips, denoise, stream, check, candidates, part_of)
+        return self._submit(job, work)
+
+    def transcribe(self, audio: np.ndarray, what: str, target: object) -> Job:
+        """Transcribe ``audio`` (24 kHz) with the loaded recogniser; ``target`` rides along.
+
+        Raises:
+            UserError: another job is running.
+        """
+        self._refuse_while_busy("transcribe a clip")
+        job = Job(next(_job_ids), "transcribe", target=target)
+        return self._submit(job, TranscribeWork(audio, what))
 
     def self_test(self, model: str) -> Job:
         """Run the self-test on the loaded fast engine.
@@ -144,6 +178,7 @@ class GenerationController(QObject):
             "load": "a model is loading",
             "generate": "a take is being made",
             "self-test": "the self-test is running",
+            "transcribe": "a clip is being transcribed",
         }[self.job.kind]
         raise UserError(f"cannot {what} now: {doing}; wait for it or cancel it (Esc)")
 
@@ -179,6 +214,10 @@ class GenerationController(QObject):
         if self._current(job_id):
             self.progressed.emit(frames, seconds)
 
+    def _share_progressed(self, job_id: int, share: float, what: str) -> None:
+        if self._current(job_id):
+            self.share_progressed.emit(share, what)
+
     def _chunk_ready(self, job_id: int, piece: object) -> None:
         if self._current(job_id):
             self.chunk_ready.emit(piece)
@@ -190,14 +229,12 @@ class GenerationController(QObject):
         if job.kind == "self-test":
             self.self_tested.emit(outcome)
             return
-        request, result = cast("tuple[GenerationRequest, GenerationResult]", outcome)
-        if job.part is not None:  # one part of a long take made again: the whole take back
-            from desktop_app.inference.long_text import replace_part
-
-            base, index = job.part
-            result = replace_part(base.result, index, result)
-            request = base.request
-        self.finished.emit(job, request, result)
+        if job.kind == "transcribe":
+            self.transcribed.emit(job, outcome)
+            return
+        made = cast("Outcome", outcome)  # for a part: the whole take, the part put back
+        job.check, job.best_of = made.check, made.best_of
+        self.finished.emit(job, made.request, made.result)
 
     def _cancelled(self, job_id: int) -> None:
         job = self._end(job_id)

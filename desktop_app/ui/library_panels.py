@@ -347,6 +347,17 @@ class VoiceLibraryBox(QGroupBox):
             self.undo.push(DeleteVoice(self, name))
 
 
+VERDICT_MARKS = {"good": "✓ good", "check": "⚠ check", "bad": "✗ bad"}
+
+
+def verdict_text(verdict: str, wer: object = None) -> str:
+    """A take's verdict as a list shows it ("⚠ check · WER 0.12"); "—" when not checked."""
+    if not verdict:
+        return "—"
+    mark = VERDICT_MARKS.get(verdict, verdict)
+    return f"{mark} · WER {wer:.2f}" if isinstance(wer, float | int) else mark
+
+
 class HistoryPanel(QWidget):
     """Every take in the library: search, filter by voice, favourites, play, reuse, delete."""
 
@@ -355,7 +366,7 @@ class HistoryPanel(QWidget):
     stop_requested = Signal()
     reuse_requested = Signal(object)  # TakeRecord
 
-    COLUMNS = ("★", "When", "Voice", "Text", "Length", "Seed", "Engine")
+    COLUMNS = ("★", "When", "Voice", "Text", "Length", "Seed", "Engine", "Check")
 
     def __init__(self, library: Library, undo: QUndoStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -373,12 +384,16 @@ class HistoryPanel(QWidget):
         self.voice_filter.currentTextChanged.connect(lambda: self.refresh())
         self.favourites_only = QCheckBox("★ only")
         self.favourites_only.toggled.connect(lambda: self.refresh())
+        self.flagged_only = QCheckBox("Flagged only")
+        self.flagged_only.setToolTip("Only takes whose listen-back check found something")
+        self.flagged_only.toggled.connect(lambda: self.refresh())
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Show takes made meanwhile, e.g. from the command line")
         self.refresh_button.clicked.connect(lambda: self.refresh())
         row.addWidget(self.search, 1)
         row.addWidget(self.voice_filter)
         row.addWidget(self.favourites_only)
+        row.addWidget(self.flagged_only)
         row.addWidget(self.refresh_button)
         layout.addLayout(row)
         self.tree = QTreeWidget()
@@ -446,6 +461,7 @@ class HistoryPanel(QWidget):
                 voice=None if voice in ("", ALL_VOICES) else voice,
                 search=self.search.text().strip(),
                 favourites_only=self.favourites_only.isChecked(),
+                flagged_only=self.flagged_only.isChecked(),
                 limit=HISTORY_ROWS + 1,
             )
         except LibraryError as exc:
@@ -465,10 +481,13 @@ class HistoryPanel(QWidget):
                     f"{record.duration:.1f} s" if record.duration else "—",
                     str(record.seed),
                     f"{record.engine}, {record.device}",
+                    verdict_text(record.verdict, record.check.get("wer")),
                 ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, record.id)
             item.setToolTip(3, record.text)
+            reasons = record.check.get("reasons") or []
+            item.setToolTip(7, "\n".join(reasons) if reasons else record.verdict or "not checked")
             self.tree.addTopLevelItem(item)
             if record.id == select:
                 self.tree.setCurrentItem(item)

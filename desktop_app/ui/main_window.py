@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import (
@@ -55,12 +56,23 @@ from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
-from desktop_app.ui.dialogs import ErrorFunnel, ModelSetupDialog, SelfTestDialog, show_about
+from desktop_app.ui.dialogs import (
+    ErrorFunnel,
+    ListenModelsDialog,
+    ModelSetupDialog,
+    SelfTestDialog,
+    show_about,
+)
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.takes_panel import Take, TakesPanel
-from desktop_app.ui.voice_panel import VoicePanel, clip_from_file
+from desktop_app.ui.voice_panel import Clip, VoicePanel, clip_from_file
 from desktop_app.ui.workers import ClipAudio, EngineInfo
+
+if TYPE_CHECKING:
+    from desktop_app.checks.best_of import BestOf
+    from desktop_app.checks.take_check import TakeCheck
+    from desktop_app.inference.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +86,7 @@ class MainWindow(QMainWindow):
     generation_cancelled = Signal()
     self_tested = Signal(object)  # SelfTestReport, once its table is shown
     recordings_recovered = Signal(int)  # how many interrupted recordings became clips
+    clip_transcribed = Signal(object)  # Clip, once the recogniser's answer was handled
 
     def __init__(
         self,
@@ -101,6 +114,9 @@ class MainWindow(QMainWindow):
         self.takes.error.connect(self.errors.show)
         self.takes.regenerate_requested.connect(self.regenerate)
         self.takes.part_regenerate_requested.connect(self.regenerate_part)
+        self.takes.candidate_chosen.connect(self.use_candidate)
+        self.voice.transcribe_requested.connect(self.transcribe_clip)
+        self.voice.clip_added.connect(self._clip_added)
         self.voice.import_button.clicked.connect(self.import_dialog)
 
         # the library: saved voices above the clips, the history beside this session's takes
@@ -157,6 +173,8 @@ class MainWindow(QMainWindow):
         self.jobs.cancelled.connect(self._cancelled)
         self.jobs.failed.connect(self._failed)
         self.jobs.self_tested.connect(self._self_tested)
+        self.jobs.share_progressed.connect(self._share_progressed)
+        self.jobs.transcribed.connect(self._transcribed)
 
     @property
     def generating(self) -> bool:
@@ -209,6 +227,22 @@ class MainWindow(QMainWindow):
         form.addRow("Maximum length", self.max_seconds)
         form.addRow("", self.denoise)
         form.addRow("", self.play_live)
+        self.check_takes = QCheckBox("Check every take")
+        self.check_takes.setToolTip(
+            "Listen back: transcribe the take, compare its voice with the clips, trim what "
+            "follows the speech, and give a verdict with reasons"
+        )
+        self.check_takes.setChecked(s.check_takes)
+        self.candidates = QSpinBox(minimum=1, maximum=8)
+        self.candidates.setValue(max(1, min(8, s.candidates)))
+        self.candidates.setPrefix("best of ")
+        self.candidates.setToolTip(
+            "Make this many takes at once (seeds seed, seed+1, ...), check each, keep the best; "
+            "with playback on, the chosen one plays when all are made"
+        )
+        self.candidates.setAccessibleName("Best of N")
+        form.addRow("", self.check_takes)
+        form.addRow("Candidates", self.candidates)
         layout.addLayout(form)
         row = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
@@ -254,6 +288,7 @@ class MainWindow(QMainWindow):
         )
         self.int8_action.setCheckable(True)
         self.int8_action.setChecked(self.settings.quantize == "int8")
+        self._action(model_menu, "&Listen-back models…", None, self.listen_models)
         self.int8_action.setToolTip(
             "About 3x faster per frame on a CPU with the full model; the voice is approximated "
             "(not for GPUs). Reloads the model"
@@ -275,7 +310,8 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("device: —")
         self.model_label = QLabel("model: not loaded")
         self.rtf_label = QLabel("last RTF: —")
-        for label in (self.device_label, self.model_label, self.rtf_label):
+        self.checks_label = QLabel("checks: —")
+        for label in (self.device_label, self.model_label, self.checks_label, self.rtf_label):
             self.statusBar().addPermanentWidget(label)
 
     def _fill_devices(self) -> None:
@@ -314,7 +350,7 @@ class MainWindow(QMainWindow):
             return
         try:
             s = self.settings
-            self.jobs.load(model, s.engine, s.device, s.quantize)
+            self.jobs.load(model, s.engine, s.device, s.quantize, s.asr_model, s.speaker_model)
         except UserError as exc:
             self.errors.show(exc)
             return
@@ -329,6 +365,18 @@ class MainWindow(QMainWindow):
         """Model → Use int8 weights on the CPU: remember the choice and reload the model."""
         self.settings.quantize = "int8" if on else ""
         if self.engine_info is not None and not self.jobs.busy:
+            self.load_model(self.settings.model)
+
+    def listen_models(self) -> None:
+        """Model → Listen-back models: choose them, then reload so they load beside CSM."""
+        dialog = ListenModelsDialog(self.settings.asr_model, self.settings.speaker_model, self)
+        dialog.chosen.connect(self._listen_models_chosen)
+        dialog.open()
+        self.listen_dialog = dialog
+
+    def _listen_models_chosen(self, asr: str, speaker: str) -> None:
+        self.settings.asr_model, self.settings.speaker_model = asr, speaker
+        if not self.jobs.busy:
             self.load_model(self.settings.model)
 
     def model_setup(self, problem: str = "") -> None:
@@ -349,7 +397,13 @@ class MainWindow(QMainWindow):
         self.generate_button.setEnabled(True)
         self.device_label.setText(f"device: {info.device_name}")
         self.model_label.setText(f"model: {info.model_dir.name} ({info.engine}, {info.dtype})")
+        self.checks_label.setText(info.checks)
+        self.checks_label.setToolTip("\n".join(info.notes) or "Every take is checked")
         self.progress_label.setText(f"Model ready (loaded in {info.load_seconds:.1f} s).")
+        if info.notes:
+            self.statusBar().showMessage(
+                "Not every check can run: see the checks in the status bar", 8000
+            )
         self.model_ready.emit()
 
     # -- generation ----------------------------------------------------------------------------
@@ -420,9 +474,17 @@ class MainWindow(QMainWindow):
         denoise: bool = False,
     ) -> None:
         stream = self.play_live.isChecked()
+        candidates = self.candidates.value() if part is None else 1
         try:
             self.jobs.generate(
-                request, clips=clips, denoise=denoise, stream=stream, voice=voice, part=part
+                request,
+                clips=clips,
+                denoise=denoise,
+                stream=stream,
+                voice=voice,
+                part=part,
+                check=self.check_takes.isChecked() or candidates > 1,
+                candidates=candidates,
             )
         except UserError as exc:
             self.errors.show(exc)
@@ -464,6 +526,67 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(
             f"{seconds:.1f} s of audio made · at most {remaining:.0f} s left"
         )
+
+    def _share_progressed(self, share: float, what: str) -> None:
+        job = self.jobs.job
+        if job is not None and job.kind == "transcribe":
+            self.progress.setRange(0, 100)
+            self.progress.setValue(round(100 * share))
+        self.progress_label.setText(f"{what[:1].upper()}{what[1:]}… {share:.0%}")
+
+    # -- transcribing clips --------------------------------------------------------------------
+
+    def _clip_added(self, clip: Clip) -> None:
+        """A new clip without a transcript is transcribed at once, when a recogniser is loaded
+        and nothing else runs (else the Transcribe button does it later)."""
+        info = self.engine_info
+        if clip.transcript.strip() or info is None or not info.asr_model or self.jobs.busy:
+            return
+        self.transcribe_clip(clip)
+
+    def transcribe_clip(self, clip: Clip) -> None:
+        """Transcribe ``clip`` in the worker (progress, Esc cancels); a hand edit made in the
+        meantime is kept."""
+        if self.engine_info is None:
+            self.errors.show(UserError("load a model first: the recogniser loads beside it"))
+            return
+        try:
+            self.jobs.transcribe(clip.audio, f"the clip {clip.name!r}", clip)
+        except UserError as exc:
+            self.errors.show(exc)
+            return
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress_label.setText(f"Transcribing {clip.name}…")
+        self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+
+    def _transcribed(self, job: Job, transcript: Transcript) -> None:
+        self._done()
+        self.progress.setValue(100)
+        clip = cast("Clip", job.target)
+        if self.voice.set_transcript(clip, transcript):
+            self.progress_label.setText(f"Transcribed {clip.name}: “{transcript.text}”")
+        else:
+            self.progress_label.setText(
+                f"Heard “{transcript.text}” in {clip.name}; your own transcript was kept"
+            )
+        self.clip_transcribed.emit(clip)
+
+    # -- candidates ----------------------------------------------------------------------------
+
+    def use_candidate(self, take: Take, chunk: int, index: int) -> None:
+        """Keep candidate ``index`` (of part ``chunk``) of a best-of-N take: a new take."""
+        if take.best_of is None:
+            return
+        best = take.best_of.with_choice(chunk, index)
+        kept = self._keep(take.request, best.result, take.voice, best.check, best)
+        if kept is not None:
+            self.progress_label.setText(
+                f"Take #{kept.number}: candidate seed "
+                f"{best.chunks[chunk].best.seed} of take #{take.number}"
+            )
+            self.take_ready.emit(kept)
 
     def test_computer(self) -> None:
         """Help → Test this computer: the self-test on the loaded model, in the worker."""
@@ -508,12 +631,20 @@ class MainWindow(QMainWindow):
             f"Made {result.seconds:.1f} s in {result.timings.total_s:.1f} s"
             + (f" ({note})" if note else "")
         )
-        take = self._keep(request, result, job.voice)
+        check = cast("TakeCheck | None", job.check)
+        if check is not None and check.verdict != "good":
+            self.progress_label.setText(f"{self.progress_label.text()} — {check.summary}")
+        take = self._keep(request, result, job.voice, check, cast("BestOf | None", job.best_of))
         if take is not None:
             self.take_ready.emit(take)
 
     def _keep(
-        self, request: GenerationRequest, result: GenerationResult, voice: str | None
+        self,
+        request: GenerationRequest,
+        result: GenerationResult,
+        voice: str | None,
+        check: TakeCheck | None = None,
+        best_of: BestOf | None = None,
     ) -> Take | None:
         """Write the take to the takes folder, record it in the history, list it."""
         from desktop_app.inference.model_store import model_revision
@@ -529,6 +660,7 @@ class MainWindow(QMainWindow):
                 voice=voice,
                 model_revision=revision,
                 private=True,  # a cloned voice: user-only until the user saves it elsewhere
+                check=check,
             )
         except UserError as exc:
             self.errors.show(exc)
@@ -538,7 +670,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"Take kept at {kept.file}, not in the history: {kept.problem}"
             )
-        take = self.takes.add(request, result, self.settings.model, kept, voice)
+        take = self.takes.add(request, result, self.settings.model, kept, voice, check, best_of)
         if kept.record is not None and self.history is not None:
             self.history.refresh()
         return take
@@ -705,6 +837,8 @@ class MainWindow(QMainWindow):
         s.max_seconds = self.max_seconds.value()
         s.denoise = self.denoise.isChecked()
         s.play_while_generating = self.play_live.isChecked()
+        s.check_takes = self.check_takes.isChecked()
+        s.candidates = self.candidates.value()
         s.input_device = self.voice.input_device.currentText()
         s.output_device = self.takes.output_device.currentText()
         s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence
@@ -31,7 +32,12 @@ from desktop_app.errors import UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.takes import KeptTake, take_metadata
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
+from desktop_app.ui.library_panels import verdict_text
 from desktop_app.ui.waveform_view import WaveformView
+
+if TYPE_CHECKING:
+    from desktop_app.checks.best_of import BestOf
+    from desktop_app.checks.take_check import TakeCheck
 
 
 @dataclass(eq=False)
@@ -45,16 +51,35 @@ class Take:
     path: Path
     voice: str | None = None  # the saved voice whose clips made it, if any
     record_id: int | None = None  # its id in the history, once recorded there
+    check: TakeCheck | None = None  # its listen-back check, when it was checked
+    best_of: BestOf | None = None  # every candidate, when it is the best of several
 
     def label(self) -> str:
         r, t = self.request, self.result.timings
         text = r.text if len(r.text) <= 48 else r.text[:45] + "…"
         settings = "greedy" if r.temperature <= 0 else f"T {r.temperature:g} k {r.top_k}"
+        verdict = f"{verdict_text(self.check.verdict, self.check.wer)} · " if self.check else ""
         return (
-            f"#{self.number}  “{text}”  {settings} seed {self.result.seed} · "
+            f"#{self.number}  {verdict}“{text}”  {settings} seed {self.result.seed} · "
             f"{self.result.seconds:.1f} s · RTF {t.real_time_factor:.2f} "
             f"({self.result.engine}, {self.result.device})"
         )
+
+    def check_lines(self) -> str:
+        """The check in words: verdict, scores and reasons (empty when not checked)."""
+        c = self.check
+        if c is None:
+            return ""
+        scores = [f"WER {c.wer:.2f}, CER {c.cer:.2f}"] if c.wer is not None and c.cer else []
+        scores += [f"voice match {c.similarity:.2f}"] if c.similarity is not None else []
+        scores += ["ended by the end frame" if c.ended else "no end frame"]
+        scores += [f"{c.trimmed_s:.1f} s of tail trimmed"] if c.trimmed_s >= 0.05 else []
+        lines = [f"Check: {verdict_text(c.verdict)} — {', '.join(scores)}"]
+        lines += [f" • {reason}" for reason in c.reasons]
+        if c.heard:
+            lines.append(f" heard: “{c.heard}”")
+        lines += [f" not checked: {what}" for what in c.not_checked]
+        return "\n".join(lines)
 
 
 class TakesPanel(QGroupBox):
@@ -63,6 +88,7 @@ class TakesPanel(QGroupBox):
     error = Signal(object)
     regenerate_requested = Signal(object)  # Take
     part_regenerate_requested = Signal(object, int)  # Take, index of the part
+    candidate_chosen = Signal(object, int, int)  # Take, chunk, candidate: keep that one instead
 
     def __init__(self, player: Player, parent: QWidget | None = None) -> None:
         super().__init__("Takes", parent)
@@ -117,6 +143,31 @@ class TakesPanel(QGroupBox):
         row.addWidget(self.part_picker, 1)
         row.addWidget(self.part_button)
         layout.addLayout(row)
+        row = QHBoxLayout()
+        self.candidate_picker = QComboBox()
+        self.candidate_picker.setToolTip(
+            "The candidates of this take (best of N): pick one to hear it or keep it instead"
+        )
+        self.candidate_picker.setAccessibleName("Candidates")
+        self.candidate_play = QPushButton("▶ Hear candidate")
+        self.candidate_play.setToolTip("Play the candidate picked on the left")
+        self.candidate_play.clicked.connect(self._play_candidate)
+        self.candidate_button = QPushButton("Use this candidate")
+        self.candidate_button.setToolTip(
+            "Keep the picked candidate instead (a new take; for a long text, in the chosen part)"
+        )
+        self.candidate_button.clicked.connect(self._choose_candidate)
+        self.candidate_label = QLabel("Candidates:")
+        self.candidate_row: tuple[QWidget, ...] = (
+            self.candidate_label,
+            self.candidate_picker,
+            self.candidate_play,
+            self.candidate_button,
+        )
+        for part in self.candidate_row:
+            row.addWidget(part)
+        self.part_picker.currentIndexChanged.connect(lambda _: self._fill_candidates())
+        layout.addLayout(row)
         self._timer = QTimer(self)
         self._timer.setInterval(30)
         self._timer.timeout.connect(self._tick)
@@ -131,6 +182,8 @@ class TakesPanel(QGroupBox):
         model: str,
         kept: KeptTake,
         voice: str | None = None,
+        check: TakeCheck | None = None,
+        best_of: BestOf | None = None,
     ) -> Take:
         """List a take already kept (its file written, its history row made) and select it."""
         take = Take(
@@ -141,6 +194,8 @@ class TakesPanel(QGroupBox):
             kept.file,
             voice,
             kept.record.id if kept.record is not None else None,
+            check,
+            best_of,
         )
         self.takes.append(take)
         self.take_list.addItem(take.label())
@@ -165,7 +220,7 @@ class TakesPanel(QGroupBox):
                 f"seed {take.result.seed}, max {r.max_seconds:g} s · {take.result.frames} frames "
                 f"({take.result.stopped_by}) · first frame {t.prefill_s * 1000:.0f} ms, "
                 f"{t.per_frame_s * 1000:.1f} ms/frame, RTF {t.real_time_factor:.2f} · "
-                f"{take.path}"
+                f"{take.path}" + (f"\n{take.check_lines()}" if take.check else "")
             )
         for button in (
             self.play_button,
@@ -183,6 +238,54 @@ class TakesPanel(QGroupBox):
             self.part_picker.addItem(f"Part {number}: “{text}”")
         self.part_picker.setVisible(bool(parts))
         self.part_button.setVisible(bool(parts))
+        self._fill_candidates()
+
+    def _candidate_chunk(self) -> int:
+        take = self.current
+        if take is None or take.best_of is None:
+            return -1
+        chunk = self.part_picker.currentIndex() if len(take.best_of.chunks) > 1 else 0
+        return chunk if 0 <= chunk < len(take.best_of.chunks) else 0
+
+    def _fill_candidates(self) -> None:
+        """The candidates of the selected take (of the picked part, for a long text)."""
+        take = self.current
+        chunk = self._candidate_chunk()
+        self.candidate_picker.clear()
+        if take is not None and take.best_of is not None and chunk >= 0:
+            choice = take.best_of.chunks[chunk]
+            for index, c in enumerate(choice.candidates):
+                kept = " (kept)" if index == choice.chosen else ""
+                self.candidate_picker.addItem(
+                    f"seed {c.seed}: {verdict_text(c.check.verdict, c.check.wer)}{kept}"
+                )
+                self.candidate_picker.setItemData(index, c.check.summary, 3)  # tooltip
+            self.candidate_picker.setCurrentIndex(choice.chosen)
+        for widget in self.candidate_row:
+            widget.setVisible(take is not None and take.best_of is not None)
+
+    def _play_candidate(self) -> None:
+        take, chunk = self.current, self._candidate_chunk()
+        index = self.candidate_picker.currentIndex()
+        if take is None or take.best_of is None or chunk < 0 or index < 0:
+            return
+        candidate = take.best_of.chunks[chunk].candidates[index]
+        self.stop()
+        try:
+            self.player.play(candidate.result.audio, candidate.result.sample_rate)
+        except UserError as exc:
+            self.error.emit(exc)
+
+    def _choose_candidate(self) -> None:
+        take, chunk = self.current, self._candidate_chunk()
+        index = self.candidate_picker.currentIndex()
+        if (
+            take is not None
+            and take.best_of is not None
+            and chunk >= 0
+            and 0 <= index != take.best_of.chunks[chunk].chosen
+        ):
+            self.candidate_chosen.emit(take, chunk, index)
 
     # -- transport -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from desktop_app.audio.io import read_audio
 from desktop_app.audio.player import Player
 from desktop_app.audio.recorder import Recorder
 from desktop_app.errors import UserError
+from desktop_app.inference.transcript import Transcript, Word
 from desktop_app.resources import reading_script
 from desktop_app.ui.level_meter import LevelMeter
 from desktop_app.ui.waveform_view import WaveformView
@@ -52,6 +53,8 @@ class Clip:
     source: str = "imported"  # or "recorded"
     path: Path | None = None
     name: str = field(default="clip")
+    hand_edited: bool = False  # the user typed or changed the transcript: never overwrite it
+    words: tuple[Word, ...] = ()  # the recogniser's word times in this audio, when transcribed
 
     @property
     def seconds(self) -> float:
@@ -68,17 +71,21 @@ def clip_from_file(path: Path, source: str = "imported") -> Clip:
 class ReplaceAudio(QUndoCommand):
     """Undoable change of a clip's audio (trim, auto-trim)."""
 
-    def __init__(self, panel: VoicePanel, clip: Clip, audio: np.ndarray, text: str) -> None:
+    def __init__(self, panel: VoicePanel, clip: Clip, cut: tuple[int, int], text: str) -> None:
+        """Keep samples ``cut[0]:cut[1]`` of ``clip`` (its word times move with the cut)."""
         super().__init__(text)
         self.panel, self.clip = panel, clip
-        self.before, self.after = clip.audio, audio
+        start, end = cut
+        self.before, self.after = clip.audio, clip.audio[start:end].copy()
+        self.words_before = clip.words
+        self.words_after = shift_words(clip.words, start / RATE, end / RATE)
 
     def redo(self) -> None:
-        self.clip.audio = self.after
+        self.clip.audio, self.clip.words = self.after, self.words_after
         self.panel.clip_changed(self.clip)
 
     def undo(self) -> None:
-        self.clip.audio = self.before
+        self.clip.audio, self.clip.words = self.before, self.words_before
         self.panel.clip_changed(self.clip)
 
 
@@ -99,11 +106,22 @@ class RemoveClip(QUndoCommand):
         self.panel.refresh_list(select=self.index)
 
 
+def shift_words(words: tuple[Word, ...], start: float, end: float) -> tuple[Word, ...]:
+    """The words inside ``[start, end]`` (seconds) of a clip cut there, timed from the cut."""
+    return tuple(
+        Word(w.word, w.start - start, w.end - start)
+        for w in words
+        if w.start >= start - 1e-6 and w.end <= end + 1e-6
+    )
+
+
 class VoicePanel(QGroupBox):
     """Recording, importing, the clip list, and the editor of the selected clip."""
 
     error = Signal(object)
     clips_changed = Signal()
+    transcribe_requested = Signal(object)  # Clip
+    clip_added = Signal(object)  # Clip: imported, recorded or recovered
 
     def __init__(self, undo: QUndoStack, player: Player, parent: QWidget | None = None) -> None:
         super().__init__("Voice", parent)
@@ -173,6 +191,13 @@ class VoicePanel(QGroupBox):
                 self.trim_to_selection,
             ),
             ("auto_trim", "Auto-trim silence", "Cut silence at both ends", self.auto_trim),
+            (
+                "words",
+                "Snap to words",
+                "Widen the selection to whole words and keep only it (needs a transcription; "
+                "a clip cut mid-word is a known cause of artefacts)",
+                self.trim_to_words,
+            ),
             ("remove", "Remove clip", "Remove this clip from the voice", self.remove_clip),
         ]:
             button = QToolButton()
@@ -183,7 +208,16 @@ class VoicePanel(QGroupBox):
             self.tool_buttons[key] = button
         tools.addStretch()
         layout.addLayout(tools)
-        layout.addWidget(QLabel("Transcript of this clip (exactly what is said):"))
+        heading = QHBoxLayout()
+        heading.addWidget(QLabel("Transcript of this clip (exactly what is said):"), 1)
+        self.transcribe_button = QPushButton("Transcribe")
+        self.transcribe_button.setToolTip(
+            "Hear the clip with the speech-recognition model and fill in its transcript "
+            "(your own edits are kept until you press this)"
+        )
+        self.transcribe_button.clicked.connect(self._transcribe_clicked)
+        heading.addWidget(self.transcribe_button)
+        layout.addLayout(heading)
         self.transcript = QPlainTextEdit()
         self.transcript.setMaximumHeight(70)
         self.transcript.setPlaceholderText("Type exactly what is said in the selected clip")
@@ -211,6 +245,7 @@ class VoicePanel(QGroupBox):
         """Append a clip and select it."""
         self.clips.append(clip)
         self.refresh_list(select=len(self.clips) - 1)
+        self.clip_added.emit(clip)
 
     def set_clips(self, clips: list[Clip]) -> None:
         """Replace all clips (a saved voice was picked, or that was undone)."""
@@ -251,6 +286,8 @@ class VoicePanel(QGroupBox):
         self.transcript.setEnabled(clip is not None)
         for button in self.tool_buttons.values():
             button.setEnabled(clip is not None)
+        self.transcribe_button.setEnabled(clip is not None)
+        self.tool_buttons["words"].setEnabled(clip is not None and bool(clip.words))
 
     def clip_changed(self, clip: Clip) -> None:
         """A clip's audio changed (edit, undo): redraw it."""
@@ -263,6 +300,42 @@ class VoicePanel(QGroupBox):
         clip = self.current
         if clip is not None:
             clip.transcript = self.transcript.toPlainText()
+            clip.hand_edited = True
+
+    def _transcribe_clicked(self) -> None:
+        clip = self.current
+        if clip is not None:
+            clip.hand_edited = False  # asked for: the recogniser's text replaces the typed one
+            self.transcribe_requested.emit(clip)
+
+    def set_transcript(self, clip: Clip, transcript: Transcript) -> bool:
+        """Put the recogniser's transcript into ``clip`` unless the user has edited it since;
+        returns whether it was put in."""
+        if clip.hand_edited or clip not in self.clips:
+            return False
+        clip.transcript, clip.words = transcript.text, transcript.words
+        if clip is self.current:
+            self._show_clip(self.clips.index(clip))
+        return True
+
+    def trim_to_words(self) -> None:
+        """Widen the selection to whole words (from the transcription) and keep only it."""
+        from desktop_app.checks.listen import trim_to_words
+
+        clip = self.current
+        if clip is None:
+            return
+        if not clip.words:
+            self.error.emit(UserError("transcribe the clip first: the word times come from it"))
+            return
+        start, end = self.waveform.selection
+        if end - start < RATE // 10:
+            start, end = 0, clip.audio.size
+        transcript = Transcript(clip.transcript, clip.words)
+        first, last = trim_to_words(clip.audio, RATE, transcript, start / RATE, end / RATE)
+        if (first, last) == (0, clip.audio.size):
+            return
+        self.undo.push(ReplaceAudio(self, clip, (first, last), "Trim to words"))
 
     # -- editing -------------------------------------------------------------------------------
 
@@ -275,7 +348,7 @@ class VoicePanel(QGroupBox):
         if end - start < RATE // 10:
             self.error.emit(UserError("select a region first: drag across the waveform"))
             return
-        self.undo.push(ReplaceAudio(self, clip, clip.audio[start:end].copy(), "Trim clip"))
+        self.undo.push(ReplaceAudio(self, clip, (start, end), "Trim clip"))
 
     def auto_trim(self) -> None:
         """Cut leading and trailing silence from the current clip (undoable)."""
@@ -287,7 +360,7 @@ class VoicePanel(QGroupBox):
             self.error.emit(UserError("this clip is silent; record or import another one"))
             return
         if (start, end) != (0, clip.audio.size):
-            self.undo.push(ReplaceAudio(self, clip, clip.audio[start:end].copy(), "Auto-trim"))
+            self.undo.push(ReplaceAudio(self, clip, (start, end), "Auto-trim"))
 
     def remove_clip(self) -> None:
         """Remove the current clip (undoable)."""

@@ -26,7 +26,8 @@ from desktop_app.errors import GenerationCancelled, UserError, as_internal
 if TYPE_CHECKING:
     import numpy as np
 
-    from desktop_app.inference.engine import BatchEngine, GenerationRequest
+    from desktop_app.checks.take_check import TakeChecker
+    from desktop_app.inference.engine import BatchEngine, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,16 @@ class EngineInfo:
     device_name: str
     dtype: str
     load_seconds: float
+    asr_model: str = ""  # the speech-recognition checkpoint loaded beside it ("" none)
+    speaker_model: str = ""  # the speaker checkpoint loaded beside it ("" none)
+    notes: tuple[str, ...] = ()  # why a listen-back model is not there
+
+    @property
+    def checks(self) -> str:
+        """What the takes are checked with, in a few words."""
+        parts = [f"words ({self.asr_model})"] if self.asr_model else []
+        parts += [f"voice ({self.speaker_model})"] if self.speaker_model else []
+        return "checks: " + (", ".join(parts) if parts else "ending only")
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class LoadWork:
     engine: str
     device: str
     quantize: str = ""
+    asr_model: str = ""  # "": the device's default, when it is installed
+    speaker_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,19 @@ class GenerateWork:
     clips: tuple[ClipAudio, ...] = ()
     denoise: bool = False
     stream: bool = False
+    check: bool = True  # listen back (with the models loaded beside the engine)
+    candidates: int = 1  # best of N
+    part_of: tuple[GenerationRequest, GenerationResult, int] | None = None
+    """A long take (its request and result) whose part ``index`` this request makes again: the
+    part goes back into it and the whole take is checked."""
+
+
+@dataclass(frozen=True)
+class TranscribeWork:
+    """Transcribe one clip (24 kHz audio) with the loaded recogniser."""
+
+    audio: np.ndarray
+    what: str = "the clip"
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,18 @@ class SelfTestWork:
     model: str
 
 
-Work = LoadWork | GenerateWork | SelfTestWork
+Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished take as the worker hands it over: the request, the (trimmed) result, its
+    check and, for best of N, every candidate."""
+
+    request: GenerationRequest
+    result: GenerationResult
+    check: object = None  # TakeCheck | None
+    best_of: object = None  # BestOf | None
 
 
 class InferenceWorker(QObject):
@@ -91,7 +128,8 @@ class InferenceWorker(QObject):
     loaded = Signal(int, object)  # job id, EngineInfo
     progressed = Signal(int, int, float)  # job id, frames, seconds of audio
     chunk_ready = Signal(int, object)  # job id, a piece of the take's audio while streaming
-    finished = Signal(int, object)  # job id, (request, GenerationResult) or a SelfTestReport
+    share_progressed = Signal(int, float, str)  # job id, share done (0-1), what is happening
+    finished = Signal(int, object)  # job id, an Outcome, a SelfTestReport or a Transcript
     cancelled = Signal(int)  # job id
     failed = Signal(int, object)  # job id, UserError or InternalError
     _wake = Signal()
@@ -99,6 +137,7 @@ class InferenceWorker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.engine: BatchEngine | None = None
+        self.checker: TakeChecker | None = None  # the listen-back models beside the engine
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[int, Work]] = collections.deque()
         self._skip: set[int] = set()  # jobs cancelled before they started
@@ -157,6 +196,8 @@ class InferenceWorker(QObject):
                 self._load(job_id, work)
             elif isinstance(work, SelfTestWork):
                 self._self_test(job_id, work)
+            elif isinstance(work, TranscribeWork):
+                self._transcribe(job_id, work)
             else:
                 self._generate(job_id, work)
         except GenerationCancelled:
@@ -179,12 +220,18 @@ class InferenceWorker(QObject):
         self.load_progressed.emit(job_id, f"finding {work.model}")
         folder = resolve_model(work.model)
         self.engine = None
+        self.checker = None
         self.load_progressed.emit(job_id, f"loading {folder.name} ({work.engine})")
         started = time.perf_counter()
         engine = load_engine(work.engine, folder, work.device, work.quantize)
         if self._stop.is_set():
             raise GenerationCancelled()
         self.engine = engine
+        self.load_progressed.emit(job_id, "loading the listen-back models")
+        asr, speaker, notes = self._load_listeners(work, engine.device)
+        if self._stop.is_set():
+            self.engine = None
+            raise GenerationCancelled()
         self.loaded.emit(
             job_id,
             EngineInfo(
@@ -195,15 +242,48 @@ class InferenceWorker(QObject):
                 device_name=engine.device_name,
                 dtype=engine.dtype,
                 load_seconds=time.perf_counter() - started,
+                asr_model=asr,
+                speaker_model=speaker,
+                notes=notes,
             ),
+        )
+
+    def _load_listeners(self, work: LoadWork, device: str) -> tuple[str, str, tuple[str, ...]]:
+        """Load the recogniser and the speaker model beside the engine, each when it is there.
+
+        A missing one is a note, not a failure: the takes are then checked without it.
+        """
+        from desktop_app import defaults
+        from desktop_app.checks.take_check import TakeChecker
+        from desktop_app.inference.asr import SpeechRecognizer
+        from desktop_app.inference.model_store import ASR, SPEAKER, resolve_model
+        from desktop_app.inference.speaker import SpeakerEncoder
+
+        notes: list[str] = []
+        recognizer = speaker = None
+        asr_spec = work.asr_model or defaults.asr_model_for(device)
+        speaker_spec = work.speaker_model or defaults.SPEAKER_MODEL_ID
+        try:
+            recognizer = SpeechRecognizer(resolve_model(asr_spec, ASR), device)
+        except UserError as exc:
+            notes.append(f"the words of the takes are not checked: {exc}")
+        try:
+            speaker = SpeakerEncoder(resolve_model(speaker_spec, SPEAKER), device)
+        except UserError as exc:
+            notes.append(f"the voice of the takes is not checked: {exc}")
+        self.checker = TakeChecker(recognizer, speaker)
+        return (
+            asr_spec if recognizer else "",
+            speaker_spec if speaker else "",
+            tuple(notes),
         )
 
     def _generate(self, job_id: int, work: GenerateWork) -> None:
         if self.engine is None:
             raise UserError("no model is loaded yet; choose a model first")
         from desktop_app.audio.reference import prepare_clips
+        from desktop_app.checks.best_of import make_take
         from desktop_app.inference import ReferenceClip
-        from desktop_app.inference.long_text import speak
 
         request = work.request
         if work.clips:
@@ -213,14 +293,68 @@ class InferenceWorker(QObject):
                 for audio, clip in zip(prepared, work.clips, strict=True)
             )
             request = dataclasses.replace(request, references=references)
-        result = speak(
+        checker = self.checker if work.check else None
+        if work.part_of is not None:
+            self._generate_part(job_id, work, checker)
+            return
+        made = make_take(
             self.engine,
             request,
+            checker,
+            work.candidates,
+            on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
+            should_stop=self._stop.is_set,
+            on_audio=(lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None,
+            on_checking=lambda done, total: self.share_progressed.emit(
+                job_id, done / max(1, total), "listening back"
+            ),
+        )
+        self.finished.emit(job_id, Outcome(request, made.result, made.check, made.best_of))
+
+    def _generate_part(self, job_id: int, work: GenerateWork, checker: TakeChecker | None) -> None:
+        """Make one part of a long take again, put it back, and check the whole take."""
+        from desktop_app.checks.best_of import make_take
+        from desktop_app.inference.long_text import replace_part
+
+        assert self.engine is not None and work.part_of is not None
+        base_request, base, index = work.part_of
+        made = make_take(
+            self.engine,
+            work.request,
+            None,
             on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
             should_stop=self._stop.is_set,
             on_audio=(lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None,
         )
-        self.finished.emit(job_id, (request, result))
+        whole = replace_part(base, index, made.result)
+        check = None
+        if checker is not None:
+            self.share_progressed.emit(job_id, 0.0, "listening back")
+            checked = checker.check(base_request, whole, should_stop=self._stop.is_set)
+            whole, check = checked.result, checked.check
+        self.finished.emit(job_id, Outcome(base_request, whole, check))
+
+    def _transcribe(self, job_id: int, work: TranscribeWork) -> None:
+        from desktop_app.checks.listen import transcribe_audio
+        from desktop_app.defaults import SAMPLE_RATE
+
+        recognizer = self.checker.recognizer if self.checker is not None else None
+        if recognizer is None:
+            from desktop_app.inference.model_store import ASR, how_to_get
+
+            raise UserError(
+                "no speech-recognition model is loaded to transcribe the clip; type the "
+                f"transcript, or {how_to_get(ASR.default_id, ASR)} and reload the model"
+            )
+        transcript = transcribe_audio(
+            recognizer,
+            work.audio,
+            SAMPLE_RATE,
+            what=work.what,
+            on_progress=lambda share: self.share_progressed.emit(job_id, share, "transcribing"),
+            should_stop=self._stop.is_set,
+        )
+        self.finished.emit(job_id, transcript)
 
     def _self_test(self, job_id: int, work: SelfTestWork) -> None:
         from desktop_app.inference.fast_engine import FastEngine

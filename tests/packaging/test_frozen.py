@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from desktop_app.audio.io import read_metadata
+from desktop_app.inference.random_checkpoint import WHISPER_SAYS
 from desktop_app.inference.text import SENTENCE_PAUSE
 from tests.conftest import REPO
 from tests.support.signals import voiced, with_silence, write_pyav
@@ -133,8 +134,21 @@ def test_frozen_window_smoke_test(bundle: Path, tiny_model_dir: Path, tmp_path: 
     assert shot.stat().st_size > 10_000
 
 
+def test_frozen_cli_transcribes(bundle: Path, tiny_whisper_dir: Path, tmp_path: Path) -> None:
+    """Whisper, its pipeline and the speech detector are in the bundle."""
+    from tests.support.speech import espeak
+
+    speech = espeak(tmp_path / "speech.wav", "The bundle hears this sentence.")
+    cli = str(bundle / "csm-studio-cli")
+    proc = run_frozen(
+        [cli, "transcribe", str(speech), "--asr-model", str(tiny_whisper_dir)], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == WHISPER_SAYS.strip()
+
+
 def test_frozen_cli_clones_and_reports_errors(
-    bundle: Path, tiny_model_dir: Path, tmp_path: Path
+    bundle: Path, tiny_model_dir: Path, tiny_speaker_dir: Path, tmp_path: Path
 ) -> None:
     # a phone recording (M4A/AAC): FFmpeg inside the bundle decodes it
     ref = tmp_path / "ref.m4a"
@@ -157,6 +171,8 @@ def test_frozen_cli_clones_and_reports_errors(
         "1.2",
         "--seed",
         "3",
+        "--speaker-model",  # the take is checked inside the bundle: speaker model, jiwer, VAD
+        str(tiny_speaker_dir),
     ]
     proc = run_frozen(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -165,8 +181,9 @@ def test_frozen_cli_clones_and_reports_errors(
     assert info.frames == 2 * 15 * 1920 + round(SENTENCE_PAUSE * 24_000)  # two chunks, one batch
     assert "said in 2 chunks" in proc.stderr
     assert read_metadata(out)["ai_generated"] == "yes"
+    assert "check: " in proc.stderr
     assert "Warning" not in proc.stderr  # no noise from libraries in a user's terminal
-    bad = run_frozen([*args[:-4], "--out", str(tmp_path / "take.mp3")], tmp_path, timeout=120)
+    bad = run_frozen([*args[:-6], "--out", str(tmp_path / "take.mp3")], tmp_path, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in bad.stderr
