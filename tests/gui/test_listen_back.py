@@ -131,7 +131,13 @@ def test_a_clip_is_trimmed_to_whole_words_with_undo(
 ) -> None:
     window = listening
     with qtbot.waitSignal(window.clip_transcribed, timeout=30_000):
-        drop_file(window, espeak(tmp_path / "voice.wav", "Some words to cut between, in a clip that is long enough to be a voice, please."))
+        drop_file(
+            window,
+            espeak(
+                tmp_path / "voice.wav",
+                "Some words to cut between, in a clip that is long enough to be a voice, please.",
+            ),
+        )
     (clip,) = window.voice.clips
     before = clip.audio.size
     word = next(w for w in clip.words if w.end - w.start > 0.1)
