@@ -24,6 +24,9 @@ SAMPLE_RATE = 24_000
 FRAME_RATE = 12.5
 """Mimi frames per second of audio (one backbone step each)."""
 
+CONTEXT_POSITIONS = 2048
+"""CSM-1B's context: text tokens plus one position per audio frame, references included."""
+
 TEMPERATURE = 0.9
 TOP_K = 50
 TOP_P = 1.0

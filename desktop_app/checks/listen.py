@@ -81,3 +81,34 @@ def trim_to_words(
         if word.start < end < word.end:
             end = word.end
     return max(0, int(start * rate)), min(audio.size, round(end * rate))
+
+
+MISMATCH_CER = 0.5
+"""A given transcript whose characters differ this much from what is heard is flagged."""
+
+
+def mismatched_transcripts(
+    recognizer: SpeechRecognizer, clips: list[tuple[str, np.ndarray, str]], rate: int
+) -> list[str]:
+    """Notes for the clips whose given transcript does not match their audio: (name, audio,
+    transcript) each. A wrong transcript (another clip's, another language's) makes CSM
+    mumble, and nothing else would tell the user."""
+    from desktop_app.checks.text_match import compare_text
+
+    notes = []
+    for name, audio, transcript in clips:
+        if not transcript.strip():
+            continue
+        try:
+            heard = transcribe_audio(recognizer, audio, rate, what=name).text
+        except NoSpeechError:
+            notes.append(f"no speech was heard in {name}; choose a clip of someone speaking")
+            continue
+        match = compare_text(transcript, heard, recognizer.normalize)
+        if match.cer > MISMATCH_CER:
+            notes.append(
+                f"the transcript of {name} does not match what is heard in it (heard: "
+                f"{heard[:80]!r}); a wrong transcript makes the voice mumble: correct it, or "
+                f"leave it out to have the clip transcribed"
+            )
+    return notes

@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         model_dir, engine = common.load_for(args, engine_name)
         references, recognizer = common.transcribe_references(args, references, engine.device, None)
         checker = common.load_checker(args, engine.device, recognizer)
+        if checker is not None:
+            common.check_reference_transcripts(args, references, checker.recognizer)
         request = dataclasses.replace(settings, references=references)
         playback = _playback(request) if args.play else None
         with common.FrameBar(request.max_seconds) as bar:

@@ -352,6 +352,7 @@ def transcribe_references(
     missing = [i for i, clip in enumerate(references) if not clip.transcript.strip()]
     if not missing:
         return references, recognizer
+    _check_fits(args, references)
     if recognizer is None:
         recognizer = load_recognizer(
             args,
@@ -367,6 +368,40 @@ def transcribe_references(
         status(f"heard in {name}: {heard.text}")
         clips[i] = dataclasses.replace(clips[i], transcript=heard.text)
     return tuple(clips), recognizer
+
+
+def check_reference_transcripts(
+    args: argparse.Namespace,
+    references: tuple[ReferenceClip, ...],
+    recognizer: SpeechRecognizer | None,
+) -> None:
+    """With a recogniser loaded, say so when a given transcript does not match its clip."""
+    from desktop_app.checks.listen import mismatched_transcripts
+    from desktop_app.defaults import SAMPLE_RATE
+
+    if recognizer is None or not getattr(args, "ref_text", None):
+        return
+    names = [f"--ref {path}" for path in args.ref]
+    clips = [(n, c.audio, c.transcript) for n, c in zip(names, references, strict=False)]
+    for note in mismatched_transcripts(recognizer, clips, SAMPLE_RATE):
+        status(f"note: {note}")
+
+
+def _check_fits(args: argparse.Namespace, references: tuple[ReferenceClip, ...]) -> None:
+    """Refuse references that cannot fit the context before spending time transcribing them.
+
+    Raises:
+        RequestError: their audio alone, with the take's maximum length, overflows the context.
+    """
+    given = sum(clip.seconds for clip in references)
+    room = defaults.CONTEXT_POSITIONS / defaults.FRAME_RATE - args.max_seconds
+    if given >= room:
+        raise RequestError(
+            f"the voice reference is too long: {given:.1f} s given, but with a "
+            f"{args.max_seconds:g} s maximum length less than {room:.0f} s fit in the model's "
+            f"{defaults.CONTEXT_POSITIONS}-position context; trim the reference (6-30 s works "
+            f"best) or use fewer clips"
+        )
 
 
 def print_check(check: TakeCheck, label: str = "check") -> None:

@@ -76,9 +76,11 @@ class SpeechRecognizer:
 
     @property
     def name(self) -> str:
-        """The checkpoint's folder name (or hub snapshot's repository)."""
+        """The hub id of a cached checkpoint ("openai/whisper-small"), else its folder name."""
         folder = self.model_dir
-        return folder.parents[1].name if folder.parent.name == "snapshots" else folder.name
+        if folder.parent.name == "snapshots":
+            return folder.parents[1].name.removeprefix("models--").replace("--", "/")
+        return folder.name
 
     def transcribe(
         self, audio: np.ndarray, offset: float = 0.0, language: str | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -219,16 +220,26 @@ class InferenceWorker(QObject):
 
         self.load_progressed.emit(job_id, f"finding {work.model}")
         folder = resolve_model(work.model)
-        self.engine = None
-        self.checker = None
+        if self.engine is not None:  # a reload: let the old engine's objects be collected
+            self.engine = None
+            self.checker = None
+            gc.unfreeze()
+            gc.collect()
+        # torch, transformers and the engines are hundreds of thousands of long-lived objects:
+        # a full garbage collection walks them all (0.3 s and more here) holding the GIL, and
+        # the window froze that long while a model loaded. Frozen, they are left out of every
+        # later collection; a reload unfreezes them first (above), so nothing dropped stays.
+        gc.freeze()
         self.load_progressed.emit(job_id, f"loading {folder.name} ({work.engine})")
         started = time.perf_counter()
         engine = load_engine(work.engine, folder, work.device, work.quantize)
         if self._stop.is_set():
             raise GenerationCancelled()
         self.engine = engine
+        gc.freeze()
         self.load_progressed.emit(job_id, "loading the listen-back models")
         asr, speaker, notes = self._load_listeners(work, engine.device)
+        gc.freeze()
         if self._stop.is_set():
             self.engine = None
             raise GenerationCancelled()

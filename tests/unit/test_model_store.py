@@ -91,3 +91,59 @@ def test_download_refuses_while_offline_mode_is_set() -> None:
     # the test session runs with HF_HUB_OFFLINE=1, as every command but download-model does
     with pytest.raises(ModelDownloadError, match="HF_HUB_OFFLINE is set"):
         download_model("sesame/csm-1b", token="hf_dummy")
+
+
+# -- the listen-back models ------------------------------------------------------------------
+
+
+def test_the_default_recogniser_loads_from_the_hub_cache(
+    tiny_whisper_dir: Path, app_home: Path, tmp_path: Path
+) -> None:
+    from desktop_app import defaults
+    from desktop_app.inference.asr import SpeechRecognizer
+    from desktop_app.inference.model_store import ASR
+
+    with pytest.raises(ModelNotFoundError, match=r"not in the local model cache.*--asr` \(about"):
+        resolve_model(defaults.ASR_MODEL_ID_CPU, ASR)
+    cache = app_home / "hf-cache"
+    snapshot = install_in_hub_cache(tiny_whisper_dir, cache, defaults.ASR_MODEL_ID_CPU)
+    folder = resolve_model(defaults.asr_model_for("cpu"), ASR)
+    assert folder == snapshot
+    recognizer = SpeechRecognizer(folder, "cpu")
+    assert recognizer.name == "openai/whisper-small"
+
+
+def test_incomplete_or_wrong_listen_back_checkpoints_are_named(
+    tiny_whisper_dir: Path, tiny_speaker_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from desktop_app.inference.model_store import ASR, SPEAKER
+
+    whisper = copy_checkpoint(tiny_whisper_dir, tmp_path / "whisper")
+    (whisper / "generation_config.json").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"speech-recognition .* generation_config.json"):
+        resolve_model(str(whisper), ASR)
+    with pytest.raises(ModelNotFoundError, match=r"'csm' model, not WHISPER.*--asr-model"):
+        resolve_model(str(tiny_model_dir), ASR)
+    with pytest.raises(ModelNotFoundError, match=r"'whisper' model, not WAVLM.*--speaker-model"):
+        resolve_model(str(tiny_whisper_dir), SPEAKER)
+
+
+def test_the_speaker_model_may_have_pytorch_weights(tiny_speaker_dir: Path, tmp_path: Path) -> None:
+    """microsoft/wavlm-base-plus-sv publishes only pytorch_model.bin; transformers reads it with
+    torch.load(weights_only=True). CSM itself stays safetensors-only."""
+    import torch
+    from safetensors.torch import load_file
+
+    from desktop_app.inference.model_store import SPEAKER
+    from desktop_app.inference.speaker import SpeakerEncoder
+
+    folder = copy_checkpoint(tiny_speaker_dir, tmp_path / "sv")
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    assert SpeakerEncoder(resolve_model(str(folder), SPEAKER), "cpu").embed(
+        torch.randn(16_000).numpy()
+    ).shape == (32,)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "csm"}))
+    with pytest.raises(ModelNotFoundError, match=r"loads \.safetensors weights only"):
+        resolve_model(str(folder))  # a CSM checkpoint may not
