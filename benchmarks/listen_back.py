@@ -46,6 +46,7 @@ from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.random_checkpoint import (
     SPEAKER_BASE,
     TINY_WHISPER,
+    WHISPER_BASE,
     WHISPER_SMALL,
     WHISPER_TURBO,
     build_random_speaker_model,
@@ -54,7 +55,12 @@ from desktop_app.inference.random_checkpoint import (
 from desktop_app.inference.self_test import TRANSCRIPT, speech_like
 from desktop_app.inference.speaker import SpeakerEncoder
 
-ASR_SHAPES = {"tiny": TINY_WHISPER, "small": WHISPER_SMALL, "turbo": WHISPER_TURBO}
+ASR_SHAPES = {
+    "tiny": TINY_WHISPER,
+    "base": WHISPER_BASE,
+    "small": WHISPER_SMALL,
+    "turbo": WHISPER_TURBO,
+}
 SPOKEN = (
     "The quick brown fox jumps over the lazy dog, and then it runs back home again, "
     "past the old mill and over the bridge."

@@ -43,12 +43,13 @@ def speech_spans(
     ``on_progress`` gets the share done, 0 to 1.
     """
     import torch
-    from silero_vad import get_speech_timestamps
 
     if audio.size < VAD_RATE // 10:
         return []
     with _lock, torch.inference_mode():
         model = _vad()
+        from silero_vad import get_speech_timestamps  # imported by _vad, threads kept
+
         model.reset_states()
         found = get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
@@ -65,15 +66,21 @@ def speech_spans(
 
 
 def _vad() -> Any:
-    """The detector, loaded once per process (call with the lock held)."""
+    """The detector, loaded once per process (call with the lock held).
+
+    Importing silero_vad sets torch to one thread for the whole process (``silero_vad.model``
+    calls ``torch.set_num_threads(1)``), which would halve CSM's speed on a 2-core CPU: the
+    thread count is put back. This is the one place that imports it.
+    """
     global _model
     if _model is None:
         import torch
 
         threads = torch.get_num_threads()
-        from silero_vad import load_silero_vad  # importing it sets torch to one thread
-
-        torch.set_num_threads(threads)
+        try:
+            from silero_vad import load_silero_vad
+        finally:
+            torch.set_num_threads(threads)
         _model = load_silero_vad()
     return _model
 

@@ -68,6 +68,18 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("model", f"{args.model}: found at {resolve_model(args.model)}"))
     except UserError as exc:
         rows.append(("model", f"not found: {exc}"))
+    from desktop_app import defaults
+    from desktop_app.inference.model_store import ASR, SPEAKER
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for label, spec, kind in (
+        ("speech recognition", defaults.asr_model_for(device), ASR),
+        ("speaker model", defaults.SPEAKER_MODEL_ID, SPEAKER),
+    ):
+        try:
+            rows.append((label, f"{spec}: found at {resolve_model(spec, kind)}"))
+        except UserError as exc:
+            rows.append((label, f"not found (takes are checked without it): {exc}"))
     rows.append(("model cache", str(hub_cache_dir())))
     try:
         devices = list_devices()

@@ -200,15 +200,19 @@ class WhisperShape:
     """The sizes of a random Whisper (the defaults: ~0.3 M parameters)."""
 
     d_model: int = 64
-    layers: int = 1
+    layers: int = 1  # encoder layers
     heads: int = 2
     ffn: int = 128
     mel_bins: int = 80
+    decoder_layers: int = 1
 
 
 TINY_WHISPER = WhisperShape()
-WHISPER_SMALL = WhisperShape(d_model=768, layers=12, heads=12, ffn=3072)  # openai/whisper-small
-WHISPER_TURBO = WhisperShape(d_model=1280, layers=32, heads=20, ffn=5120, mel_bins=128)
+WHISPER_BASE = WhisperShape(d_model=512, layers=6, heads=8, ffn=2048, decoder_layers=6)
+WHISPER_SMALL = WhisperShape(d_model=768, layers=12, heads=12, ffn=3072, decoder_layers=12)
+WHISPER_TURBO = WhisperShape(  # openai/whisper-large-v3-turbo: large-v3's encoder, 4 decoder layers
+    d_model=1280, layers=32, heads=20, ffn=5120, mel_bins=128, decoder_layers=4
+)
 
 
 def build_random_whisper(
@@ -251,7 +255,7 @@ def build_random_whisper(
         num_mel_bins=shape.mel_bins,
         d_model=shape.d_model,
         encoder_layers=shape.layers,
-        decoder_layers=max(1, min(shape.layers, 4)),
+        decoder_layers=shape.decoder_layers,
         encoder_attention_heads=shape.heads,
         decoder_attention_heads=shape.heads,
         encoder_ffn_dim=shape.ffn,

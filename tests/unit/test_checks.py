@@ -276,3 +276,20 @@ def test_a_long_text_is_chosen_chunk_by_chunk(fast: Any, recognizer: Any) -> Non
                 best.chunks[i].candidates[j].result.codes, part.result.codes
             )
     assert [p.result.seed for p in best.result.parts] == [4, 4]
+
+
+def test_the_speech_detector_leaves_torchs_threads_alone() -> None:
+    """silero-vad's import sets torch to one thread for the whole process: CSM on a 2-core CPU
+    would run at half speed after the first check. A fresh process, so the import is real."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "torch.set_num_threads(2)\n"
+        "from desktop_app.audio.speech import speech_spans\n"
+        "speech_spans(np.zeros(16000, np.float32))\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"
