@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from desktop_app.errors import ModelNotFoundError, RequestError
+from desktop_app.errors import RequestError
 from desktop_app.inference import compute_device
-from desktop_app.inference.model_store import ASR, check_checkpoint
+from desktop_app.inference.model_store import ASR, load_checked
 from desktop_app.inference.transcript import Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -46,23 +46,19 @@ class SpeechRecognizer:
             WhisperForConditionalGeneration,
         )
 
-        check_checkpoint(model_dir, ASR)
         self.model_dir = model_dir
         torch_device = compute_device.pick_device(device)
         dtype = torch.float16 if torch_device.type == "cuda" else torch.float32
         started = time.perf_counter()
-        try:
-            self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+
+        def load() -> tuple[Any, Any]:
+            processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
             model: Any = WhisperForConditionalGeneration.from_pretrained(
                 model_dir, local_files_only=True, use_safetensors=True, dtype=dtype
             )
-            self.model = model.to(torch_device).eval()
-        except (OSError, ValueError, KeyError) as exc:
-            log.exception("loading %s failed", model_dir)
-            raise ModelNotFoundError(
-                f"the speech-recognition checkpoint in {model_dir} could not be loaded ({exc}); "
-                f"it may be damaged: download it again (download-model --asr)"
-            ) from exc
+            return processor, model.to(torch_device).eval()
+
+        self.processor, self.model = load_checked(model_dir, ASR, load)
         self._pipeline = AutomaticSpeechRecognitionPipeline(
             model=self.model,
             tokenizer=self.processor.tokenizer,

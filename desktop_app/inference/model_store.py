@@ -9,14 +9,18 @@ Hugging Face cache only; the single place that may use the network is :func:`dow
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from desktop_app import defaults
 from desktop_app.errors import ModelDownloadError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = defaults.MODEL_ID
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.md"]
@@ -190,6 +194,28 @@ def check_checkpoint(folder: Path, kind: ModelKind = CSM) -> None:
             f"the {kind.what} checkpoint in {folder} is incomplete: missing or damaged "
             f"{', '.join(problems)}; {how_to_get(kind.default_id, kind)}"
         )
+
+
+Loaded = TypeVar("Loaded")
+
+
+def load_checked(folder: Path, kind: ModelKind, load: Callable[[], Loaded]) -> Loaded:
+    """Check ``folder`` as a ``kind`` checkpoint, then ``load()`` it; a load that fails (a
+    damaged file, a config transformers cannot read) becomes a ModelNotFoundError saying so.
+
+    Raises:
+        ModelNotFoundError: incomplete, or it does not load.
+    """
+    check_checkpoint(folder, kind)
+    try:
+        return load()
+    except (OSError, ValueError, KeyError) as exc:
+        log.exception("loading %s failed", folder)
+        again = f"download-model {kind.download_flag}".strip()
+        raise ModelNotFoundError(
+            f"the {kind.what} checkpoint in {folder} could not be loaded ({exc}); it may be "
+            f"damaged: download it again ({again})"
+        ) from exc
 
 
 def _has_processor_config(folder: Path) -> bool:

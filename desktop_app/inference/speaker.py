@@ -7,7 +7,6 @@ the same device as the speech model.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from desktop_app.errors import ModelNotFoundError
 from desktop_app.inference import compute_device
-from desktop_app.inference.model_store import SPEAKER, check_checkpoint
-
-log = logging.getLogger(__name__)
+from desktop_app.inference.model_store import SPEAKER, load_checked
 
 SPEAKER_RATE = 16_000
 WINDOW_SECONDS = 20.0
@@ -39,20 +35,16 @@ class SpeakerEncoder:
         """
         from transformers import AutoFeatureExtractor, WavLMForXVector
 
-        check_checkpoint(model_dir, SPEAKER)
         self.model_dir = model_dir
         torch_device = compute_device.pick_device(device)
         started = time.perf_counter()
-        try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
+
+        def load() -> tuple[Any, Any]:
+            extractor = AutoFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
             model: Any = WavLMForXVector.from_pretrained(model_dir, local_files_only=True)
-            self.model = model.to(torch_device).eval()
-        except (OSError, ValueError, KeyError) as exc:
-            log.exception("loading %s failed", model_dir)
-            raise ModelNotFoundError(
-                f"the speaker checkpoint in {model_dir} could not be loaded ({exc}); it may be "
-                f"damaged: download it again (download-model --speaker)"
-            ) from exc
+            return extractor, model.to(torch_device).eval()
+
+        self.extractor, self.model = load_checked(model_dir, SPEAKER, load)
         self._device = torch_device
         self.device = torch_device.type
         self.load_seconds = time.perf_counter() - started

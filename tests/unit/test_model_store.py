@@ -147,3 +147,12 @@ def test_the_speaker_model_may_have_pytorch_weights(tiny_speaker_dir: Path, tmp_
     (folder / "config.json").write_text(json.dumps({**config, "model_type": "csm"}))
     with pytest.raises(ModelNotFoundError, match=r"loads \.safetensors weights only"):
         resolve_model(str(folder))  # a CSM checkpoint may not
+
+
+def test_a_damaged_recogniser_is_a_clear_error(tiny_whisper_dir: Path, tmp_path: Path) -> None:
+    from desktop_app.inference.asr import SpeechRecognizer
+
+    folder = copy_checkpoint(tiny_whisper_dir, tmp_path / "whisper")
+    (folder / "tokenizer.json").write_text("{ not json")
+    with pytest.raises(ModelNotFoundError, match=r"could not be loaded.*download-model --asr\)"):
+        SpeechRecognizer(folder, "cpu")
