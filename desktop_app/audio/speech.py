@@ -58,9 +58,7 @@ def speech_spans(
             max_speech_duration_s=max_span_seconds,
             min_silence_duration_ms=min_silence_ms,
             return_seconds=False,
-            progress_tracking_callback=(lambda pct: on_progress(pct / 100))
-            if on_progress
-            else None,
+            progress_tracking_callback=_every_percent(on_progress) if on_progress else None,
         )
     return [Span(s["start"] / VAD_RATE, s["end"] / VAD_RATE) for s in found]
 
@@ -83,6 +81,18 @@ def _vad() -> Any:
             torch.set_num_threads(threads)
         _model = load_silero_vad()
     return _model
+
+
+def _every_percent(on_progress: Callable[[float], None]) -> Callable[[float], None]:
+    """silero-vad reports after every 32 ms of audio; pass on whole percents only."""
+    last = [-1]
+
+    def report(percent: float) -> None:
+        if int(percent) > last[0]:
+            last[0] = int(percent)
+            on_progress(min(percent, 100.0) / 100)
+
+    return report
 
 
 def windows(spans: list[Span], longest: float, pad: float = 0.2, total: float = 0.0) -> list[Span]:

@@ -205,6 +205,7 @@ def test_long_audio_is_heard_window_by_window(tmp_path: Path, recognizer: Any) -
     assert heard.words[-1].start > 40.0  # times count from the start of the file
     assert shares[-1] == pytest.approx(1.0)
     assert shares == sorted(shares)
+    assert len(shares) <= 101 + windows  # whole percents of the detector, then one per window
 
 
 def test_silence_has_no_speech_to_transcribe(recognizer: Any) -> None:
