@@ -10,6 +10,7 @@ detector ships with silero-vad).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,13 +135,13 @@ class TakeChecker:
     ) -> None:
         self.recognizer = recognizer
         self.speaker = speaker
-        self._voice: tuple[tuple[int, ...], np.ndarray] | None = None
+        self._voice: tuple[tuple[bytes, ...], np.ndarray] | None = None  # by the clips' content
 
     def voice_embedding(self, references: Sequence[ReferenceClip]) -> np.ndarray | None:
         """The reference clips' speaker embedding (kept for the next take of the same voice)."""
         if self.speaker is None or not references:
             return None
-        key = tuple(id(r.audio) for r in references)
+        key = tuple(hashlib.blake2b(r.audio.tobytes(), digest_size=16).digest() for r in references)
         if self._voice is None or self._voice[0] != key:
             clips = [dsp.resample(r.audio, 24_000, SPEAKER_RATE) for r in references]
             self._voice = (key, self.speaker.embed_clips(clips))

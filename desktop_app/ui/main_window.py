@@ -288,11 +288,11 @@ class MainWindow(QMainWindow):
         )
         self.int8_action.setCheckable(True)
         self.int8_action.setChecked(self.settings.quantize == "int8")
-        self._action(model_menu, "&Listen-back models…", None, self.listen_models)
         self.int8_action.setToolTip(
             "About 3x faster per frame on a CPU with the full model; the voice is approximated "
             "(not for GPUs). Reloads the model"
         )
+        self._action(model_menu, "&Listen-back models…", None, self.listen_models)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Test this computer…", None, self.test_computer)
         self._action(help_menu, "Open &log folder", None, self.open_log_folder)

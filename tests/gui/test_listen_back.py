@@ -150,3 +150,26 @@ def test_a_clip_is_trimmed_to_whole_words_with_undo(
     window.undo.undo()
     assert clip.audio.size == before
     assert clip.words[0].word == HEARD.split()[0]
+
+
+def test_the_listen_back_models_are_chosen_in_the_model_menu(
+    qtbot: QtBot,
+    window: MainWindow,
+    tiny_whisper_dir: Path,
+    tiny_speaker_dir: Path,
+    tmp_path: Path,
+) -> None:
+    assert window.checks_label.text() == "checks: ending only"  # none installed in the tests
+    assert "download-model --asr" in window.checks_label.toolTip()
+    window.listen_models()
+    dialog = window.listen_dialog
+    dialog.asr.setText(str(tmp_path / "nowhere"))
+    dialog.accept_models()
+    assert "speech-recognition model folder not found" in dialog.problem.text()
+    assert dialog.isVisible()
+    dialog.asr.setText(str(tiny_whisper_dir))
+    dialog.speaker.setText(str(tiny_speaker_dir))
+    with qtbot.waitSignal(window.model_ready, timeout=60_000):
+        dialog.accept_models()  # accepted: the model reloads with both beside it
+    assert window.settings.asr_model == str(tiny_whisper_dir)
+    assert window.checks_label.text().startswith("checks: words (")
