@@ -1,10 +1,10 @@
 """Command line: ``python -m desktop_app [command]``; without a command the studio window starts.
 
-One module per command (``clone``, ``batch``, ``library`` for voices and history,
-``transcribe``, ``doctor``, ``download``), each with ``register(sub)`` and ``run(args)``; what
-they share is in :mod:`desktop_app.cli.common`. Exit codes: 0 success, 2 a user error (one
-line ``error: ...`` on stderr), 1 an internal error (the traceback goes to the log file, whose
-path is printed), 130 interrupted.
+One module per command (``clone``, ``batch``, ``dialogue``, ``library`` for voices and
+history, ``transcribe``, ``doctor``, ``download``), each with ``register(sub)`` and
+``run(args)``; what they share is in :mod:`desktop_app.cli.common`. Exit codes: 0 success,
+2 a user error (one line ``error: ...`` on stderr), 1 an internal error (the traceback goes to
+the log file, whose path is printed), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__, logs
-from desktop_app.cli import batch, clone, doctor, download, library, transcribe
+from desktop_app.cli import batch, clone, dialogue, doctor, download, library, transcribe
 from desktop_app.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, Parser
 from desktop_app.errors import RequestError, describe
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (clone, batch, library, transcribe, doctor, download)
+COMMANDS = (clone, batch, dialogue, library, transcribe, doctor, download)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -337,9 +338,10 @@ def transcribe_references(
     references: tuple[ReferenceClip, ...],
     device: str,
     recognizer: SpeechRecognizer | None,
+    names: Sequence[str] | None = None,
 ) -> tuple[tuple[ReferenceClip, ...], SpeechRecognizer | None]:
     """The references with every empty transcript filled in by the recogniser (loaded here
-    when needed), each printed; and the recogniser.
+    when needed), each printed (as ``names``, default the --ref files); and the recogniser.
 
     Raises:
         ModelNotFoundError: a transcript is missing and there is no recognition model.
@@ -363,7 +365,8 @@ def transcribe_references(
     assert recognizer is not None
     clips = list(references)
     for i in missing:
-        name = args.ref[i] if i < len(args.ref) else f"clip {i + 1}"
+        given = names if names is not None else args.ref
+        name = given[i] if i < len(given) else f"clip {i + 1}"
         heard = transcribe_audio(recognizer, clips[i].audio, SAMPLE_RATE, what=str(name))
         status(f"heard in {name}: {heard.text}")
         clips[i] = dataclasses.replace(clips[i], transcript=heard.text)

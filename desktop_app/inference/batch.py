@@ -84,6 +84,11 @@ def part_stream(on_part_audio: PartAudioCallback | None, index: int) -> AudioCal
 
 def _same_clips(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     return len(a) == len(b) and all(
-        x is y or (x.transcript == y.transcript and np.array_equal(x.audio, y.audio))
+        x is y
+        or (
+            x.transcript == y.transcript
+            and x.speaker == y.speaker
+            and np.array_equal(x.audio, y.audio)
+        )
         for x, y in zip(a, b, strict=True)
     )

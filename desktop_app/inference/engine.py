@@ -41,10 +41,15 @@ order (request 1's pieces only once request 0's take has ended)."""
 
 @dataclass(frozen=True)
 class ReferenceClip:
-    """One context turn of the voice prompt: 24 kHz mono float32 speech and its exact transcript."""
+    """One context turn of the voice prompt: 24 kHz mono float32 speech and its exact transcript.
+
+    ``speaker`` is the turn's speaker id; None means the request's own (a single voice). A
+    conversation gives each speaker's turns, and the lines already made, their own ids.
+    """
 
     audio: np.ndarray
     transcript: str
+    speaker: int | None = None
 
     @property
     def seconds(self) -> float:

@@ -379,6 +379,18 @@ class FastEngine:
     def device_name(self) -> str:
         return self.reference.device_name
 
+    @property
+    def context_positions(self) -> int:
+        return self.reference.context_positions
+
+    def max_frames(self, request: GenerationRequest) -> int:
+        """Frames allowed by ``request.max_seconds`` (the reference's arithmetic)."""
+        return self.reference.max_frames(request)
+
+    def turn_positions(self, speaker: int, text: str, samples: int) -> int:
+        """Context positions of one prompt turn (see :func:`prompt.turn_positions`)."""
+        return self.reference.turn_positions(speaker, text, samples)
+
     # -- state ---------------------------------------------------------------------------------
 
     def _build(self) -> None:

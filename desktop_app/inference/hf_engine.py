@@ -34,7 +34,7 @@ from desktop_app.inference.engine import (
     check_stop,
 )
 from desktop_app.inference.model_store import check_checkpoint
-from desktop_app.inference.prompt import build_conversation, check_request
+from desktop_app.inference.prompt import build_conversation, check_request, turn_positions
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,10 @@ class TransformersEngine:
     @property
     def device_name(self) -> str:
         return compute_device.describe(self._torch_device)
+
+    def turn_positions(self, speaker: int, text: str, samples: int) -> int:
+        """Context positions of one prompt turn (see :func:`prompt.turn_positions`)."""
+        return turn_positions(self.processor.tokenizer, speaker, text, samples)
 
     def max_frames(self, request: GenerationRequest) -> int:
         """Frames allowed by ``request.max_seconds``."""

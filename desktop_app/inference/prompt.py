@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from desktop_app import defaults
 from desktop_app.errors import RequestError
 from desktop_app.inference.engine import GenerationRequest
 from desktop_app.inference.text import clean_text
+
+SAMPLES_PER_FRAME = round(defaults.SAMPLE_RATE / defaults.FRAME_RATE)
+"""24 kHz samples per Mimi frame (1920)."""
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -39,7 +44,7 @@ def build_conversation(request: GenerationRequest) -> list[dict[str, Any]]:
     speaker = str(request.speaker)
     turns: list[dict[str, Any]] = [
         {
-            "role": speaker,
+            "role": speaker if clip.speaker is None else str(clip.speaker),
             "content": [
                 {"type": "text", "text": " ".join(clean_text(clip.transcript).split())},
                 {"type": "audio", "path": clip.audio},
@@ -50,3 +55,21 @@ def build_conversation(request: GenerationRequest) -> list[dict[str, Any]]:
     text = " ".join(clean_text(request.text).split())
     turns.append({"role": speaker, "content": [{"type": "text", "text": text}]})
     return turns
+
+
+def turn_text(text: str) -> str:
+    """A turn's text as the prompt holds it (cleaned, whitespace collapsed)."""
+    return " ".join(clean_text(text).split())
+
+
+def turn_positions(tokenizer: Any, speaker: int, text: str, samples: int) -> int:
+    """Context positions one turn takes: its rendered text's tokens, then (with ``samples`` of
+    24 kHz audio) one position per Mimi frame and one for the audio's end.
+
+    This is the chat template's arithmetic (``<|begin_of_text|>[speaker]text<|end_of_text|>``
+    then ``<|AUDIO|>`` expanded to the frames and ``<|audio_eos|>``); a test holds it to what
+    the processor makes.
+    """
+    rendered = f"{tokenizer.bos_token}[{speaker}]{turn_text(text)}{tokenizer.eos_token}"
+    tokens = len(tokenizer(rendered, add_special_tokens=False).input_ids)
+    return tokens + (math.ceil(samples / SAMPLES_PER_FRAME) + 1 if samples else 0)

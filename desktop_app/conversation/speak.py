@@ -1,0 +1,150 @@
+"""Speaking a script: line after line, each on top of the conversation so far.
+
+Each speaker gets its own speaker id (in the order they first speak) and its reference turns.
+Line *k* is said with every speaker's reference turns, then the most recent lines already made
+(their text and the audio that was kept, with their speakers), then its own text: CSM shapes
+the new line from the lines before it, as it was trained. Line *k* uses seed ``seed + k``, so
+any line can be made again alone. With a checker each line is checked (and trimmed) before it
+becomes context, and ``candidates`` makes each line the best of several.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from desktop_app.checks.best_of import make_take
+from desktop_app.checks.take_check import TakeCheck, TakeChecker
+from desktop_app.conversation.context import ContextPlan, PromptTurn, plan_context
+from desktop_app.conversation.script import Script, Turn
+from desktop_app.inference.engine import (
+    BatchEngine,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+    ReferenceClip,
+    StopCheck,
+    check_stop,
+)
+
+
+class ConversationEngine(BatchEngine, Protocol):
+    """An engine that can say how many context positions a prompt turn takes."""
+
+    @property
+    def context_positions(self) -> int: ...
+
+    def max_frames(self, request: GenerationRequest) -> int: ...
+
+    def turn_positions(self, speaker: int, text: str, samples: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class SpokenLine:
+    """One line as it was made: the script's turn, its speaker id, the request (its prompt),
+    the kept take, its check, and what its prompt held."""
+
+    index: int  # 0-based, in the script's order
+    turn: Turn
+    speaker_id: int
+    request: GenerationRequest
+    result: GenerationResult
+    check: TakeCheck | None
+    context: ContextPlan
+
+
+LineCallback = Callable[[SpokenLine], None]
+
+
+def speaker_ids(script: Script) -> dict[str, int]:
+    """Each speaker's id: 0, 1, 2, ... in the order they first speak."""
+    return {name: i for i, name in enumerate(script.speakers)}
+
+
+def speak_script(
+    engine: ConversationEngine,
+    script: Script,
+    voices: Mapping[str, Sequence[ReferenceClip]],
+    settings: GenerationRequest,
+    *,
+    checker: TakeChecker | None = None,
+    candidates: int = 1,
+    context_lines: int | None = None,
+    lines: Sequence[int] | None = None,
+    made: Sequence[SpokenLine] = (),
+    on_line: LineCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[SpokenLine]:
+    """Say the script's turns in order (``lines``: only those indices; ``made``: lines made
+    before, kept as they are and used as context). ``settings`` gives the sampling settings and
+    the base seed; ``voices`` each speaker's clips.
+
+    Raises:
+        RequestError: a voice's clips leave no room for a line (see :func:`plan_context`).
+        GenerationCancelled: ``should_stop`` said so.
+    """
+    ids = speaker_ids(script)
+    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+    references: list[ReferenceClip] = []
+    reference_turns: list[PromptTurn] = []
+    for name in script.speakers:
+        for clip in voices[name]:
+            references.append(dataclasses.replace(clip, speaker=ids[name]))
+            reference_turns.append(
+                PromptTurn(
+                    "reference",
+                    name,
+                    engine.turn_positions(ids[name], clip.transcript, clip.audio.size),
+                )
+            )
+    done: dict[int, SpokenLine] = {line.index: line for line in made}
+    wanted = set(range(len(script.turns)) if lines is None else lines)
+    for index, turn in enumerate(script.turns):
+        if index not in wanted:
+            continue
+        check_stop(should_stop)
+        speaker = ids[turn.speaker]
+        before = [done[i] for i in sorted(done) if i < index]
+        history = [
+            PromptTurn(
+                "line",
+                line.turn.speaker,
+                engine.turn_positions(line.speaker_id, line.turn.text, line.result.audio.size),
+                line.turn.line,
+            )
+            for line in before
+        ]
+        request = dataclasses.replace(
+            settings, text=turn.text, speaker=speaker, seed=(seed + index) % 2**31
+        )
+        plan = plan_context(
+            reference_turns,
+            history,
+            engine.turn_positions(speaker, turn.text, 0),
+            engine.max_frames(request),
+            engine.context_positions,
+            context_lines,
+        )
+        kept = before[len(before) - len(plan.history) :] if plan.history else []
+        request = dataclasses.replace(
+            request,
+            references=(
+                *references,
+                *(
+                    ReferenceClip(line.result.audio, line.turn.text, line.speaker_id)
+                    for line in kept
+                ),
+            ),
+        )
+        take = make_take(
+            engine, request, checker, candidates, on_progress=on_progress, should_stop=should_stop
+        )
+        spoken = SpokenLine(index, turn, speaker, request, take.result, take.check, plan)
+        done[index] = spoken
+        if on_line is not None:
+            on_line(spoken)
+    return [done[i] for i in sorted(done)]
