@@ -1,0 +1,249 @@
+"""Conversations: the script and cast, the context budget, speaker ids and positions in the
+real prompt, the whole dialogue (greedy determinism, context fed back), mix, stems, subtitles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from desktop_app.conversation import render
+from desktop_app.conversation.context import PromptTurn, plan_context
+from desktop_app.conversation.script import (
+    BLANK_LINE_PAUSE,
+    Script,
+    Turn,
+    parse_cast,
+    parse_jsonl,
+    parse_script,
+)
+from desktop_app.conversation.speak import speak_script
+from desktop_app.errors import RequestError
+from desktop_app.inference import GenerationRequest, ReferenceClip
+from tests.support.signals import voiced
+
+RATE = 24_000
+
+# -- the script ------------------------------------------------------------------------------
+
+names = (
+    st.text(
+        alphabet=st.characters(
+            whitelist_categories=("Lu", "Ll", "Lo", "Nd"), whitelist_characters=" .'-"
+        ),
+        min_size=1,
+        max_size=20,
+    )
+    .map(lambda s: " ".join(s.split()))
+    .filter(lambda s: s and s[0] not in ".'-")
+)
+texts = (
+    st.text(
+        alphabet=st.characters(
+            blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\r\n"
+        ),
+        min_size=1,
+        max_size=60,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(names, texts, st.sampled_from(["", "blank", "pause", "comment"])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_script_parses_back_to_its_turns(rows: list[tuple[str, str, str]]) -> None:
+    lines: list[str] = []
+    expected: list[tuple[str, str, float]] = []
+    for name, text, after in rows:
+        lines.append(f"{name}: {text}")
+        pause = 0.0
+        if after == "blank":
+            lines.append("")
+            pause = BLANK_LINE_PAUSE
+        elif after == "pause":
+            lines.append("[pause 1.25]")
+            pause = 1.25
+        elif after == "comment":
+            lines.append("# stage direction: a door closes")
+        expected.append((name, text, pause))
+    script = parse_script("\n".join(lines) + "\n")
+    assert [(t.speaker, t.text, t.pause_after) for t in script.turns] == [
+        (n, t, pytest.approx(p)) for n, t, p in expected
+    ]
+    assert script.speakers == tuple(dict.fromkeys(n for n, _, _ in expected))
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("Ada: hi\njust words here\n", r"line 2: expected `Name: what they say`"),
+        ("Ada: hi\nBen:   \n", r"line 2: Ben says nothing"),
+        ("Ada: hi\n[pause 99]\n", r"line 2: a pause of 99 s"),
+        ("Ada: hi\n[wait 2]\n", r"line 2: .* is not a pause"),
+        ("# only a comment\n\n", r"holds no turn"),
+    ],
+)
+def test_bad_scripts_name_the_line(script: str, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        parse_script(script, "s.txt")
+
+
+def test_jsonl_scripts_and_their_errors() -> None:
+    script = parse_jsonl(
+        '{"speaker": "Ada", "text": "Hello.", "pause_after": 0.5}\n\n'
+        '{"speaker": "Ben", "text": "Hi."}\n'
+    )
+    assert [(t.line, t.speaker, t.pause_after) for t in script.turns] == [
+        (1, "Ada", 0.5),
+        (3, "Ben", 0.0),
+    ]
+    with pytest.raises(RequestError, match=r"line 1: not a JSON object"):
+        parse_jsonl('{"speaker": "Ada"}')
+
+
+def test_the_cast_covers_every_speaker(tmp_path: Path) -> None:
+    script = parse_script("Ada: one\nBen: two\nAda: three\n")
+    clip = tmp_path / "ben.wav"
+    clip.write_bytes(b"")
+    cast = parse_cast(["Ada=Ada (studio)", f"Ben={clip}|What Ben says."], script)
+    assert cast["Ada"].voice == "Ada (studio)"
+    assert (cast["Ben"].clip, cast["Ben"].transcript) == (clip, "What Ben says.")
+    with pytest.raises(RequestError, match=r"Ben \(script line 2\) has no voice"):
+        parse_cast(["Ada=Ada"], script)
+    with pytest.raises(RequestError, match=r"nobody called 'Cy' speaks"):
+        parse_cast(["Ada=Ada", "Ben=Ben", "Cy=Cy"], script)
+
+
+# -- the context budget ----------------------------------------------------------------------
+
+
+def test_the_newest_lines_that_fit_are_kept_and_the_references_stay() -> None:
+    refs = [PromptTurn("reference", "Ada", 500), PromptTurn("reference", "Ben", 400)]
+    history = [PromptTurn("line", "Ada" if i % 2 else "Ben", 300, i + 1) for i in range(6)]
+    plan = plan_context(refs, history, text_positions=20, frames=125, window=2048)
+    # 2048 - 900 - 20 - 125 = 1003 positions left: the 3 newest lines (900)
+    assert [t.line for t in plan.history] == [4, 5, 6]
+    assert plan.dropped == 3
+    assert plan.positions == 900 + 900 + 20
+    capped = plan_context(refs, history, 20, 125, 2048, context_lines=2)
+    assert [t.line for t in capped.history] == [5, 6]
+    assert plan_context(refs, history, 20, 125, 2048, context_lines=0).history == ()
+    with pytest.raises(RequestError, match=r"about 76\.1 s of each voice \(Ada, Ben\) fit"):
+        plan_context([*refs, PromptTurn("reference", "Ben", 1200)], [], 20, 125, 2048)
+
+
+@pytest.fixture(scope="module")
+def fast(tiny_model_dir: Path) -> Any:
+    from desktop_app.inference.fast_engine import FastEngine
+
+    return FastEngine(tiny_model_dir, "cpu")
+
+
+def test_positions_and_speaker_ids_are_those_of_the_real_prompt(fast: Any) -> None:
+    a = ReferenceClip(voiced(2.3, RATE), "Ada speaks first.", speaker=0)
+    b = ReferenceClip(voiced(1.7, RATE), "And then Ben.", speaker=1)
+    request = GenerationRequest("Ben's new line.", references=(a, b), speaker=1)
+    inputs = fast.reference.prepare_inputs(request)
+    counted = (
+        fast.turn_positions(0, a.transcript, a.audio.size)
+        + fast.turn_positions(1, b.transcript, b.audio.size)
+        + fast.turn_positions(1, request.text, 0)
+    )
+    assert counted == inputs["input_ids"].shape[-1]
+    text = fast.reference.processor.tokenizer.decode(inputs["input_ids"][0])
+    assert re.findall(r"\[(\d)\]", text) == ["0", "1", "1"]
+
+
+# -- a whole dialogue ------------------------------------------------------------------------
+
+
+def test_a_greedy_dialogue_is_deterministic_and_feeds_its_lines_back(fast: Any) -> None:
+    script = parse_script("Ada: Good morning.\nBen: Morning.\nAda: Coffee?\nBen: Please.\n")
+    voices = {
+        "Ada": [ReferenceClip(voiced(2.0, RATE, f0=200), "I am Ada.")],
+        "Ben": [ReferenceClip(voiced(2.0, RATE, f0=110), "I am Ben.")],
+    }
+    settings_ = GenerationRequest("-", temperature=0, max_seconds=0.8, seed=5)
+    first = speak_script(fast, script, voices, settings_)
+    again = speak_script(fast, script, voices, settings_)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.result.codes, b.result.codes)
+    assert [line.speaker_id for line in first] == [0, 1, 0, 1]
+    assert [line.result.seed for line in first] == [5, 6, 7, 8]
+    last = first[-1]
+    assert [t.line for t in last.context.history] == [1, 2, 3]
+    past = last.request.references[2:]  # after the two reference turns
+    assert [(c.transcript, c.speaker) for c in past] == [
+        ("Good morning.", 0),
+        ("Morning.", 1),
+        ("Coffee?", 0),
+    ]
+    np.testing.assert_array_equal(past[0].audio, first[0].result.audio)
+    # a line made again alone, against the others, is the same line
+    redo = speak_script(fast, script, voices, settings_, lines=[2], made=first[:2])
+    np.testing.assert_array_equal(redo[2].result.codes, first[2].result.codes)
+    # the context-lines cap keeps that many
+    capped = speak_script(fast, script, voices, settings_, context_lines=1)
+    assert [len(line.context.history) for line in capped] == [0, 1, 1, 1]
+
+
+def spoken(texts: list[tuple[str, float, float]]) -> list[Any]:
+    """Stand-in lines for the renderer: (speaker, seconds, pause after)."""
+    from desktop_app.conversation.speak import SpokenLine
+    from desktop_app.inference.engine import GenerationResult, GenerationTimings
+
+    out = []
+    for i, (speaker, seconds, pause) in enumerate(texts):
+        audio = np.full(round(seconds * RATE), 0.1 * (i + 1), np.float32)
+        result = GenerationResult(
+            audio, np.zeros((1, 4), np.int64), 1, "end-frame", i,
+            GenerationTimings(0, 0, 0, 0), "cpu", "float32", "test",
+        )  # fmt: skip
+        turn = Turn(i + 1, speaker, f"line {i + 1}", pause)
+        out.append(SpokenLine(i, turn, 0, GenerationRequest("x"), result, None, None))  # type: ignore[arg-type]
+    return out
+
+
+def test_mix_stems_and_subtitles_line_up() -> None:
+    lines = spoken([("Ada", 1.0, 0.0), ("Ben", 0.5, 1.0), ("Ada", 0.25, 0.0)])
+    spans = render.place(lines, RATE, gap=0.3, lead_in=0.5)
+    assert [(s.start / RATE, s.end / RATE) for s in spans] == [
+        (0.5, 1.5),
+        (1.8, 2.3),
+        (3.6, 3.85),
+    ]
+    mix = render.mix(lines, spans)
+    tracks = render.stems(lines, spans)
+    assert set(tracks) == {"Ada", "Ben"}
+    assert all(track.size == mix.size for track in tracks.values())
+    np.testing.assert_allclose(tracks["Ada"] + tracks["Ben"], mix)
+    assert not tracks["Ben"][spans[0].start : spans[0].end].any()  # silent while Ada speaks
+    srt = render.subtitles(lines, spans, RATE, "srt")
+    assert srt.splitlines()[:3] == ["1", "00:00:00,500 --> 00:00:01,500", "Ada: line 1"]
+    vtt = render.subtitles(lines, spans, RATE, "vtt")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nAda: line 1")
+    assert "00:00:03.600 --> 00:00:03.850\nAda: line 3" in vtt
+
+
+def test_twelve_speakers_long_lines_and_odd_names_parse() -> None:
+    names_ = [f"Spieler {i}" for i in range(10)] + ["Dr. O'Brien-Smith", "Zoë 李"]
+    script_ = "\n".join(f"{name}: {'word ' * (1000 if i == 3 else 3)}" for i, name in
+                        enumerate(names_))  # fmt: skip
+    parsed = parse_script(script_)
+    assert parsed.speakers == tuple(names_)
+    assert len(parsed.turns[3].text) == len("word " * 1000) - 1
+    big = "\n".join(f"{'Ada' if i % 2 else 'Ben'}: line number {i}." for i in range(1000))
+    assert len(parse_script(big).turns) == 1000
+    assert isinstance(parsed, Script)
