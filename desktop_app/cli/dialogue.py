@@ -4,7 +4,9 @@ subtitles, a report)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ from desktop_app.cli.common import EXIT_OK, status
 from desktop_app.errors import RequestError
 
 if TYPE_CHECKING:
+    from desktop_app.conversation.manifest import KeptLine
     from desktop_app.conversation.script import CastMember
     from desktop_app.inference.engine import ReferenceClip
     from desktop_app.library.store import Library
@@ -54,6 +57,14 @@ def register(sub: Any) -> None:
     dialogue.add_argument("--stems", metavar="DIR", help="also write one file per speaker")
     dialogue.add_argument("--subtitles", metavar="FILE", help="also write .srt or .vtt subtitles")
     dialogue.add_argument("--report-json", metavar="FILE", help="each line's timing and context")
+    dialogue.add_argument(
+        "--redo",
+        type=int,
+        default=None,
+        metavar="N",
+        help="make turn N (from 1) again, with --seed S if given, keeping the other lines of the "
+        "earlier run with the same --out; the mix, stems and subtitles are written anew",
+    )
     dialogue.set_defaults(handler=run, keep_candidates=None)
 
 
@@ -84,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
         raise RequestError("--context-lines must be 0 or more")
     common.check_candidates(args)
     settings = common.sampling_request(args, "-")
+    redo: int | None = None
+    kept: list[KeptLine] = []
+    base_seed = settings.seed
+    if args.redo is not None:
+        from desktop_app.conversation.manifest import read_manifest
+
+        if not 1 <= args.redo <= len(script.turns):
+            raise RequestError(f"--redo {args.redo}: the script has turns 1 to {len(script.turns)}")
+        redo = args.redo - 1
+        base_seed, kept = read_manifest(out, script)
+        seed = args.seed if args.seed is not None else random.randrange(2**31)
+        settings = dataclasses.replace(settings, seed=(seed - redo) % 2**31)  # seed + k = seed
     engine_name = common.engine_choice(args)
     library = None
     if any(member.voice for member in cast.values()):
@@ -120,9 +143,21 @@ def run(args: argparse.Namespace) -> int:
         checker=checker,
         candidates=args.candidates,
         context_lines=args.context_lines,
+        lines=None if redo is None else [redo],
+        made=[k.line for k in kept if k.line.index != redo],
         on_line=said,
     )
     spans = render.place(lines, SAMPLE_RATE, args.gap, script.lead_in)
+    entries = render.report(lines, spans, SAMPLE_RATE)
+    for k in kept:  # a kept line keeps what the earlier run said of it, at its new place
+        if k.line.index != redo:
+            new = entries[k.line.index]
+            entries[k.line.index] = {**k.entry, "start_s": new["start_s"], "end_s": new["end_s"]}
+            entries[k.line.index].pop("file", None)
+    from desktop_app.conversation.manifest import write_manifest
+
+    if base_seed is None:
+        base_seed = lines[0].result.seed
     _write(out, render.mix(lines, spans), args, script.speakers, lines[0].result.seed)
     if stems_dir is not None:
         stems_dir.mkdir(parents=True, exist_ok=True)
@@ -134,22 +169,27 @@ def run(args: argparse.Namespace) -> int:
     if subtitles is not None:
         fmt = subtitles.suffix.lower().lstrip(".")
         write_text_atomic(subtitles, render.subtitles(lines, spans, SAMPLE_RATE, fmt))
+    write_manifest(out, script, lines, entries, base_seed)
     if report is not None:
         data = {
             "output": str(out),
             "model": args.model,
-            "engine": lines[0].result.engine,
-            "seed": settings.seed if settings.seed is not None else lines[0].result.seed,
+            "engine": lines[redo or 0].result.engine,
+            "seed": base_seed,
             "gap_s": args.gap,
             "speakers": {name: i for i, name in enumerate(script.speakers)},
-            "lines": render.report(lines, spans, SAMPLE_RATE),
+            "redone": None if redo is None else redo + 1,
+            "lines": entries,
         }
         write_text_atomic(report, json.dumps(data, indent=2) + "\n")
     seconds = spans[-1].end / SAMPLE_RATE
     flagged = sum(1 for line in lines if line.check is not None and line.check.verdict != "good")
+    again = (
+        f" (turn {redo + 1} made again, seed {lines[redo].result.seed})" if redo is not None else ""
+    )
     print(
-        f"wrote {out}: {len(lines)} lines by {len(script.speakers)} voices, {seconds:.1f} s"
-        + (f"; {flagged} line(s) flagged" if checker is not None else "")
+        f"wrote {out}{again}: {len(lines)} lines by {len(script.speakers)} voices, "
+        f"{seconds:.1f} s" + (f"; {flagged} line(s) flagged" if checker is not None else "")
     )
     return EXIT_OK
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -112,3 +113,36 @@ def test_a_bad_script_names_its_line(
     args = ["dialogue", "--script", str(script), "--cast", "Ada=Ada", "--out", "x.wav"]
     error = one_line_error(capsys, cli.main(args))
     assert f"{script} line 2: expected `Name: what they say`" in error
+
+
+def test_one_line_is_made_again_and_the_others_are_kept(
+    tiny_model_dir: Path, clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "scene.txt"
+    script.write_text(SCRIPT)
+    out = tmp_path / "mix.wav"
+    base = [
+        "dialogue", "--model", str(tiny_model_dir), "--script", str(script),
+        "--cast", f"Ada={clips['ada']}|I am Ada, and this is how I sound.",
+        "--cast", f"Ben={clips['ben']}|I am Ben, and this is my voice.",
+        "--out", str(out), "--max-seconds", "0.8", "--no-check",
+    ]  # fmt: skip
+    assert "run dialogue without --redo first" in one_line_error(
+        capsys, cli.main([*base, "--redo", "2"])
+    )
+    assert cli.main([*base, "--seed", "9"]) == 0
+    lines = out.with_name("mix.lines")
+    before = {p.name: np.load(p) for p in lines.glob("*.npy")}  # each line's codes
+    assert sorted(before) == ["001.npy", "002.npy", "003.npy"]
+    # turn 2 again with its own seed (9 + 1) and the same context: the same line
+    assert cli.main([*base, "--redo", "2", "--seed", "10"]) == 0
+    np.testing.assert_array_equal(np.load(lines / "002.npy"), before["002.npy"])
+    # with another seed only turn 2 changes
+    assert cli.main([*base, "--redo", "2", "--seed", "1234"]) == 0
+    after = {p.name: np.load(p) for p in lines.glob("*.npy")}
+    np.testing.assert_array_equal(after["001.npy"], before["001.npy"])
+    np.testing.assert_array_equal(after["003.npy"], before["003.npy"])
+    assert not np.array_equal(after["002.npy"], before["002.npy"])
+    assert "turn 2 made again, seed 1234" in capsys.readouterr().out
+    script.write_text(SCRIPT.replace("Not a wink.", "Like a log."))
+    assert "the script changed since" in one_line_error(capsys, cli.main([*base, "--redo", "1"]))
