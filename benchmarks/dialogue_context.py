@@ -27,9 +27,10 @@ from benchmarks.decode import (
     write_report,
 )
 from desktop_app.conversation.script import parse_script
-from desktop_app.conversation.speak import speak_script
+from desktop_app.conversation.speak import speak_coherent, speak_script
 from desktop_app.inference import GenerationRequest, ReferenceClip
 from desktop_app.inference.fast_engine import FastEngine
+from desktop_app.inference.long_text import speak
 from desktop_app.inference.self_test import TRANSCRIPT, speech_like
 
 
@@ -84,6 +85,22 @@ def main() -> int:
 
         clock.started = time.perf_counter()
         speak_script(engine, script, voices, settings, on_line=started, on_progress=clock)
+        # one voice, five sentences: the batched way against the coherent one
+        text = " ".join(
+            f"Sentence number {i + 1} of a longer text, said in one voice from start to end."
+            for i in range(5)
+        )
+        long_request = GenerationRequest(
+            text, references=tuple(voices["Ada"]), seed=1, max_seconds=args.line_seconds
+        )
+        times = {}
+        for way, say in (
+            ("batched", lambda: speak(engine, long_request)),
+            ("coherent", lambda: speak_coherent(engine, long_request)),
+        ):
+            t = time.perf_counter()
+            say()
+            times[way] = round(time.perf_counter() - t, 2)
     report = {
         "benchmark": "dialogue_context",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -93,6 +110,8 @@ def main() -> int:
         "line_seconds": args.line_seconds,
         "prompt_seconds": args.prompt_seconds,
         "lines": rows,
+        "long_text_5_sentences_s": times,
+        "coherent_over_batched": round(times["coherent"] / times["batched"], 2),
         "line_20_over_line_2": (
             round(rows[19]["first_frame_ms"] / rows[1]["first_frame_ms"], 2)
             if len(rows) >= 20
@@ -102,6 +121,7 @@ def main() -> int:
     for row in rows:
         print("  ".join(f"{k} {v}" for k, v in row.items()))
     print(f"line 20 / line 2 first frame: {report['line_20_over_line_2']}")
+    print(f"5 sentences: {times} (coherent / batched {report['coherent_over_batched']})")
     write_report(args.json, report)
     return 0
 

@@ -34,6 +34,7 @@ class Settings:
     speaker_model: str = ""  # speaker verification; "": the default
     check_takes: bool = True  # listen back to every take (when the models are there)
     candidates: int = 1  # best of N
+    coherent_long_text: bool = False  # long texts chunk after chunk (else as one batch)
     input_device: str = ""
     output_device: str = ""
     temperature: float = defaults.TEMPERATURE

@@ -27,6 +27,13 @@ def register(sub: Any) -> None:
     common.add_listen_arguments(clone)
     common.add_candidate_arguments(clone)
     clone.add_argument(
+        "--long-text",
+        default="batched",
+        choices=("batched", "coherent"),
+        help="a text of several sentences: batched (all at once, fastest) or coherent (one "
+        "after another, each with the ones before as context: a steadier voice)",
+    )
+    clone.add_argument(
         "--play", action="store_true", help="play the take on the default output while it is made"
     )
     clone.add_argument("--report-json", metavar="FILE", help="write timings and settings as JSON")
@@ -41,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from desktop_app.checks.best_of import make_take
+    from desktop_app.conversation.speak import speak_coherent
     from desktop_app.files import atomic_write
+    from desktop_app.inference.long_text import is_long
     from desktop_app.inference.model_store import model_revision
 
     common.check_voice_arguments(args)
@@ -67,18 +76,30 @@ def run(args: argparse.Namespace) -> int:
             common.check_reference_transcripts(args, references, checker.recognizer)
         request = dataclasses.replace(settings, references=references)
         playback = _playback(request) if args.play else None
+        coherent = args.long_text == "coherent" and is_long(request.text)
         with common.FrameBar(request.max_seconds) as bar:
-            made = make_take(
-                engine,
-                request,
-                checker,
-                args.candidates,
-                on_progress=bar.update,
-                on_audio=playback.feed if playback else None,
-            )
+            if coherent:
+                made = speak_coherent(
+                    engine,  # type: ignore[arg-type]  # both engines count prompt positions
+                    request,
+                    checker=checker,
+                    candidates=args.candidates,
+                    on_progress=bar.update,
+                    on_audio=playback.feed if playback else None,
+                )
+            else:
+                made = make_take(
+                    engine,
+                    request,
+                    checker,
+                    args.candidates,
+                    on_progress=bar.update,
+                    on_audio=playback.feed if playback else None,
+                )
         result = made.result
         if result.parts:
-            status(f"said in {len(result.parts)} chunks, generated as one batch")
+            how = "one after another, each on the ones before" if coherent else "as one batch"
+            status(f"said in {len(result.parts)} chunks, generated {how}")
         if playback is not None:
             playback.finish()
         for notice in result.notices:

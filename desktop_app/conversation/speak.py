@@ -12,23 +12,29 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from desktop_app.checks.best_of import make_take
 from desktop_app.checks.take_check import TakeCheck, TakeChecker
 from desktop_app.conversation.context import ContextPlan, PromptTurn, plan_context
 from desktop_app.conversation.script import Script, Turn
 from desktop_app.inference.engine import (
+    AudioCallback,
     BatchEngine,
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
     ReferenceClip,
     StopCheck,
+    TakePart,
     check_stop,
 )
+
+if TYPE_CHECKING:
+    from desktop_app.checks.best_of import MadeTake
 
 
 class ConversationEngine(BatchEngine, Protocol):
@@ -148,3 +154,52 @@ def speak_script(
         if on_line is not None:
             on_line(spoken)
     return [done[i] for i in sorted(done)]
+
+
+def speak_coherent(
+    engine: ConversationEngine,
+    request: GenerationRequest,
+    *,
+    checker: TakeChecker | None = None,
+    candidates: int = 1,
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCheck | None = None,
+    on_audio: AudioCallback | None = None,
+) -> MadeTake:
+    """A long text in one voice said chunk after chunk, each with the chunks before it as
+    context (a conversation of one speaker): steadier voice and prosody across sentences than
+    the batched way (:func:`~desktop_app.inference.long_text.generate_long`), at the price of
+    one prefill and one decode after another. Chunk ``i`` has seed ``seed + i``, as there.
+    ``on_audio`` gets each chunk, joined as the take is, once it is made (and checked).
+    """
+    from desktop_app.checks.best_of import MadeTake
+    from desktop_app.checks.take_check import combine_checks
+    from desktop_app.inference.long_text import JoinedStream, assemble, chunk_requests
+
+    started = time.perf_counter()
+    requests, pauses, seed = chunk_requests(request)
+    script = Script(
+        tuple(
+            Turn(i + 1, "voice", r.text, pause)
+            for i, (r, pause) in enumerate(zip(requests, pauses, strict=True))
+        )
+    )
+    joiner = JoinedStream(on_audio, pauses) if on_audio is not None else None
+    lines = speak_script(
+        engine,
+        script,
+        {"voice": request.references},
+        dataclasses.replace(request, seed=seed),
+        checker=checker,
+        candidates=candidates,
+        on_line=(lambda line: joiner.feed(line.index, line.result.audio)) if joiner else None,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
+    if joiner is not None:
+        joiner.close()
+    parts = tuple(TakePart(line.turn.text, line.turn.pause_after, line.result) for line in lines)
+    take = assemble(parts, seed, time.perf_counter() - started)
+    checks = [line.check for line in lines]
+    check = combine_checks([c for c in checks if c is not None]) if all(checks) else None
+    return MadeTake(take, check)

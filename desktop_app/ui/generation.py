@@ -126,6 +126,7 @@ class GenerationController(QObject):
         part: tuple[Take, int] | None = None,
         check: bool = True,
         candidates: int = 1,
+        coherent: bool = False,
     ) -> Job:
         """Make a take of ``request`` (its voice prompt from ``clips``, prepared in the worker,
         or the request's own references), checked unless ``check`` is off, or the best of
@@ -137,7 +138,7 @@ class GenerationController(QObject):
         self._refuse_while_busy("start another take")
         job = Job(next(_job_ids), "generate", voice=voice, part=part)
         part_of = (part[0].request, part[0].result, part[1]) if part is not None else None
-        work = GenerateWork(request, clips, denoise, stream, check, candidates, part_of)
+        work = GenerateWork(request, clips, denoise, stream, check, candidates, coherent, part_of)
         return self._submit(job, work)
 
     def transcribe(self, audio: np.ndarray, what: str, target: object) -> Job:

@@ -88,6 +88,7 @@ class GenerateWork:
     stream: bool = False
     check: bool = True  # listen back (with the models loaded beside the engine)
     candidates: int = 1  # best of N
+    coherent: bool = False  # a long text chunk after chunk, each on the ones before
     part_of: tuple[GenerationRequest, GenerationResult, int] | None = None
     """A long take (its request and result) whose part ``index`` this request makes again: the
     part goes back into it and the whole take is checked."""
@@ -294,7 +295,9 @@ class InferenceWorker(QObject):
             raise UserError("no model is loaded yet; choose a model first")
         from desktop_app.audio.reference import prepare_clips
         from desktop_app.checks.best_of import make_take
+        from desktop_app.conversation.speak import speak_coherent
         from desktop_app.inference import ReferenceClip
+        from desktop_app.inference.long_text import is_long
 
         request = work.request
         if work.clips:
@@ -308,18 +311,33 @@ class InferenceWorker(QObject):
         if work.part_of is not None:
             self._generate_part(job_id, work, checker)
             return
-        made = make_take(
-            self.engine,
-            request,
-            checker,
-            work.candidates,
-            on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
-            should_stop=self._stop.is_set,
-            on_audio=(lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None,
-            on_checking=lambda done, total: self.share_progressed.emit(
-                job_id, done / max(1, total), "listening back"
-            ),
+        on_progress = lambda frames, seconds: self.progressed.emit(  # noqa: E731
+            job_id, frames, seconds
         )
+        on_audio = (lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None
+        if work.coherent and is_long(request.text):
+            made = speak_coherent(
+                self.engine,  # type: ignore[arg-type]  # both engines count prompt positions
+                request,
+                checker=checker,
+                candidates=work.candidates,
+                on_progress=on_progress,
+                should_stop=self._stop.is_set,
+                on_audio=on_audio,
+            )
+        else:
+            made = make_take(
+                self.engine,
+                request,
+                checker,
+                work.candidates,
+                on_progress=on_progress,
+                should_stop=self._stop.is_set,
+                on_audio=on_audio,
+                on_checking=lambda done, total: self.share_progressed.emit(
+                    job_id, done / max(1, total), "listening back"
+                ),
+            )
         self.finished.emit(job_id, Outcome(request, made.result, made.check, made.best_of))
 
     def _generate_part(self, job_id: int, work: GenerateWork, checker: TakeChecker | None) -> None:

@@ -173,3 +173,19 @@ def test_the_listen_back_models_are_chosen_in_the_model_menu(
         dialog.accept_models()  # accepted: the model reloads with both beside it
     assert window.settings.asr_model == str(tiny_whisper_dir)
     assert window.checks_label.text().startswith("checks: words (")
+
+
+def test_a_long_text_can_be_said_sentence_after_sentence(window: MainWindow, qtbot: QtBot) -> None:
+    from desktop_app.ui.app import smoke_clip
+
+    window.voice.add_clip(smoke_clip())
+    text = (
+        "The first sentence of this text is long enough to be a chunk of its own, as you see. "
+        "The second sentence is another chunk, said by the same voice with the next seed, too."
+    )
+    batched = generate(window, qtbot, text, seconds=0.6)
+    assert [p.result.engine for p in batched.result.parts] == ["fast (batch of 2)"] * 2
+    window.coherent.setChecked(True)
+    coherent = generate(window, qtbot, text, seconds=0.6)
+    assert [p.result.engine for p in coherent.result.parts] == ["fast", "fast"]  # one by one
+    assert len(coherent.result.parts) == 2

@@ -247,3 +247,37 @@ def test_twelve_speakers_long_lines_and_odd_names_parse() -> None:
     big = "\n".join(f"{'Ada' if i % 2 else 'Ben'}: line number {i}." for i in range(1000))
     assert len(parse_script(big).turns) == 1000
     assert isinstance(parsed, Script)
+
+
+def test_a_coherent_long_text_gives_each_chunk_the_chunks_before(fast: Any) -> None:
+    from desktop_app.conversation.speak import speak_coherent
+    from desktop_app.inference.long_text import chunk_requests, speak
+
+    text = (
+        "The first sentence of this text is long enough to be a chunk of its own, as you see. "
+        "The second sentence is another chunk, said by the same voice with the next seed, too."
+    )
+    voice = ReferenceClip(voiced(2.0, RATE), "This is the voice.")
+    request = GenerationRequest(text, references=(voice,), temperature=0, max_seconds=0.8, seed=4)
+    calls: list[GenerationRequest] = []
+    real = fast.generate
+
+    def recording(r: GenerationRequest, *a: Any, **k: Any) -> Any:
+        calls.append(r)
+        return real(r, *a, **k)
+
+    fast.generate = recording
+    try:
+        pieces: list[np.ndarray] = []
+        made = speak_coherent(fast, request, on_audio=pieces.append)
+    finally:
+        del fast.generate
+    chunks = chunk_requests(request)[0]
+    assert [p.text for p in made.result.parts] == [c.text for c in chunks]
+    assert [p.result.seed for p in made.result.parts] == [4, 5]
+    assert [len(c.references) for c in calls] == [1, 2]  # chunk 2 hears chunk 1
+    np.testing.assert_array_equal(calls[1].references[1].audio, made.result.parts[0].result.audio)
+    np.testing.assert_array_equal(np.concatenate(pieces), made.result.audio)  # streamed = take
+    batched = speak(fast, request)  # the batched way: chunk 1 alike, chunk 2 without context
+    np.testing.assert_array_equal(batched.parts[0].result.codes, made.result.parts[0].result.codes)
+    assert made.check is None
