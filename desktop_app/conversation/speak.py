@@ -11,11 +11,14 @@ becomes context, and ``candidates`` makes each line the best of several.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from desktop_app.checks.best_of import make_take
 from desktop_app.checks.take_check import TakeCheck, TakeChecker
@@ -32,6 +35,7 @@ from desktop_app.inference.engine import (
     TakePart,
     check_stop,
 )
+from desktop_app.inference.prompt import SAMPLES_PER_FRAME
 
 if TYPE_CHECKING:
     from desktop_app.checks.best_of import MadeTake
@@ -63,6 +67,19 @@ class SpokenLine:
 
 
 LineCallback = Callable[[SpokenLine], None]
+
+
+def as_context(line: SpokenLine) -> ReferenceClip:
+    """A made line as a turn of the next lines' prompts: its kept audio, its text, its speaker
+    and its codes, cut to the whole frames the (perhaps trimmed) audio still covers, so that the
+    fast engine can embed the codes as they are and keep the conversation's cache."""
+    audio, codes = line.result.audio, line.result.codes
+    frames = min(codes.shape[0], math.ceil(audio.size / SAMPLES_PER_FRAME))
+    if codes.ndim != 2 or not codes.shape[1] or not frames:
+        return ReferenceClip(audio, line.turn.text, line.speaker_id)
+    size = frames * SAMPLES_PER_FRAME
+    fitted = audio[:size] if audio.size >= size else np.pad(audio, (0, size - audio.size))
+    return ReferenceClip(fitted, line.turn.text, line.speaker_id, codes[:frames])
 
 
 def speaker_ids(script: Script) -> dict[str, int]:
@@ -115,14 +132,15 @@ def speak_script(
         check_stop(should_stop)
         speaker = ids[turn.speaker]
         before = [done[i] for i in sorted(done) if i < index]
+        context = [as_context(line) for line in before]
         history = [
             PromptTurn(
                 "line",
                 line.turn.speaker,
-                engine.turn_positions(line.speaker_id, line.turn.text, line.result.audio.size),
+                engine.turn_positions(line.speaker_id, line.turn.text, clip.audio.size),
                 line.turn.line,
             )
-            for line in before
+            for line, clip in zip(before, context, strict=True)
         ]
         request = dataclasses.replace(
             settings, text=turn.text, speaker=speaker, seed=(seed + index) % 2**31
@@ -135,17 +153,8 @@ def speak_script(
             engine.context_positions,
             context_lines,
         )
-        kept = before[len(before) - len(plan.history) :] if plan.history else []
-        request = dataclasses.replace(
-            request,
-            references=(
-                *references,
-                *(
-                    ReferenceClip(line.result.audio, line.turn.text, line.speaker_id)
-                    for line in kept
-                ),
-            ),
-        )
+        kept = context[len(context) - len(plan.history) :] if plan.history else []
+        request = dataclasses.replace(request, references=(*references, *kept))
         take = make_take(
             engine, request, checker, candidates, on_progress=on_progress, should_stop=should_stop
         )

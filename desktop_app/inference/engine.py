@@ -45,11 +45,15 @@ class ReferenceClip:
 
     ``speaker`` is the turn's speaker id; None means the request's own (a single voice). A
     conversation gives each speaker's turns, and the lines already made, their own ids.
+    ``codes`` (frames x codebooks) are the Mimi codes of ``audio`` when they are known (a line
+    the model made): the fast engine then embeds them as they are instead of encoding the audio
+    again, and keeps the conversation's cache across lines (one frame per 1920 samples).
     """
 
     audio: np.ndarray
     transcript: str
     speaker: int | None = None
+    codes: np.ndarray | None = None
 
     @property
     def seconds(self) -> float:

@@ -48,6 +48,7 @@ from desktop_app.inference.engine import (
     check_stop,
 )
 from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE, TransformersEngine
+from desktop_app.inference.prompt import SAMPLES_PER_FRAME
 from desktop_app.inference.streaming import END_CHECK_EVERY, AudioStream, ResumableAudio
 from desktop_app.inference.transformers_compat import prompt_embeddings
 
@@ -123,6 +124,18 @@ def dense(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linear:
 def times(weight: torch.Tensor) -> Linear:
     """``x @ weight`` for a weight stored (in features, out features)."""
     return lambda x: x @ weight
+
+
+@dataclass(frozen=True)
+class _CodesPlan:
+    """A prompt whose audio turns (some) carry their codes: a key per position (what it holds:
+    a text token, a frame's codes, or frame i of some encoded audio), the positions whose
+    embedding comes from given codes, and the last position of audio that must be encoded (a
+    prefill may start after it only: that audio is then in the cache)."""
+
+    keys: list[bytes]
+    code_rows: list[tuple[int, np.ndarray]]
+    last_waveform: int  # -1: none
 
 
 @dataclass
@@ -348,6 +361,8 @@ class FastEngine:
         self._graph: Any = None
         self.graph_off_reason = ""  # why CUDA graphs are off for the rest of this run, if so
         self._prompt_key: str | None = None
+        self._cache_keys: list[bytes] | None = None
+        self.prefilled_positions = 0  # how many positions the last prefill computed
         if self.fallback_reason:
             log.warning("fast engine falls back to transformers: %s", self.fallback_reason)
         else:
@@ -456,6 +471,7 @@ class FastEngine:
         self.all_positions = torch.arange(self.context, device=device)
         self._graph = None
         self._prompt_key = None
+        self._cache_keys = None  # what each cached position holds
         self.batch_states = {}
         if self.quantize == "int8":
             from desktop_app.inference import cpu_int8
@@ -609,10 +625,49 @@ class FastEngine:
         for clip in request.references:
             digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
         digest.update(f"{self.torch_device}{self.torch_dtype}{request.speaker}".encode())
+        plan = self._codes_plan(request, ids)
+        if plan is not None:  # every prompt records what its positions hold
+            inputs["csm_studio_codes_plan"] = plan
         return inputs, voice_len, digest.hexdigest()
+
+    def _codes_plan(self, request: GenerationRequest, ids: torch.Tensor) -> _CodesPlan | None:
+        """Which prompt positions hold which turn's frames, and a key per position; None when
+        the prompt's audio positions do not split into the turns as expected (the prompt is
+        then prefilled the usual way, the codes encoded again from the audio)."""
+        model = self.reference.model
+        audio_id = int(model.config.audio_token_id)
+        eos_id = int(model.config.audio_eos_token_id)
+        audio_at = (ids == audio_id).nonzero()[:, 0].tolist()
+        counts = [math.ceil(clip.audio.size / SAMPLES_PER_FRAME) for clip in request.references]
+        if sum(counts) != len(audio_at):
+            return None
+        keys = [b"t" + int(token).to_bytes(8, "little") for token in ids.tolist()]
+        eos_frame = np.full(self.num_codebooks, self.eos, dtype=np.int64)
+        for at in (ids == eos_id).nonzero()[:, 0].tolist():
+            keys[at] = b"c" + eos_frame.tobytes()
+        code_rows: list[tuple[int, np.ndarray]] = []
+        waveform: list[int] = []
+        cursor = 0
+        for clip, count in zip(request.references, counts, strict=True):
+            positions = audio_at[cursor : cursor + count]
+            cursor += count
+            if clip.codes is not None and clip.codes.shape == (count, self.num_codebooks):
+                for at, row in zip(positions, clip.codes.astype(np.int64), strict=True):
+                    keys[at] = b"c" + row.tobytes()
+                    code_rows.append((at, row))
+            else:
+                digest = hashlib.sha256(np.ascontiguousarray(clip.audio).tobytes()).digest()
+                for frame, at in enumerate(positions):
+                    keys[at] = b"a" + digest + frame.to_bytes(8, "little")
+                    waveform.append(at)
+        return _CodesPlan(keys, code_rows, max(waveform, default=-1))
 
     def prefill(self, inputs: Any, voice_len: int, key: str) -> bool:
         """Fill the backbone cache with the prompt; returns True when the voice part was reused."""
+        plan = inputs.get("csm_studio_codes_plan")
+        if plan is not None:
+            return self._prefill_extending(inputs, plan, voice_len)
+        self._cache_keys = None
         model = self.reference.model
         ids = inputs["input_ids"].to(self.torch_device)
         reuse = voice_len > 0 and key == self._prompt_key
@@ -639,7 +694,65 @@ class FastEngine:
         self.position.fill_(end)
         self.frame_index.zero_()
         self._prompt_key = key
+        self.prefilled_positions = end - start
         return reuse
+
+    def _prefill_extending(self, inputs: Any, plan: _CodesPlan, voice_len: int) -> bool:
+        """Prefill the prompt from the first position the cache does not already hold: a take
+        in the voice of the previous one prefills only its text; a conversation's next line only
+        the previous line's end and its own text (that line's prompt and frames are cached).
+        Turns that carry their codes are embedded from them as they are. Returns True when the
+        whole voice part was kept (the notice says so)."""
+        model = self.reference.model
+        ids = inputs["input_ids"].to(self.torch_device)
+        end = ids.shape[1]
+        cached = self._cache_keys or []
+        start, limit = 0, min(len(cached), end - 1)
+        while start < limit and cached[start] == plan.keys[start]:
+            start += 1
+        if start <= plan.last_waveform:  # audio to encode after the kept part: all again
+            start = 0
+        if start == 0:
+            values = inputs.get("input_values")
+            embeds = prompt_embeddings(
+                model,
+                ids,
+                None if values is None else values.to(self.torch_device, self.codec_dtype),
+                None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
+            )
+        else:
+            embeds = model.embed_text_tokens(ids[:, start:])
+            eos_frame = torch.full((1, 1, self.num_codebooks), self.eos, device=self.torch_device)
+            eos_embed = self.audio_embed(eos_frame + self.audio_offsets).sum(dim=2)[0, 0]
+            eos_at = ids[0, start:] == int(model.config.audio_eos_token_id)
+            embeds[0, eos_at] = eos_embed.to(embeds.dtype)
+        for at, row in plan.code_rows:
+            if at >= start:
+                frame = torch.as_tensor(row, device=self.torch_device)
+                embeds[0, at - start] = self.audio_embed(frame + self.audio_offsets).sum(0)
+        positions = self.all_positions[start:end]
+        mask = None
+        if start > 0:
+            mask = (self.all_positions[:end][None, :] <= positions[:, None])[None, None]
+        out = self.backbone.forward(embeds.to(self.torch_dtype), positions, end, mask)
+        self.hidden.copy_(out[:, -1])
+        self.position.fill_(end)
+        self.frame_index.zero_()
+        self._prompt_key = None
+        self._cache_keys = list(plan.keys)
+        self.prefilled_positions = end - start
+        return voice_len > 0 and start >= voice_len
+
+    def remember_frames(self, codes: torch.Tensor) -> None:
+        """After a take on an extending prefill: the cache now also holds these fed frames."""
+        if self._cache_keys is not None:
+            rows = codes.cpu().numpy().astype(np.int64)
+            self._cache_keys += [b"c" + row.tobytes() for row in rows]
+
+    def forget_cache(self) -> None:
+        """The next prompt is prefilled whole (tests compare against this)."""
+        self._cache_keys = None
+        self._prompt_key = None
 
     # -- the take ------------------------------------------------------------------------------
 
@@ -682,6 +795,7 @@ class FastEngine:
         """
         if self.fallback_reason or len(requests) == 1:
             return one_by_one(self, requests, on_progress, should_stop, on_part_audio)
+        self._cache_keys = None  # the batch's own prefill leaves the cache as it likes
         from desktop_app.inference.fast_batch import generate_in_batches
 
         stream = ResumableAudio(on_part_audio) if on_part_audio else None
@@ -779,6 +893,8 @@ class FastEngine:
                 check_stop(should_stop)
             frames = end if end is not None else len(stamps)
             codes = self.codes[0, :frames].clone()
+            if "csm_studio_codes_plan" in inputs:
+                self.remember_frames(self.codes[0, : len(stamps)])
         audio = stream.audio() if stream is not None else self.reference.decode(codes)
         check_stop(should_stop)
         timings = GenerationTimings.measured(

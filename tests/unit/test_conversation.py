@@ -281,3 +281,32 @@ def test_a_coherent_long_text_gives_each_chunk_the_chunks_before(fast: Any) -> N
     batched = speak(fast, request)  # the batched way: chunk 1 alike, chunk 2 without context
     np.testing.assert_array_equal(batched.parts[0].result.codes, made.result.parts[0].result.codes)
     assert made.check is None
+
+
+def test_the_conversation_cache_is_extended_not_prefilled_again(fast: Any) -> None:
+    """Line k+1's prompt is line k's prompt, line k's frames and the new text: only the new
+    positions are prefilled, and the next line's codes are those of a fresh prefill of the same
+    prompt (fp32, greedy)."""
+    script = parse_script(
+        "Ada: Good morning to you.\nBen: And to you.\nAda: Coffee, then?\nBen: Yes, please.\n"
+    )
+    voices = {
+        "Ada": [ReferenceClip(voiced(2.0, RATE, f0=200), "I am Ada.")],
+        "Ben": [ReferenceClip(voiced(2.0, RATE, f0=110), "I am Ben.")],
+    }
+    greedy = GenerationRequest("-", temperature=0, max_seconds=0.8, seed=2)
+    fast.forget_cache()
+    prefilled: list[int] = []
+    lines = speak_script(
+        fast, script, voices, greedy, on_line=lambda _: prefilled.append(fast.prefilled_positions)
+    )
+    assert prefilled[0] == lines[0].context.positions  # the first line: its whole prompt
+    for k, line in enumerate(lines[1:], start=1):
+        assert line.context.positions > lines[k - 1].context.positions + 10  # the prompt grows
+        new_text = fast.turn_positions(line.speaker_id, line.turn.text, 0)
+        assert prefilled[k] <= new_text + 2  # the previous line's end and the new text only
+    for line in lines[1:]:
+        fast.forget_cache()
+        fresh = fast.generate(line.request)
+        assert fast.prefilled_positions == line.context.positions
+        np.testing.assert_array_equal(fresh.codes, line.result.codes)

@@ -58,10 +58,18 @@ def test_second_take_reuses_the_voice_prompt_and_stays_exact(
     np.testing.assert_array_equal(
         second.codes, reference.generate(greedy("Something else entirely, please.")).codes
     )
-    other_voice = greedy("Something else entirely, please.", references=two_clips()[:1])
+    other_voice = greedy("Something else entirely, please.", references=two_clips()[1:])
     third = fast.generate(other_voice)
-    assert third.notices == ()
+    assert third.notices == ()  # another voice: its prompt is prefilled whole
+    assert (
+        fast.prefilled_positions
+        == fast.reference.prepare_inputs(other_voice)["input_ids"].shape[-1]
+    )
     np.testing.assert_array_equal(third.codes, reference.generate(other_voice).codes)
+    fast.generate(greedy("A first sentence."))
+    first_clip_only = greedy("Something else entirely, please.", references=two_clips()[:1])
+    fourth = fast.generate(first_clip_only)  # the cached first clip is kept, the rest made anew
+    np.testing.assert_array_equal(fourth.codes, reference.generate(first_clip_only).codes)
 
 
 @contextmanager
