@@ -5,6 +5,11 @@ already made (their text and their audio, with their speakers), then line *k*'s 
 the model's 2048 positions (with room left for the line's own frames). When it no longer fits,
 the oldest made lines go first; the reference turns always stay. ``context_lines`` caps how many
 made lines are kept.
+
+The window slides in steps: while the lines kept for the previous line still fit (with the
+newest added), nothing is dropped, so the engine's cache of the previous prompt goes on
+(``keep_from``); when they no longer fit, the oldest lines are dropped until a quarter of the
+room is free (:data:`SLIDE_SLACK`), so one full prefill buys several lines of cache again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from dataclasses import dataclass
 
 from desktop_app import defaults
 from desktop_app.errors import RequestError
+
+SLIDE_SLACK = 0.25
+"""Share of the room for past lines left free when the window slides."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class ContextPlan:
     text_positions: int
     frames: int  # room kept for the line's own audio
     dropped: int  # made lines left out (too many for the context, or over the cap)
+    first_kept: int = 0  # index in the history of the oldest line kept (for ``keep_from``)
+    slid: bool = False  # lines were dropped that the previous line's prompt held
 
     @property
     def positions(self) -> int:
@@ -55,6 +65,7 @@ class ContextPlan:
             "prompt_positions": self.positions,
             "frames_reserved": self.frames,
             "dropped_lines": self.dropped,
+            "window_slid": self.slid,
         }
 
 
@@ -65,8 +76,10 @@ def plan_context(
     frames: int,
     window: int = defaults.CONTEXT_POSITIONS,
     context_lines: int | None = None,
+    keep_from: int = 0,
 ) -> ContextPlan:
-    """Keep the newest made lines that fit beside the references, the text and the frames.
+    """The made lines this line's prompt keeps: from ``keep_from`` (the previous line's oldest)
+    on while they fit; else the newest that fit in three quarters of the room (see the module).
 
     Raises:
         RequestError: the references alone (with the text and the frames) do not fit; the
@@ -76,18 +89,18 @@ def plan_context(
     if fixed > window:
         raise references_too_long(references, text_positions, frames, window)
     room = window - fixed
-    kept: list[PromptTurn] = []
-    candidates = list(history)
-    if context_lines is not None:
-        candidates = candidates[len(candidates) - context_lines :] if context_lines > 0 else []
-    for turn in reversed(candidates):
-        if turn.positions > room:
-            break
-        kept.append(turn)
-        room -= turn.positions
-    kept.reverse()
+    first = max(keep_from, len(history) - context_lines if context_lines is not None else 0)
+    first = min(max(first, 0), len(history))
+    slid = first > keep_from
+    if sum(t.positions for t in history[first:]) > room:
+        budget, first, used = room * (1 - SLIDE_SLACK), len(history), 0
+        while first > 0 and used + history[first - 1].positions <= budget:
+            first -= 1
+            used += history[first].positions
+        slid = True
+    kept = tuple(history[first:])
     return ContextPlan(
-        tuple(references), tuple(kept), text_positions, frames, len(history) - len(kept)
+        tuple(references), kept, text_positions, frames, len(history) - len(kept), first, slid
     )
 
 

@@ -125,6 +125,7 @@ def speak_script(
                 )
             )
     done: dict[int, SpokenLine] = {line.index: line for line in made}
+    keep_from = 0  # the oldest past line the previous prompt kept (its cache goes on)
     wanted = set(range(len(script.turns)) if lines is None else lines)
     for index, turn in enumerate(script.turns):
         if index not in wanted:
@@ -152,7 +153,9 @@ def speak_script(
             engine.max_frames(request),
             engine.context_positions,
             context_lines,
+            keep_from,
         )
+        keep_from = plan.first_kept
         kept = context[len(context) - len(plan.history) :] if plan.history else []
         request = dataclasses.replace(request, references=(*references, *kept))
         take = make_take(

@@ -132,11 +132,17 @@ def test_the_cast_covers_every_speaker(tmp_path: Path) -> None:
 def test_the_newest_lines_that_fit_are_kept_and_the_references_stay() -> None:
     refs = [PromptTurn("reference", "Ada", 500), PromptTurn("reference", "Ben", 400)]
     history = [PromptTurn("line", "Ada" if i % 2 else "Ben", 300, i + 1) for i in range(6)]
-    plan = plan_context(refs, history, text_positions=20, frames=125, window=2048)
-    # 2048 - 900 - 20 - 125 = 1003 positions left: the 3 newest lines (900)
-    assert [t.line for t in plan.history] == [4, 5, 6]
-    assert plan.dropped == 3
+    plan = plan_context(refs, history[:3], text_positions=20, frames=125, window=2048)
+    # 2048 - 900 - 20 - 125 = 1003 positions left: 3 lines (900) fit
+    assert ([t.line for t in plan.history], plan.slid) == ([1, 2, 3], False)
     assert plan.positions == 900 + 900 + 20
+    # 6 lines do not: the window slides to three quarters of the room (752): the 2 newest
+    plan = plan_context(refs, history, text_positions=20, frames=125, window=2048)
+    assert ([t.line for t in plan.history], plan.dropped, plan.slid) == ([5, 6], 4, True)
+    # and goes on from there while the lines fit: line 7 joins, nothing is dropped
+    more = [*history, PromptTurn("line", "Ben", 300, 7)]
+    after = plan_context(refs, more, 20, 125, 2048, keep_from=plan.first_kept)
+    assert ([t.line for t in after.history], after.slid) == ([5, 6, 7], False)
     capped = plan_context(refs, history, 20, 125, 2048, context_lines=2)
     assert [t.line for t in capped.history] == [5, 6]
     assert plan_context(refs, history, 20, 125, 2048, context_lines=0).history == ()
