@@ -663,38 +663,27 @@ class FastEngine:
         return _CodesPlan(keys, code_rows, max(waveform, default=-1))
 
     def prefill(self, inputs: Any, voice_len: int, key: str) -> bool:
-        """Fill the backbone cache with the prompt; returns True when the voice part was reused."""
+        """Fill the backbone cache with the prompt; returns True when the voice part was reused.
+
+        Normally the prompt carries a plan of what each position holds (:meth:`_codes_plan`)
+        and only what the cache does not already hold is prefilled. Without one (its audio
+        positions did not split into the turns), the voice part is reused only when it is the
+        previous take's exactly.
+        """
         plan = inputs.get("csm_studio_codes_plan")
         if plan is not None:
             return self._prefill_extending(inputs, plan, voice_len)
         self._cache_keys = None
-        model = self.reference.model
         ids = inputs["input_ids"].to(self.torch_device)
         reuse = voice_len > 0 and key == self._prompt_key
-        if reuse:
-            start = voice_len
-            embeds = model.embed_text_tokens(ids[:, start:])
-        else:
-            start = 0
-            values = inputs.get("input_values")
-            embeds = prompt_embeddings(
-                model,
-                ids,
-                # the codec encodes the clips: its dtype (the same as the model's, normally)
-                None if values is None else values.to(self.torch_device, self.codec_dtype),
-                None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
-            )
-        end = ids.shape[1]
-        positions = self.all_positions[start:end]
-        mask = None
-        if start > 0:  # queries start mid-sequence: causal mask against the cached voice part
-            mask = (self.all_positions[:end][None, :] <= positions[:, None])[None, None]
-        out = self.backbone.forward(embeds.to(self.torch_dtype), positions, end, mask)
-        self.hidden.copy_(out[:, -1])
-        self.position.fill_(end)
-        self.frame_index.zero_()
+        start = voice_len if reuse else 0
+        embeds = (
+            self.reference.model.embed_text_tokens(ids[:, start:])
+            if reuse
+            else self._prompt_embeds(inputs, ids)
+        )
+        self._prefill_from(ids, embeds, start)
         self._prompt_key = key
-        self.prefilled_positions = end - start
         return reuse
 
     def _prefill_extending(self, inputs: Any, plan: _CodesPlan, voice_len: int) -> bool:
@@ -713,13 +702,7 @@ class FastEngine:
         if start <= plan.last_waveform:  # audio to encode after the kept part: all again
             start = 0
         if start == 0:
-            values = inputs.get("input_values")
-            embeds = prompt_embeddings(
-                model,
-                ids,
-                None if values is None else values.to(self.torch_device, self.codec_dtype),
-                None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
-            )
+            embeds = self._prompt_embeds(inputs, ids)
         else:
             embeds = model.embed_text_tokens(ids[:, start:])
             eos_frame = torch.full((1, 1, self.num_codebooks), self.eos, device=self.torch_device)
@@ -730,18 +713,35 @@ class FastEngine:
             if at >= start:
                 frame = torch.as_tensor(row, device=self.torch_device)
                 embeds[0, at - start] = self.audio_embed(frame + self.audio_offsets).sum(0)
+        self._prefill_from(ids, embeds, start)
+        self._prompt_key = None
+        self._cache_keys = list(plan.keys)
+        return voice_len > 0 and start >= voice_len
+
+    def _prompt_embeds(self, inputs: Any, ids: torch.Tensor) -> torch.Tensor:
+        """The whole prompt's input embeddings, its clips encoded by the codec."""
+        values = inputs.get("input_values")
+        return prompt_embeddings(
+            self.reference.model,
+            ids,
+            # the codec encodes the clips: its dtype (the same as the model's, normally)
+            None if values is None else values.to(self.torch_device, self.codec_dtype),
+            None if values is None else inputs["input_values_cutoffs"].to(self.torch_device),
+        )
+
+    def _prefill_from(self, ids: torch.Tensor, embeds: torch.Tensor, start: int) -> None:
+        """Run the backbone over positions ``start`` to the prompt's end (``embeds``); the
+        positions before ``start`` are read from the cache."""
+        end = ids.shape[1]
         positions = self.all_positions[start:end]
         mask = None
-        if start > 0:
+        if start > 0:  # queries start mid-sequence: causal mask against the cached part
             mask = (self.all_positions[:end][None, :] <= positions[:, None])[None, None]
         out = self.backbone.forward(embeds.to(self.torch_dtype), positions, end, mask)
         self.hidden.copy_(out[:, -1])
         self.position.fill_(end)
         self.frame_index.zero_()
-        self._prompt_key = None
-        self._cache_keys = list(plan.keys)
         self.prefilled_positions = end - start
-        return voice_len > 0 and start >= voice_len
 
     def remember_frames(self, codes: torch.Tensor) -> None:
         """After a take on an extending prefill: the cache now also holds these fed frames."""

@@ -506,3 +506,18 @@ def test_a_bucket_capture_that_raises_leaves_the_batch_to_the_eager_loop(
         np.testing.assert_array_equal(row.codes, one.codes)
     assert engine.batch_graph_off_reason.startswith("capturing a batch graph failed")
     assert all(any("the batch was made without it" in n for n in r.notices) for r in rows)
+
+
+def test_without_a_position_plan_the_voice_is_reused_the_older_way(
+    engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fall-back when a prompt's audio positions do not split into its turns: the voice
+    part is reused only when it is the previous take's exactly, and stays exact."""
+    fast, reference = engines
+    monkeypatch.setattr(fast, "_codes_plan", lambda request, ids: None)
+    fast.generate(greedy("A first sentence."))
+    second = fast.generate(greedy("Something else entirely, please."))
+    assert "voice prompt reused from the previous take" in second.notices
+    np.testing.assert_array_equal(
+        second.codes, reference.generate(greedy("Something else entirely, please.")).codes
+    )
