@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, status
-from desktop_app.errors import RequestError
+from desktop_app.errors import OutputFileError, RequestError
 
 if TYPE_CHECKING:
     from desktop_app.conversation.manifest import KeptLine
@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
         else None
     )
     stems_dir = Path(args.stems).expanduser() if args.stems else None
+    if stems_dir is not None:
+        try:
+            stems_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFileError(f"cannot write the stems into {stems_dir}: {exc}") from exc
     if not 0 <= args.gap <= 10:
         raise RequestError(f"--gap must be 0 to 10 s, not {args.gap:g}")
     if args.context_lines is not None and args.context_lines < 0:
@@ -160,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
         base_seed = lines[0].result.seed
     _write(out, render.mix(lines, spans), args, script.speakers, lines[0].result.seed)
     if stems_dir is not None:
-        stems_dir.mkdir(parents=True, exist_ok=True)
         for number, (name, track) in enumerate(render.stems(lines, spans).items(), start=1):
             file = stems_dir / f"{number:02d}-{_safe(name)}{out.suffix}"
             _write(file, track, args, [name], lines[0].result.seed)
