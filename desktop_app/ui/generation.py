@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from desktop_app.errors import UserError
 from desktop_app.ui.workers import (
     ClipAudio,
+    ConversationWork,
     GenerateWork,
     InferenceWorker,
     LoadWork,
@@ -46,7 +47,7 @@ class Job:
     """One piece of work the window waits for: a model load or a take."""
 
     id: int
-    kind: str  # "load", "generate", "transcribe" or "self-test"
+    kind: str  # "load", "generate", "transcribe", "conversation" or "self-test"
     voice: str | None = None  # the saved voice whose clips make the take, if any
     part: tuple[Take, int] | None = None  # the long take and the part being made again
     target: object = None  # what a transcription is for (the clip)
@@ -65,6 +66,8 @@ class GenerationController(QObject):
     share_progressed = Signal(float, str)  # share done (0-1), what is happening
     finished = Signal(object, object, object)  # Job, GenerationRequest, GenerationResult
     transcribed = Signal(object, object)  # Job, Transcript
+    line_ready = Signal(object)  # SpokenLine of the conversation being made
+    conversed = Signal(object, object)  # Job, list of SpokenLine
     self_tested = Signal(object)  # SelfTestReport
     cancelled = Signal(object)  # Job
     failed = Signal(object, object)  # Job, UserError or InternalError
@@ -81,6 +84,7 @@ class GenerationController(QObject):
         self.worker.progressed.connect(self._progressed)
         self.worker.chunk_ready.connect(self._chunk_ready)
         self.worker.share_progressed.connect(self._share_progressed)
+        self.worker.line_ready.connect(self._line_ready)
         self.worker.finished.connect(self._finished)
         self.worker.cancelled.connect(self._cancelled)
         self.worker.failed.connect(self._failed)
@@ -141,6 +145,23 @@ class GenerationController(QObject):
         work = GenerateWork(request, clips, denoise, stream, check, candidates, coherent, part_of)
         return self._submit(job, work)
 
+    def converse(
+        self,
+        script: object,
+        voices: dict[str, tuple[ClipAudio, ...]],
+        settings: GenerationRequest,
+        check: bool = True,
+        candidates: int = 1,
+    ) -> Job:
+        """Speak a conversation's script (see :class:`ConversationWork`).
+
+        Raises:
+            UserError: another job is running.
+        """
+        self._refuse_while_busy("speak the conversation")
+        job = Job(next(_job_ids), "conversation")
+        return self._submit(job, ConversationWork(script, voices, settings, check, candidates))
+
     def transcribe(self, audio: np.ndarray, what: str, target: object) -> Job:
         """Transcribe ``audio`` (24 kHz) with the loaded recogniser; ``target`` rides along.
 
@@ -180,6 +201,7 @@ class GenerationController(QObject):
             "generate": "a take is being made",
             "self-test": "the self-test is running",
             "transcribe": "a clip is being transcribed",
+            "conversation": "a conversation is being spoken",
         }[self.job.kind]
         raise UserError(f"cannot {what} now: {doing}; wait for it or cancel it (Esc)")
 
@@ -215,6 +237,10 @@ class GenerationController(QObject):
         if self._current(job_id):
             self.progressed.emit(frames, seconds)
 
+    def _line_ready(self, job_id: int, line: object) -> None:
+        if self._current(job_id):
+            self.line_ready.emit(line)
+
     def _share_progressed(self, job_id: int, share: float, what: str) -> None:
         if self._current(job_id):
             self.share_progressed.emit(share, what)
@@ -232,6 +258,9 @@ class GenerationController(QObject):
             return
         if job.kind == "transcribe":
             self.transcribed.emit(job, outcome)
+            return
+        if job.kind == "conversation":
+            self.conversed.emit(job, outcome)
             return
         made = cast("Outcome", outcome)  # for a part: the whole take, the part put back
         job.check, job.best_of = made.check, made.best_of

@@ -56,6 +56,7 @@ from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
+from desktop_app.ui.conversation_panel import ConversationPanel
 from desktop_app.ui.dialogs import (
     ErrorFunnel,
     ListenModelsDialog,
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
     self_tested = Signal(object)  # SelfTestReport, once its table is shown
     recordings_recovered = Signal(int)  # how many interrupted recordings became clips
     clip_transcribed = Signal(object)  # Clip, once the recogniser's answer was handled
+    conversation_ready = Signal(object)  # the list of SpokenLine, once all are made
 
     def __init__(
         self,
@@ -140,6 +142,11 @@ class MainWindow(QMainWindow):
             self.library_box.voices_changed.connect(self.history.fill_voices)
             left_layout.addWidget(self.library_box)
             self.tabs.addTab(self.history, "History")
+            self.conversation = ConversationPanel(self.library, self.player)
+            self.conversation.error.connect(self.errors.show)
+            self.conversation.generate_requested.connect(self.speak_conversation)
+            self.library_box.voices_changed.connect(self.conversation.refresh_cast)
+            self.tabs.addTab(self.conversation, "Conversation")
         else:
             problem = QLabel(f"The library is not available: {self.library_problem}")
             problem.setWordWrap(True)
@@ -175,6 +182,8 @@ class MainWindow(QMainWindow):
         self.jobs.self_tested.connect(self._self_tested)
         self.jobs.share_progressed.connect(self._share_progressed)
         self.jobs.transcribed.connect(self._transcribed)
+        self.jobs.line_ready.connect(self._line_ready)
+        self.jobs.conversed.connect(self._conversed)
 
     @property
     def generating(self) -> bool:
@@ -426,6 +435,10 @@ class MainWindow(QMainWindow):
         if not text.strip():
             raise RequestError("nothing to say: type some text first")
         check_transcripts(self.voice.clips)
+        return self.sampling_request(text)
+
+    def sampling_request(self, text: str) -> GenerationRequest:
+        """``text`` with the sampling settings and the seed (a new one unless it is locked)."""
         if not self.seed_lock.isChecked():
             self.seed.setValue(random.randrange(2**31))
         return GenerationRequest(
@@ -580,6 +593,49 @@ class MainWindow(QMainWindow):
                 f"Heard “{transcript.text}” in {clip.name}; your own transcript was kept"
             )
         self.clip_transcribed.emit(clip)
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def speak_conversation(self, script: object, cast: dict[str, str]) -> None:
+        """The Conversation tab's Generate all: every line, in the worker, on the lines before."""
+        if self.engine_info is None or self.library is None:
+            self.errors.show(UserError("load a model first; the cast comes from the library"))
+            return
+        try:
+            voices = {
+                name: tuple(
+                    ClipAudio(clip.audio(), clip.transcript)
+                    for clip in self.library.voice(voice).clips
+                )
+                for name, voice in cast.items()
+            }
+            settings = self.sampling_request("-")
+            self.jobs.converse(
+                script,
+                voices,
+                settings,
+                check=self.check_takes.isChecked(),
+                candidates=self.candidates.value(),
+            )
+        except UserError as exc:
+            self.errors.show(exc)
+            return
+        self.progress.setRange(0, 0)
+        self.progress_label.setText("Speaking the conversation, line after line…")
+        self.generate_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+
+    def _line_ready(self, line: object) -> None:
+        self.conversation.add_line(line)  # type: ignore[arg-type]
+        self.progress_label.setText(f"Line {self.conversation.line_list.count()} made…")
+
+    def _conversed(self, job: Job, lines: object) -> None:
+        self._done()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.conversation.set_lines(lines)  # type: ignore[arg-type]
+        self.progress_label.setText(f"Conversation made: {len(self.conversation.lines)} lines")
+        self.conversation_ready.emit(lines)
 
     # -- candidates ----------------------------------------------------------------------------
 

@@ -109,7 +109,19 @@ class SelfTestWork:
     model: str
 
 
-Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork
+@dataclass(frozen=True)
+class ConversationWork:
+    """Speak a script: each speaker's clips (24 kHz, prepared in the worker), the sampling
+    settings and base seed, the checks and best of N per line."""
+
+    script: object  # conversation.script.Script
+    voices: dict[str, tuple[ClipAudio, ...]]
+    settings: GenerationRequest
+    check: bool = True
+    candidates: int = 1
+
+
+Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork | ConversationWork
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,7 @@ class InferenceWorker(QObject):
     progressed = Signal(int, int, float)  # job id, frames, seconds of audio
     chunk_ready = Signal(int, object)  # job id, a piece of the take's audio while streaming
     share_progressed = Signal(int, float, str)  # job id, share done (0-1), what is happening
+    line_ready = Signal(int, object)  # job id, a SpokenLine of a conversation, once it is made
     finished = Signal(int, object)  # job id, an Outcome, a SelfTestReport or a Transcript
     cancelled = Signal(int)  # job id
     failed = Signal(int, object)  # job id, UserError or InternalError
@@ -200,6 +213,8 @@ class InferenceWorker(QObject):
                 self._self_test(job_id, work)
             elif isinstance(work, TranscribeWork):
                 self._transcribe(job_id, work)
+            elif isinstance(work, ConversationWork):
+                self._converse(job_id, work)
             else:
                 self._generate(job_id, work)
         except GenerationCancelled:
@@ -362,6 +377,36 @@ class InferenceWorker(QObject):
             checked = checker.check(base_request, whole, should_stop=self._stop.is_set)
             whole, check = checked.result, checked.check
         self.finished.emit(job_id, Outcome(base_request, whole, check))
+
+    def _converse(self, job_id: int, work: ConversationWork) -> None:
+        """Say the script line after line; each line is handed over as soon as it is made."""
+        if self.engine is None:
+            raise UserError("no model is loaded yet; choose a model first")
+        from desktop_app.audio.reference import prepare_clips
+        from desktop_app.conversation.script import Script
+        from desktop_app.conversation.speak import speak_script
+        from desktop_app.inference import ReferenceClip
+
+        assert isinstance(work.script, Script)
+        voices = {
+            name: tuple(
+                ReferenceClip(audio, clip.transcript)
+                for audio, clip in zip(prepare_clips(clips), clips, strict=True)
+            )
+            for name, clips in work.voices.items()
+        }
+        lines = speak_script(
+            self.engine,  # type: ignore[arg-type]  # both engines count prompt positions
+            work.script,
+            voices,
+            work.settings,
+            checker=self.checker if work.check else None,
+            candidates=work.candidates,
+            on_line=lambda line: self.line_ready.emit(job_id, line),
+            on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
+            should_stop=self._stop.is_set,
+        )
+        self.finished.emit(job_id, lines)
 
     def _transcribe(self, job_id: int, work: TranscribeWork) -> None:
         from desktop_app.checks.listen import transcribe_audio
