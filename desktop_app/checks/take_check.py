@@ -9,6 +9,7 @@ detector ships with silero-vad).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Sequence
@@ -161,22 +162,18 @@ class TakeChecker:
         heard = ""
         if self.recognizer is None:
             not_checked.append("words (no speech-recognition model)")
-        elif ending.speech:
-            try:
-                transcript = transcribe_audio(
-                    self.recognizer,
-                    trimmed,
-                    result.sample_rate,
-                    what="the take",
-                    on_progress=on_progress,
-                    should_stop=should_stop,
-                )
-                heard = transcript.text
-            except NoSpeechError:
-                heard = ""
-            match = compare_text(request.text, heard, self.recognizer.normalize)
         else:
-            match = compare_text(request.text, "", self.recognizer.normalize)
+            if ending.speech:
+                with contextlib.suppress(NoSpeechError):  # heard nothing: every word skipped
+                    heard = transcribe_audio(
+                        self.recognizer,
+                        trimmed,
+                        result.sample_rate,
+                        what="the take",
+                        on_progress=on_progress,
+                        should_stop=should_stop,
+                    ).text
+            match = compare_text(request.text, heard, self.recognizer.normalize)
         voice: float | None = None
         reference = self.voice_embedding(request.references)
         if self.speaker is None:
@@ -265,8 +262,6 @@ def rank_key(check: TakeCheck) -> tuple[float, float, int]:
     """Sorts the best candidate first: fewest word errors, then the highest voice match, then
     ended by the end frame."""
     errors = float(check.word_errors) if check.word_errors is not None else float("inf")
-    if check.verdict == BAD and check.word_errors is None:
-        errors = float("inf")
     voice = -(check.similarity if check.similarity is not None else -1.0)
     return (errors, voice, 0 if check.ended else 1)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, status
+from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import OutputFileError, RequestError
 
 if TYPE_CHECKING:
@@ -73,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.conversation import render
     from desktop_app.conversation.script import parse_cast, read_script
     from desktop_app.conversation.speak import SpokenLine, speak_script
-    from desktop_app.defaults import SAMPLE_RATE
 
     script = read_script(Path(args.script).expanduser())
     cast = parse_cast(args.cast, script)
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     _write(out, render.mix(lines, spans), args, script.speakers, lines[0].result.seed)
     if stems_dir is not None:
         for number, (name, track) in enumerate(render.stems(lines, spans).items(), start=1):
-            file = stems_dir / f"{number:02d}-{_safe(name)}{out.suffix}"
+            file = stems_dir / f"{number:02d}-{render.file_part(name)}{out.suffix}"
             _write(file, track, args, [name], lines[0].result.seed)
     from desktop_app.files import write_text_atomic
 
@@ -201,13 +201,10 @@ def run(args: argparse.Namespace) -> int:
 def _clips(
     args: argparse.Namespace, member: CastMember, library: Library | None
 ) -> tuple[ReferenceClip, ...]:
-    from desktop_app.inference import ReferenceClip
-
-    if member.voice:
-        assert library is not None
-        voice = library.voice(member.voice)  # LibraryError names an unknown or deleted voice
-        return tuple(ReferenceClip(c.audio(), c.transcript) for c in voice.clips)
+    if member.voice:  # a LibraryError names an unknown or deleted voice
+        return common.voice_references(args, member.voice, library)
     from desktop_app.audio.reference import load_reference
+    from desktop_app.inference import ReferenceClip
 
     assert member.clip is not None
     return (ReferenceClip(load_reference(member.clip, denoise=args.denoise), member.transcript),)
@@ -220,10 +217,4 @@ def _write(path: Path, audio: Any, args: argparse.Namespace, speakers: Any, seed
     meta = TakeMetadata(
         text=f"conversation: {text}", model=args.model, seed=seed, voice=", ".join(speakers)
     )
-    write_audio(path, audio, 24_000, meta)
-
-
-def _safe(name: str) -> str:
-    """A speaker's name as a file name part."""
-    kept = "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-")
-    return kept or "speaker"
+    write_audio(path, audio, SAMPLE_RATE, meta)

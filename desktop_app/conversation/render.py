@@ -69,6 +69,12 @@ def subtitles(lines: Sequence[SpokenLine], spans: Sequence[Placement], rate: int
     return f"WEBVTT\n\n{body}" if fmt == "vtt" else body
 
 
+def file_part(name: str) -> str:
+    """A speaker's name as part of a file name (a stem's)."""
+    kept = "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-")
+    return kept or "speaker"
+
+
 def _stamp(seconds: float, fmt: str) -> str:
     ms = round(seconds * 1000)
     h, rest = divmod(ms, 3_600_000)

@@ -126,23 +126,22 @@ def speak_script(
             )
     done: dict[int, SpokenLine] = {line.index: line for line in made}
     keep_from = 0  # the oldest past line the previous prompt kept (its cache goes on)
+    turns: dict[int, tuple[ReferenceClip, PromptTurn]] = {}  # made lines as prompt turns
     wanted = set(range(len(script.turns)) if lines is None else lines)
     for index, turn in enumerate(script.turns):
         if index not in wanted:
             continue
         check_stop(should_stop)
         speaker = ids[turn.speaker]
-        before = [done[i] for i in sorted(done) if i < index]
-        context = [as_context(line) for line in before]
-        history = [
-            PromptTurn(
-                "line",
-                line.turn.speaker,
-                engine.turn_positions(line.speaker_id, line.turn.text, clip.audio.size),
-                line.turn.line,
-            )
-            for line, clip in zip(before, context, strict=True)
-        ]
+        before = [i for i in sorted(done) if i < index]
+        for i in before:  # each made line becomes a prompt turn once
+            if i not in turns:
+                line = done[i]
+                clip = as_context(line)
+                positions = engine.turn_positions(line.speaker_id, line.turn.text, clip.audio.size)
+                turns[i] = (clip, PromptTurn("line", line.turn.speaker, positions, line.turn.line))
+        context = [turns[i][0] for i in before]
+        history = [turns[i][1] for i in before]
         request = dataclasses.replace(
             settings, text=turn.text, speaker=speaker, seed=(seed + index) % 2**31
         )

@@ -620,17 +620,23 @@ class FastEngine:
         bos = int(self.reference.model.config.bos_token_id)
         starts = (ids == bos).nonzero()
         voice_len = int(starts[-1, 0]) if starts.numel() else 0
+        clips = [  # each clip's audio hashed once: for the voice key and the position keys
+            hashlib.sha256(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes()).digest()
+            for clip in request.references
+        ]
         digest = hashlib.sha256()
         digest.update(ids[:voice_len].numpy().tobytes())
-        for clip in request.references:
-            digest.update(np.ascontiguousarray(clip.audio, dtype=np.float32).tobytes())
+        for clip_digest in clips:
+            digest.update(clip_digest)
         digest.update(f"{self.torch_device}{self.torch_dtype}{request.speaker}".encode())
-        plan = self._codes_plan(request, ids)
+        plan = self._codes_plan(request, ids, clips)
         if plan is not None:  # every prompt records what its positions hold
             inputs["csm_studio_codes_plan"] = plan
         return inputs, voice_len, digest.hexdigest()
 
-    def _codes_plan(self, request: GenerationRequest, ids: torch.Tensor) -> _CodesPlan | None:
+    def _codes_plan(
+        self, request: GenerationRequest, ids: torch.Tensor, clip_digests: list[bytes]
+    ) -> _CodesPlan | None:
         """Which prompt positions hold which turn's frames, and a key per position; None when
         the prompt's audio positions do not split into the turns as expected (the prompt is
         then prefilled the usual way, the codes encoded again from the audio)."""
@@ -648,7 +654,7 @@ class FastEngine:
         code_rows: list[tuple[int, np.ndarray]] = []
         waveform: list[int] = []
         cursor = 0
-        for clip, count in zip(request.references, counts, strict=True):
+        for clip, count, clip_digest in zip(request.references, counts, clip_digests, strict=True):
             positions = audio_at[cursor : cursor + count]
             cursor += count
             if clip.codes is not None and clip.codes.shape == (count, self.num_codebooks):
@@ -656,9 +662,8 @@ class FastEngine:
                     keys[at] = b"c" + row.tobytes()
                     code_rows.append((at, row))
             else:
-                digest = hashlib.sha256(np.ascontiguousarray(clip.audio).tobytes()).digest()
                 for frame, at in enumerate(positions):
-                    keys[at] = b"a" + digest + frame.to_bytes(8, "little")
+                    keys[at] = b"a" + clip_digest + frame.to_bytes(8, "little")
                     waveform.append(at)
         return _CodesPlan(keys, code_rows, max(waveform, default=-1))
 

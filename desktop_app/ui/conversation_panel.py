@@ -196,10 +196,8 @@ class ConversationPanel(QWidget):
             )
             written.append(write_audio(folder / "conversation.wav", audio, SAMPLE_RATE, meta))
             for number, (name, track) in enumerate(render.stems(self.lines, spans).items(), 1):
-                safe = "".join(c if c.isalnum() else "-" for c in name)
-                written.append(
-                    write_audio(folder / f"stem-{number:02d}-{safe}.wav", track, SAMPLE_RATE, meta)
-                )
+                stem = folder / f"stem-{number:02d}-{render.file_part(name)}.wav"
+                written.append(write_audio(stem, track, SAMPLE_RATE, meta))
             subtitles = folder / "conversation.srt"
             write_text_atomic(subtitles, render.subtitles(self.lines, spans, SAMPLE_RATE, "srt"))
             written.append(subtitles)

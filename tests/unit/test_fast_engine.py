@@ -514,7 +514,7 @@ def test_without_a_position_plan_the_voice_is_reused_the_older_way(
     """The fall-back when a prompt's audio positions do not split into its turns: the voice
     part is reused only when it is the previous take's exactly, and stays exact."""
     fast, reference = engines
-    monkeypatch.setattr(fast, "_codes_plan", lambda request, ids: None)
+    monkeypatch.setattr(fast, "_codes_plan", lambda request, ids, clips: None)
     fast.generate(greedy("A first sentence."))
     second = fast.generate(greedy("Something else entirely, please."))
     assert "voice prompt reused from the previous take" in second.notices
