@@ -65,12 +65,13 @@ def keep_take(
     model_revision: str = "",
     private: bool = False,
     check: TakeCheck | None = None,
+    source: str = "",
 ) -> KeptTake:
     """Write the take to ``file`` (WAV or FLAC), then record it in ``library``'s history.
 
     ``private`` makes the file readable by this user only (a cloned voice in the app's own
     folder). Without a library the take is only written. ``check``, the take's listen-back
-    check, is kept with it.
+    check, is kept with it; ``source`` says where the take was made ("api", ...).
 
     Raises:
         OutputFileError: the file cannot be written (nothing was recorded then).
@@ -92,6 +93,7 @@ def keep_take(
             voice=voice,
             model_revision=model_revision,
             check=check.as_json() if check is not None else None,
+            source=source,
         )
     except LibraryError as exc:
         log.error("take %s kept but not recorded in the history: %s", file, exc)

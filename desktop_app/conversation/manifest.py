@@ -18,12 +18,10 @@ import numpy as np
 
 from desktop_app.audio import dsp
 from desktop_app.audio.io import read_audio, write_audio
-from desktop_app.conversation.context import ContextPlan
 from desktop_app.conversation.script import Script
-from desktop_app.conversation.speak import SpokenLine
+from desktop_app.conversation.speak import SpokenLine, kept_line
 from desktop_app.errors import RequestError
 from desktop_app.files import atomic_write, write_text_atomic
-from desktop_app.inference.engine import GenerationRequest, GenerationResult, GenerationTimings
 
 VERSION = 1
 
@@ -97,27 +95,7 @@ def read_manifest(mix: Path, script: Script) -> tuple[int, list[KeptLine]]:
         try:
             codes = np.load(folder / Path(entry["file"]).with_suffix(".npy"))
         except (OSError, ValueError):
-            codes = np.zeros((int(entry["frames"]), 0), np.int64)
-        result = GenerationResult(
-            np.asarray(audio, dtype=np.float32),
-            codes,
-            int(entry["frames"]),
-            str(entry["stopped_by"]),
-            int(entry["seed"]),
-            GenerationTimings(0.0, 0.0, 0.0, 0.0),
-            "",
-            "",
-            "kept",
-        )
-        turn = script.turns[index]
-        line = SpokenLine(
-            index,
-            turn,
-            int(entry["speaker_id"]),
-            GenerationRequest(turn.text, seed=int(entry["seed"])),
-            result,
-            None,
-            ContextPlan((), (), 0, 0, 0),
-        )
+            codes = np.zeros((0, 0), np.int64)
+        line = kept_line(script.turns[index], entry, audio, codes)
         kept.append(KeptLine(line, entry))
     return int(data["seed"]), kept

@@ -83,6 +83,22 @@ def _stamp(seconds: float, fmt: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{',' if fmt == 'srt' else '.'}{ms:03d}"
 
 
+def line_entry(line: SpokenLine) -> dict[str, object]:
+    """What the report and the library keep of a line, apart from its place in the mix."""
+    return {
+        "line": line.turn.line,
+        "index": line.index,
+        "speaker": line.turn.speaker,
+        "speaker_id": line.speaker_id,
+        "text": line.turn.text,
+        "seed": line.result.seed,
+        "frames": line.result.frames,
+        "stopped_by": line.result.stopped_by,
+        "check": line.check.as_json() if line.check is not None else None,
+        "context": line.context.as_json(),
+    }
+
+
 def report(
     lines: Sequence[SpokenLine], spans: Sequence[Placement], rate: int
 ) -> list[dict[str, object]]:
@@ -90,18 +106,9 @@ def report(
     check and what its prompt held."""
     return [
         {
-            "line": line.turn.line,
-            "index": line.index,
-            "speaker": line.turn.speaker,
-            "speaker_id": line.speaker_id,
-            "text": line.turn.text,
+            **line_entry(line),
             "start_s": round(span.start / rate, 3),
             "end_s": round(span.end / rate, 3),
-            "seed": line.result.seed,
-            "frames": line.result.frames,
-            "stopped_by": line.result.stopped_by,
-            "check": line.check.as_json() if line.check is not None else None,
-            "context": line.context.as_json(),
         }
         for line, span in zip(lines, spans, strict=True)
     ]

@@ -29,6 +29,7 @@ from desktop_app.inference.engine import (
     BatchEngine,
     GenerationRequest,
     GenerationResult,
+    GenerationTimings,
     ProgressCallback,
     ReferenceClip,
     StopCheck,
@@ -67,6 +68,41 @@ class SpokenLine:
 
 
 LineCallback = Callable[[SpokenLine], None]
+
+
+def kept_line(
+    turn: Turn,
+    entry: Mapping[str, object],
+    audio: np.ndarray,
+    codes: np.ndarray,
+    check: TakeCheck | None = None,
+) -> SpokenLine:
+    """A line made in an earlier run or session, back from its report entry (see
+    :func:`desktop_app.conversation.render.report`), its kept audio and its codes: the
+    context of lines made again, and a part of the mix as it is."""
+    frames = int(str(entry["frames"]))
+    if codes.ndim != 2 or not codes.size:
+        codes = np.zeros((frames, 0), np.int64)
+    result = GenerationResult(
+        np.asarray(audio, dtype=np.float32),
+        codes,
+        frames,
+        str(entry["stopped_by"]),
+        int(str(entry["seed"])),
+        GenerationTimings(0.0, 0.0, 0.0, 0.0),
+        "",
+        "",
+        "kept",
+    )
+    return SpokenLine(
+        int(str(entry["index"])),
+        turn,
+        int(str(entry["speaker_id"])),
+        GenerationRequest(turn.text, seed=result.seed),
+        result,
+        check,
+        ContextPlan((), (), 0, 0, 0),
+    )
 
 
 def as_context(line: SpokenLine) -> ReferenceClip:

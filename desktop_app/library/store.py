@@ -33,7 +33,7 @@ from desktop_app.files import atomic_write
 if TYPE_CHECKING:
     from desktop_app.inference.engine import GenerationRequest, GenerationResult
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CLIP_SOURCES = ("recorded", "imported")
 """Where a clip came from (the clips table's CHECK constraint allows these only)."""
@@ -87,6 +87,31 @@ MIGRATIONS: list[str] = [
     ALTER TABLE takes ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
     ALTER TABLE takes ADD COLUMN check_report TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX takes_by_verdict ON takes(verdict, created);
+    """,
+    # 4 -> 5: where a take was made ('' before: the window or the CLI), and conversations: a
+    # script, its cast (speaker -> voice name) and base seed, and the take of each line made
+    # (with its codes, the next lines' context); a line goes with its take
+    """
+    ALTER TABLE takes ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        script TEXT NOT NULL,
+        cast_json TEXT NOT NULL DEFAULT '{}',
+        seed INTEGER NOT NULL,
+        created REAL NOT NULL,
+        modified REAL NOT NULL
+    );
+    CREATE TABLE conversation_lines (
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        line_index INTEGER NOT NULL,
+        speaker TEXT NOT NULL,
+        text TEXT NOT NULL,
+        take_id INTEGER NOT NULL REFERENCES takes(id) ON DELETE CASCADE,
+        codes_file TEXT NOT NULL,
+        report TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (conversation_id, line_index)
+    );
     """,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -146,6 +171,7 @@ class TakeRecord:
     duration: float  # seconds of audio (0 when made before version 3 of the schema)
     verdict: str = ""  # "good", "check", "bad"; "" when the take was not checked
     check: dict[str, Any] = dataclasses.field(default_factory=dict)  # TakeCheck.as_json()
+    source: str = ""  # where it was made: "", "conversation", "api", "batch", ...
 
     @property
     def flagged(self) -> bool:
@@ -159,6 +185,39 @@ class TakeRecord:
             LibraryError: the file is gone or unreadable.
         """
         return _read_stored(self.file, f"take {self.id}")
+
+
+@dataclass(frozen=True)
+class ConversationLineRecord:
+    """A made line of a stored conversation: its take and the codes it was made of."""
+
+    index: int  # 0-based, in the script's order
+    speaker: str
+    text: str
+    take: TakeRecord
+    codes_file: Path
+    report: dict[str, Any]  # its report entry: speaker id, frames, stop reason, context
+
+    def codes(self) -> np.ndarray:
+        """frames x codebooks (empty when the file is gone: the audio is then encoded again)."""
+        try:
+            return np.asarray(np.load(self.codes_file), dtype=np.int64)
+        except (OSError, ValueError):
+            return np.zeros((0, 0), np.int64)
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    """A stored conversation: its script text, cast, base seed and the lines made so far."""
+
+    id: int
+    name: str
+    script: str
+    cast: dict[str, str]  # speaker -> library voice name
+    seed: int
+    created: float
+    modified: float
+    lines: tuple[ConversationLineRecord, ...]
 
 
 def _read_stored(file: Path, what: str) -> np.ndarray:
@@ -448,18 +507,20 @@ class Library:
         model_revision: str = "",
         rate: int = MODEL_RATE,
         check: dict[str, Any] | None = None,
+        source: str = "",
     ) -> TakeRecord:
         """Record a finished take: its audio file is complete before the row exists.
 
-        ``check`` is the listen-back check (``TakeCheck.as_json()``), with its ``"verdict"``.
+        ``check`` is the listen-back check (``TakeCheck.as_json()``), with its ``"verdict"``;
+        ``source`` says where it was made ("" for the window and the CLI, "api", ...).
         """
         voice_id = self.voice(voice).id if voice else None
         file = self.store_audio(audio, rate)
         with self._transaction(self._db):
             cursor = self._db.execute(
                 "INSERT INTO takes (voice_id, text, settings, seed, model, model_revision, engine, "
-                "device, timings, file, created, duration, verdict, check_report) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "device, timings, file, created, duration, verdict, check_report, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     voice_id,
                     text,
@@ -475,6 +536,7 @@ class Library:
                     len(audio) / rate,
                     str((check or {}).get("verdict", "")),
                     json.dumps(check or {}),
+                    source,
                 ),
             )
         assert cursor.lastrowid is not None
@@ -488,6 +550,7 @@ class Library:
         voice: str | None = None,
         model_revision: str = "",
         check: dict[str, Any] | None = None,
+        source: str = "",
     ) -> TakeRecord:
         """Record a generation (a ``GenerationRequest`` and its ``GenerationResult``) as a take."""
         return self.add_take(
@@ -503,6 +566,7 @@ class Library:
             timings=dataclasses.asdict(result.timings),
             rate=result.sample_rate,
             check=check,
+            source=source,
         )
 
     def restore_take(self, take: TakeRecord) -> TakeRecord:
@@ -515,7 +579,7 @@ class Library:
             self._db.execute(
                 "INSERT INTO takes (id, voice_id, text, settings, seed, model, model_revision, "
                 "engine, device, timings, file, created, favourite, duration, verdict, "
-                "check_report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "check_report, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     take.id,
                     voice_id,
@@ -533,6 +597,7 @@ class Library:
                     take.duration,
                     take.verdict,
                     json.dumps(take.check),
+                    take.source,
                 ),
             )
         return self.take(take.id)
@@ -580,7 +645,7 @@ class Library:
         query = (
             "SELECT t.id, v.name, t.text, t.settings, t.seed, t.model, t.model_revision, "
             "t.engine, t.device, t.timings, t.file, t.created, t.favourite, t.duration, "
-            "t.verdict, t.check_report FROM takes t "
+            "t.verdict, t.check_report, t.source FROM takes t "
             f"LEFT JOIN voices v ON v.id = t.voice_id {where}"
         )
         return [
@@ -601,6 +666,7 @@ class Library:
                 row[13],
                 row[14],
                 json.loads(row[15]),
+                row[16],
             )
             for row in self._db.execute(query, args)
         ]
@@ -625,6 +691,143 @@ class Library:
         self.take(take_id)
         with self._transaction(self._db):
             self._db.execute("DELETE FROM takes WHERE id = ?", (take_id,))
+
+    # -- conversations -------------------------------------------------------------------------
+
+    def store_codes(self, codes: np.ndarray) -> Path:
+        """Write a take's codes (frames x codebooks) as a content-named .npy (once)."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(codes, dtype=np.int64))
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.audio_dir / digest[:2] / f"{digest}.npy"
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            with atomic_write(target, permissions=0o600) as handle:
+                handle.write(data)
+        return target
+
+    def save_conversation(
+        self,
+        name: str,
+        script: str,
+        cast: dict[str, str],
+        seed: int,
+        turns: Sequence[tuple[str, str]],
+    ) -> ConversationRecord:
+        """Keep a conversation's script, cast and seed (a new one, or the one of that name).
+
+        ``turns`` are the script's (speaker, text) in order: a made line whose turn is no
+        longer the same goes (its take stays in the history).
+        """
+        name = name.strip()
+        if not name:
+            raise LibraryError("give the conversation a name")
+        now = time.time()
+        with self._transaction(self._db):
+            self._db.execute(
+                "INSERT INTO conversations (name, script, cast_json, seed, created, modified) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET script = "
+                "excluded.script, cast_json = excluded.cast_json, seed = excluded.seed, "
+                "modified = excluded.modified",
+                (name, script, json.dumps(cast), int(seed), now, now),
+            )
+            conversation_id = self._conversation_id(name)
+            for index, speaker, text in self._db.execute(
+                "SELECT line_index, speaker, text FROM conversation_lines "
+                "WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchall():
+                if index >= len(turns) or tuple(turns[index]) != (speaker, text):
+                    self._db.execute(
+                        "DELETE FROM conversation_lines WHERE conversation_id = ? "
+                        "AND line_index = ?",
+                        (conversation_id, index),
+                    )
+        return self.conversation(name)
+
+    def set_conversation_line(
+        self,
+        name: str,
+        index: int,
+        speaker: str,
+        text: str,
+        take_id: int,
+        codes: np.ndarray,
+        report: dict[str, Any],
+    ) -> None:
+        """Keep line ``index`` of a stored conversation (replacing the one made before)."""
+        codes_file = self.store_codes(codes)
+        with self._transaction(self._db):
+            conversation_id = self._conversation_id(name)
+            self._db.execute(
+                "INSERT OR REPLACE INTO conversation_lines (conversation_id, line_index, speaker, "
+                "text, take_id, codes_file, report) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    index,
+                    speaker,
+                    text,
+                    take_id,
+                    self._relative(codes_file),
+                    json.dumps(report),
+                ),
+            )
+            self._db.execute(
+                "UPDATE conversations SET modified = ? WHERE id = ?", (time.time(), conversation_id)
+            )
+
+    def _conversation_id(self, name: str) -> int:
+        row = self._db.execute("SELECT id FROM conversations WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise LibraryError(f"no conversation named {name!r} in the library")
+        return int(row[0])
+
+    def conversation(self, name: str) -> ConversationRecord:
+        """One stored conversation with its lines.
+
+        Raises:
+            LibraryError: no such conversation.
+        """
+        found = self._conversations("WHERE name = ?", (name,))
+        if not found:
+            raise LibraryError(f"no conversation named {name!r} in the library")
+        return found[0]
+
+    def conversations(self) -> list[ConversationRecord]:
+        """Every stored conversation, the last changed first."""
+        return self._conversations("ORDER BY modified DESC, id DESC", ())
+
+    def _conversations(self, where: str, args: tuple[Any, ...]) -> list[ConversationRecord]:
+        rows = self._db.execute(
+            "SELECT id, name, script, cast_json, seed, created, modified FROM conversations "
+            + where,
+            args,
+        ).fetchall()
+        out = []
+        for row in rows:
+            lines = tuple(
+                ConversationLineRecord(
+                    index, speaker, text, self.take(take_id), self.folder / codes, json.loads(rep)
+                )
+                for index, speaker, text, take_id, codes, rep in self._db.execute(
+                    "SELECT line_index, speaker, text, take_id, codes_file, report FROM "
+                    "conversation_lines WHERE conversation_id = ? ORDER BY line_index",
+                    (row[0],),
+                )
+            )
+            out.append(
+                ConversationRecord(
+                    row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], lines
+                )
+            )
+        return out
+
+    def remove_conversation(self, name: str) -> None:
+        """Forget a conversation (its lines' takes stay in the history)."""
+        with self._transaction(self._db):
+            conversation_id = self._conversation_id(name)
+            self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     def _relative(self, file: Path) -> str:
         return file.relative_to(self.folder).as_posix()

@@ -152,6 +152,8 @@ class GenerationController(QObject):
         settings: GenerationRequest,
         check: bool = True,
         candidates: int = 1,
+        lines: tuple[int, ...] | None = None,
+        made: tuple[object, ...] = (),
     ) -> Job:
         """Speak a conversation's script (see :class:`ConversationWork`).
 
@@ -160,7 +162,8 @@ class GenerationController(QObject):
         """
         self._refuse_while_busy("speak the conversation")
         job = Job(next(_job_ids), "conversation")
-        return self._submit(job, ConversationWork(script, voices, settings, check, candidates))
+        work = ConversationWork(script, voices, settings, check, candidates, lines, made)
+        return self._submit(job, work)
 
     def transcribe(self, audio: np.ndarray, what: str, target: object) -> Job:
         """Transcribe ``audio`` (24 kHz) with the loaded recogniser; ``target`` rides along.

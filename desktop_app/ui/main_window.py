@@ -56,7 +56,7 @@ from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
-from desktop_app.ui.conversation_panel import ConversationPanel
+from desktop_app.ui.conversation_panel import ConversationPanel, SpeakOrder
 from desktop_app.ui.dialogs import (
     ErrorFunnel,
     ListenModelsDialog,
@@ -596,8 +596,9 @@ class MainWindow(QMainWindow):
 
     # -- conversations -------------------------------------------------------------------------
 
-    def speak_conversation(self, script: object, cast: dict[str, str]) -> None:
-        """The Conversation tab's Generate all: every line, in the worker, on the lines before."""
+    def speak_conversation(self, order: SpeakOrder) -> None:
+        """The Conversation tab's Generate all / from this line / Regenerate line: the lines
+        asked for, in the worker, each on the lines before it."""
         if self.engine_info is None or self.library is None:
             self.errors.show(UserError("load a model first; the cast comes from the library"))
             return
@@ -607,27 +608,38 @@ class MainWindow(QMainWindow):
                     ClipAudio(clip.audio(), clip.transcript)
                     for clip in self.library.voice(voice).clips
                 )
-                for name, voice in cast.items()
+                for name, voice in order.cast.items()
             }
             settings = self.sampling_request("-")
+            if order.seed is not None:
+                settings = dataclasses.replace(settings, seed=order.seed)
             self.jobs.converse(
-                script,
+                order.script,
                 voices,
                 settings,
                 check=self.check_takes.isChecked(),
                 candidates=self.candidates.value(),
+                lines=order.lines,
+                made=order.made,
             )
         except UserError as exc:
             self.errors.show(exc)
             return
+        assert settings.seed is not None
+        self.conversation.started(settings.seed)
         self.progress.setRange(0, 0)
-        self.progress_label.setText("Speaking the conversation, line after line…")
+        count = len(order.lines) if order.lines is not None else len(order.script.turns)
+        self.progress_label.setText(f"Speaking {count} line(s), each on the lines before it…")
         self.generate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
 
     def _line_ready(self, line: object) -> None:
-        self.conversation.add_line(line)  # type: ignore[arg-type]
-        self.progress_label.setText(f"Line {self.conversation.line_list.count()} made…")
+        from desktop_app.inference.model_store import model_revision
+
+        info = self.engine_info
+        revision = model_revision(info.model_dir) if info is not None else ""
+        self.conversation.add_line(line, info.model if info else "", revision)  # type: ignore[arg-type]
+        self.progress_label.setText(f"Line {line.index + 1} made…")  # type: ignore[attr-defined]
 
     def _conversed(self, job: Job, lines: object) -> None:
         self._done()
@@ -635,6 +647,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(1)
         self.conversation.set_lines(lines)  # type: ignore[arg-type]
         self.progress_label.setText(f"Conversation made: {len(self.conversation.lines)} lines")
+        if self.history is not None:
+            self.history.refresh()
         self.conversation_ready.emit(lines)
 
     # -- candidates ----------------------------------------------------------------------------
@@ -741,6 +755,8 @@ class MainWindow(QMainWindow):
 
     def _cancelled(self, job: Job) -> None:
         self._done()
+        if job.kind == "conversation":
+            self.conversation.failed()
         self.player.stop()  # what was streamed of a cancelled take stops too
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -756,6 +772,8 @@ class MainWindow(QMainWindow):
     def _failed(self, job: Job, error: UserError | InternalError) -> None:
         if job.kind == "generate":
             self.player.stop()
+        if job.kind == "conversation":
+            self.conversation.failed()
         self._done()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

@@ -112,13 +112,16 @@ class SelfTestWork:
 @dataclass(frozen=True)
 class ConversationWork:
     """Speak a script: each speaker's clips (24 kHz, prepared in the worker), the sampling
-    settings and base seed, the checks and best of N per line."""
+    settings and base seed, the checks and best of N per line; ``lines`` only those (None:
+    all), on top of the lines ``made`` before (kept as they are)."""
 
     script: object  # conversation.script.Script
     voices: dict[str, tuple[ClipAudio, ...]]
     settings: GenerationRequest
     check: bool = True
     candidates: int = 1
+    lines: tuple[int, ...] | None = None
+    made: tuple[object, ...] = ()  # conversation.speak.SpokenLine
 
 
 Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork | ConversationWork
@@ -402,6 +405,8 @@ class InferenceWorker(QObject):
             work.settings,
             checker=self.checker if work.check else None,
             candidates=work.candidates,
+            lines=work.lines,
+            made=work.made,  # type: ignore[arg-type]  # SpokenLines, typed loosely for Qt
             on_line=lambda line: self.line_ready.emit(job_id, line),
             on_progress=lambda frames, seconds: self.progressed.emit(job_id, frames, seconds),
             should_stop=self._stop.is_set,

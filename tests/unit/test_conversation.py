@@ -316,3 +316,62 @@ def test_the_conversation_cache_is_extended_not_prefilled_again(fast: Any) -> No
         fresh = fast.generate(line.request)
         assert fast.prefilled_positions == line.context.positions
         np.testing.assert_array_equal(fresh.codes, line.result.codes)
+
+
+def test_a_conversation_kept_in_the_library_reopens_and_a_line_is_made_again_alike(
+    fast: Any, tmp_path: Path
+) -> None:
+    from desktop_app.conversation import saved
+    from desktop_app.library.store import Library
+
+    text = "Ada: Good morning.\nBen: Morning.\n\nAda: Coffee?\n"
+    script = parse_script(text)
+    library = Library(tmp_path / "lib")
+    for name, f0 in (("Ada", 200), ("Ben", 110)):
+        library.add_voice(name, [(voiced(2.0, RATE, f0=f0), f"I am {name}.", "imported")])
+    voices = {
+        name: [ReferenceClip(clip.audio(), clip.transcript) for clip in library.voice(name).clips]
+        for name in ("Ada", "Ben")
+    }
+    settings_ = GenerationRequest("-", temperature=0, max_seconds=0.8, seed=11)
+    cast = {"Ada": "Ada", "Ben": "Ben"}
+    saved.save_script(library, "Breakfast", text, script, cast, 11)
+    first = speak_script(
+        fast,
+        script,
+        voices,
+        settings_,
+        on_line=lambda line: saved.keep_line(
+            library, "Breakfast", line, voice=cast[line.turn.speaker], model="tiny"
+        ),
+    )
+    library.close()
+
+    reopened = saved.reopen(Library(tmp_path / "lib").conversation("Breakfast"))
+    assert (reopened.record.script, reopened.record.cast, reopened.record.seed) == (text, cast, 11)
+    assert reopened.script == script and reopened.lost == 0
+    for made, back in zip(first, reopened.lines, strict=True):
+        np.testing.assert_array_equal(made.result.codes, back.result.codes)
+        np.testing.assert_allclose(made.result.audio, back.result.audio, atol=1e-6)
+        assert (back.index, back.speaker_id, back.result.seed) == (
+            made.index,
+            made.speaker_id,
+            made.result.seed,
+        )
+    takes = reopened.record.lines[0].take
+    assert (takes.source, takes.voice, takes.text) == ("conversation", "Ada", "Good morning.")
+    # the last line made again on the reopened lines is the line made the first time
+    redo = speak_script(fast, script, voices, settings_, lines=[2], made=reopened.lines[:2])
+    np.testing.assert_array_equal(redo[2].result.codes, first[2].result.codes)
+
+    # a changed line is let go (its take stays in the history); the others stay
+    library = Library(tmp_path / "lib")
+    changed = text.replace("Morning.", "Hello there.")
+    record = saved.save_script(library, "Breakfast", changed, parse_script(changed), cast, 11)
+    assert [line.index for line in record.lines] == [0, 2]
+    assert len(library.takes()) == 3
+    # a line whose take is deleted from the history goes with it
+    library.delete_take(record.lines[0].take.id)
+    assert [line.index for line in library.conversation("Breakfast").lines] == [2]
+    library.remove_conversation("Breakfast")
+    assert library.conversations() == [] and len(library.takes()) == 2

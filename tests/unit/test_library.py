@@ -95,6 +95,7 @@ def test_migrates_from_every_earlier_version(tmp_path: Path, start: int) -> None
         (take,) = library.takes(voice="Old")
         assert (take.text, take.seed, take.favourite, take.duration) == ("old take", 7, False, 0)
         assert (take.verdict, take.check, take.flagged) == ("", {}, False)  # never checked
+        assert take.source == ""  # made before sources were kept
     assert library.integrity_check() == "ok"
 
 
