@@ -21,7 +21,7 @@ apt_app=(libportaudio2 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 li
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0)
 apt_build=(binutils) # PyInstaller reads binaries with objdump; the spec strips them
-apt_test=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth espeak-ng "${apt_build[@]}")
+apt_test=(pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth espeak-ng curl "${apt_build[@]}")
 wanted=("${apt_app[@]}")
 [ "$mode" = test ] && wanted+=("${apt_test[@]}")
 [ "$mode" = gpu-build ] && wanted+=("${apt_build[@]}")

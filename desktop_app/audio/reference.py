@@ -47,11 +47,14 @@ def prepare_reference(
     return dsp.normalize_loudness(audio)
 
 
-def load_reference(path: str | os.PathLike[str], *, denoise: bool = False) -> np.ndarray:
-    """Read an audio file and prepare it as a voice reference (see :func:`prepare_reference`)."""
+def load_reference(
+    path: str | os.PathLike[str], *, denoise: bool = False, source: str | None = None
+) -> np.ndarray:
+    """Read an audio file and prepare it as a voice reference (see :func:`prepare_reference`);
+    ``source`` names it in errors (default: its path)."""
     decoded = read_audio(path)
     return prepare_reference(
-        decoded.samples, decoded.sample_rate, denoise=denoise, source=str(Path(path))
+        decoded.samples, decoded.sample_rate, denoise=denoise, source=source or str(Path(path))
     )
 
 

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__, logs
-from desktop_app.cli import batch, clone, dialogue, doctor, download, library, transcribe
+from desktop_app.cli import batch, clone, dialogue, doctor, download, library, serve, transcribe
 from desktop_app.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, Parser
 from desktop_app.errors import RequestError, describe
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (clone, batch, dialogue, library, transcribe, doctor, download)
+COMMANDS = (clone, batch, dialogue, library, transcribe, serve, doctor, download)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,18 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL if description.internal else EXIT_USER
 
 
+SECRET_OPTIONS = ("--token", "--api-key")
+
+
 def _redacted(argv: Sequence[str]) -> list[str]:
-    """The command line with the value after --token hidden, for the log."""
+    """The command line with the values of --token and --api-key hidden, for the log."""
     out: list[str] = []
     hide = False
     for arg in argv:
         if hide:
             out.append("***")
             hide = False
-        elif arg.startswith("--token="):
-            out.append("--token=***")
+        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS)):
+            out.append(f"{arg.split('=', 1)[0]}=***")
         else:
-            hide = arg == "--token"
+            hide = arg in SECRET_OPTIONS
             out.append(arg)
     return out
 

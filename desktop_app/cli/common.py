@@ -280,7 +280,10 @@ def write_candidates(
 
 
 def load_recognizer(
-    args: argparse.Namespace, device: str, needed_for: str = ""
+    args: argparse.Namespace,
+    device: str,
+    needed_for: str = "",
+    without: str = "the words of the takes are not checked",
 ) -> SpeechRecognizer | None:
     """The speech recogniser of --asr-model (or the device's default), on ``device``.
 
@@ -302,7 +305,7 @@ def load_recognizer(
             raise
         if needed_for:
             raise ModelNotFoundError(f"{needed_for}; {exc}") from exc
-        status(f"note: the words of the takes are not checked: {exc}")
+        status(f"note: {without}: {exc}")
         return None
     status(f"loading the speech-recognition model {spec} ...")
     return SpeechRecognizer(folder, device)

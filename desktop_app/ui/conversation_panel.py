@@ -261,6 +261,12 @@ class ConversationPanel(QWidget):
             return
         self._refresh_saved()
 
+    def close_down(self) -> None:
+        """Keep what is unsaved, stop playing and let the library go (the window closes)."""
+        self.save()
+        self.stop()
+        self.library = None
+
     def _schedule_save(self) -> None:
         if self.library is not None:
             self._save_timer.start()

@@ -938,5 +938,6 @@ class MainWindow(QMainWindow):
         self.jobs.shutdown()
         self.store_settings()
         if self.library is not None:
+            self.conversation.close_down()  # its script is kept before the library closes
             self.library.close()
         super().closeEvent(event)

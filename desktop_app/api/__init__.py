@@ -1,0 +1,1 @@
+"""The optional local HTTP API: the same core as the CLI and the window, over HTTP."""

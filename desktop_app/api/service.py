@@ -1,0 +1,259 @@
+"""What the API serves, without HTTP: the loaded models, the library's voices, and the jobs that
+make a take from a library voice or from an uploaded clip and keep it in the history.
+
+The models are read through ``models()`` (None while loading), so the same service runs over
+the engine that ``serve`` loads and over the one the window already has. Every job runs on the
+queue's worker (:mod:`desktop_app.api.queue`); the library is opened once per thread that uses
+it (SQLite connections stay on their thread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from desktop_app.api.queue import TakeQueue, Ticket
+from desktop_app.errors import AudioFileError, RequestError, UserError
+from desktop_app.library.store import Library, LibraryError
+
+if TYPE_CHECKING:
+    from desktop_app.inference.asr import SpeechRecognizer
+    from desktop_app.inference.engine import (
+        AudioCallback,
+        BatchEngine,
+        GenerationRequest,
+        GenerationResult,
+    )
+    from desktop_app.library.store import TakeRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE = "api"
+
+
+class VoiceNotFound(UserError):
+    """The request names a voice the library does not have."""
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The models a service speaks with."""
+
+    engine: BatchEngine
+    model: str  # as the user named it (a folder or a hub id)
+    model_dir: Path
+    recognizer: SpeechRecognizer | None = None
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """A finished API take: its result and its history row (None when not recorded)."""
+
+    request: GenerationRequest
+    result: GenerationResult
+    record: TakeRecord | None
+    transcript: str = ""  # the uploaded clip's transcript when it was heard, not given
+
+
+class SpeechService:
+    """Voices, takes and the queue, for the routes."""
+
+    def __init__(
+        self,
+        queue: TakeQueue,
+        models: Callable[[], LoadedModels | None],
+        library_folder: Path | None,
+        *,
+        time_limit: float = 300.0,
+        on_kept: Callable[[TakeRecord], None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.models = models
+        self.library_folder = library_folder
+        self.time_limit = time_limit
+        self.on_kept = on_kept
+        self._local = threading.local()
+
+    # -- the library, per thread ---------------------------------------------------------------
+
+    def library(self) -> Library | None:
+        """This thread's connection to the library (None when there is none or it is broken)."""
+        if self.library_folder is None:
+            return None
+        library = getattr(self._local, "library", None)
+        if library is None:
+            try:
+                library = Library(self.library_folder)
+            except LibraryError as exc:
+                log.error("the API cannot open the library: %s", exc)
+                return None
+            self._local.library = library
+        return library
+
+    def voice_names(self) -> list[dict[str, Any]]:
+        library = self.library()
+        if library is None:
+            return []
+        return [
+            {
+                "id": v.name,
+                "name": v.name,
+                "clips": len(v.clips),
+                "seconds": round(sum(c.duration for c in v.clips), 2),
+            }
+            for v in library.voices()
+        ]
+
+    def voice_clips(self, name: str) -> tuple[Any, ...]:
+        """The reference clips of a library voice.
+
+        Raises:
+            VoiceNotFound: no voice of that name (any name: it is only ever looked up).
+        """
+        from desktop_app.inference import ReferenceClip
+
+        library = self.library()
+        if library is None:
+            raise VoiceNotFound(f"voice {name!r} not found: the library is not available")
+        try:
+            voice = library.voice(name)
+        except LibraryError:
+            known = ", ".join(v.name for v in library.voices()) or "none saved yet"
+            raise VoiceNotFound(
+                f"voice {name!r} not found in the library (voices: {known}); GET /v1/audio/voices "
+                "lists them"
+            ) from None
+        return tuple(ReferenceClip(c.audio(), c.transcript) for c in voice.clips)
+
+    # -- health --------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        models = self.models()
+        queue = {
+            "waiting": self.queue.waiting,
+            "running": self.queue.running is not None,
+            "max_waiting": self.queue.max_waiting,
+        }
+        if models is None:
+            return {
+                "status": "loading",
+                "model": None,
+                "device": None,
+                "engine": None,
+                "queue": queue,
+            }
+        return {
+            "status": "healthy",
+            "model": models.model,
+            "device": models.engine.device,
+            "engine": models.engine.name,
+            "queue": queue,
+        }
+
+    # -- takes ---------------------------------------------------------------------------------
+
+    def speak(
+        self,
+        request: GenerationRequest,
+        voice: str | None,
+        *,
+        on_audio: AudioCallback | None = None,
+        upload: tuple[bytes, str] | None = None,
+    ) -> Ticket:
+        """Queue a take of ``request`` (whose references are set, or come from ``upload``: the
+        uploaded file's bytes and its suffix, transcribed when ``request`` has no transcript).
+
+        Raises:
+            QueueFull: too many requests wait.
+        """
+
+        def run(should_stop: Callable[[], bool]) -> Spoken:
+            models = self.models()
+            if models is None:
+                raise RequestError("the model is still loading; try again in a moment")
+            heard = ""
+            made = request
+            if upload is not None:
+                made, heard = self._reference_from_upload(request, upload, models, should_stop)
+            from desktop_app.inference.long_text import speak
+
+            result = speak(models.engine, made, None, should_stop, on_audio)
+            return Spoken(made, result, self._keep(made, result, models, voice), heard)
+
+        return self.queue.submit(run, self.time_limit)
+
+    def _reference_from_upload(
+        self,
+        request: GenerationRequest,
+        upload: tuple[bytes, str],
+        models: LoadedModels,
+        should_stop: Callable[[], bool],
+    ) -> tuple[GenerationRequest, str]:
+        from desktop_app.audio.reference import load_reference
+        from desktop_app.inference import ReferenceClip
+
+        data, suffix = upload
+        with tempfile.TemporaryDirectory(prefix="csm-api-") as folder:
+            file = Path(folder) / f"upload{suffix}"
+            file.write_bytes(data)
+            try:
+                audio = load_reference(file, source="the uploaded `audio`")
+            except AudioFileError as exc:
+                raise AudioFileError(str(exc).replace(str(file), "the uploaded `audio`")) from None
+        transcript = request.references[0].transcript if request.references else ""
+        heard = ""
+        if not transcript.strip():
+            if models.recognizer is None:
+                raise RequestError(
+                    "the clip has no transcript and no speech-recognition model is installed to "
+                    "hear it: send `transcript` (exactly what is said in the clip)"
+                )
+            from desktop_app.checks.listen import transcribe_audio
+            from desktop_app.defaults import SAMPLE_RATE
+
+            heard = transcribe_audio(
+                models.recognizer, audio, SAMPLE_RATE, what="the clip", should_stop=should_stop
+            ).text
+            transcript = heard
+        clip = ReferenceClip(np.asarray(audio, dtype=np.float32), transcript)
+        return dataclasses.replace(request, references=(clip,)), heard
+
+    def _keep(
+        self,
+        request: GenerationRequest,
+        result: GenerationResult,
+        models: LoadedModels,
+        voice: str | None,
+    ) -> TakeRecord | None:
+        from desktop_app import paths
+        from desktop_app.inference.model_store import model_revision
+        from desktop_app.takes import keep_take
+
+        folder = paths.private_folder(paths.data_dir() / "api-takes")
+        stamp = f"{result.seed}-{threading.get_ident()}-{id(result)}"
+        try:
+            kept = keep_take(
+                request,
+                result,
+                model=models.model,
+                file=folder / f"api-take-{stamp}.wav",
+                library=self.library(),
+                voice=voice,
+                model_revision=model_revision(models.model_dir),
+                private=True,
+                source=SOURCE,
+            )
+        except UserError as exc:  # the take is still answered; only its copy is missing
+            log.error("an API take could not be kept: %s", exc)
+            return None
+        if kept.record is not None and self.on_kept is not None:
+            self.on_kept(kept.record)
+        return kept.record

@@ -1,0 +1,169 @@
+"""``serve``: the optional local API (OpenAI's /v1/audio/speech and a voice-clone route) over one
+loaded engine. Off unless started; bound to this machine unless told otherwise, and then only
+with an API key."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from desktop_app import defaults
+from desktop_app.cli import common
+from desktop_app.cli.common import EXIT_OK, status
+from desktop_app.errors import RequestError
+
+
+def register(sub: Any) -> None:
+    """Add ``serve`` to the sub-command parser ``sub``."""
+    serve = sub.add_parser("serve", help="serve the local HTTP API (OpenAI-compatible speech)")
+    common.add_model_argument(serve)
+    serve.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
+    serve.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
+    serve.add_argument("--quantize", default="none", choices=("none", "int8"))
+    serve.add_argument(
+        "--asr-model",
+        default=None,
+        metavar="M",
+        help="speech-recognition checkpoint for clips sent without a transcript "
+        f"(default: {defaults.ASR_MODEL_ID_CPU} on the CPU, when installed)",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: this machine only; any other needs --api-key)",
+    )
+    serve.add_argument("--port", type=int, default=8000)
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument("--api-key", metavar="KEY", help="the key clients send as a Bearer token")
+    keys.add_argument("--api-key-file", metavar="F", help="read the key from a file")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a web page's origin allowed to call the API (CORS; repeatable)",
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests that may wait for the model (more get 503)",
+    )
+    serve.add_argument("--max-upload-mb", type=float, default=50.0)
+    serve.add_argument("--max-text-chars", type=int, default=4096, metavar="N")
+    serve.add_argument(
+        "--time-limit",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds a request may take, waiting included (default 300)",
+    )
+    serve.set_defaults(handler=run)
+
+
+def options_from(args: argparse.Namespace) -> Any:
+    """The checked :class:`~desktop_app.api.app.ServeOptions` of the command line.
+
+    Raises:
+        RequestError: a non-loopback address without a key, an unreadable key file, bad limits.
+    """
+    from desktop_app.api.app import ServeOptions
+
+    key = args.api_key
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RequestError(f"cannot read the API key file {args.api_key_file}: {exc}") from exc
+        if not key:
+            raise RequestError(f"the API key file {args.api_key_file} is empty")
+    if not is_loopback(args.host) and not key:
+        raise RequestError(
+            f"listening on {args.host} lets other machines in: give --api-key or --api-key-file "
+            "(or listen on 127.0.0.1)"
+        )
+    if not 0 <= args.port <= 65535:
+        raise RequestError(f"--port must be 0-65535 (got {args.port})")
+    for name in ("max_queue", "max_text_chars"):
+        if getattr(args, name) < 1:
+            raise RequestError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_upload_mb <= 0 or args.time_limit <= 0:
+        raise RequestError("--max-upload-mb and --time-limit must be positive")
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        api_key=key or None,
+        allow_origins=tuple(args.allow_origin),
+        max_queue=args.max_queue,
+        max_upload_mb=args.max_upload_mb,
+        max_text_chars=args.max_text_chars,
+        time_limit=args.time_limit,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server at once (health says "loading"), load the model on the API's worker."""
+    import uvicorn
+
+    from desktop_app.api.app import build_app
+    from desktop_app.api.queue import TakeQueue
+    from desktop_app.api.service import LoadedModels, SpeechService
+    from desktop_app.library.store import library_dir
+
+    options = options_from(args)
+    engine_name = common.engine_choice(args)
+    from desktop_app.inference.model_store import resolve_model
+
+    resolve_model(args.model)  # a missing checkpoint is an error before anything listens
+    queue = TakeQueue(options.max_queue)
+    loaded: list[LoadedModels] = []
+    service = SpeechService(
+        queue, lambda: loaded[0] if loaded else None, library_dir(), time_limit=options.time_limit
+    )
+    app = build_app(service, options)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="info",
+        access_log=True,
+        log_config=None,
+    )
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def load(should_stop: Any) -> None:
+        try:
+            model_dir, engine = common.load_for(args, engine_name)
+            recognizer = common.load_recognizer(
+                args, engine.device, without="clips sent without a transcript are refused"
+            )
+            loaded.append(LoadedModels(engine, args.model, model_dir, recognizer))
+            where = f"http://{options.host}:{options.port}"
+            status(f"ready: {where}/v1/audio/speech, {where}/clone-voice (Ctrl+C stops)")
+        except BaseException as exc:
+            failure.append(exc)
+            server.should_exit = True
+
+    queue.submit(load, time_limit=24 * 3600.0)
+    status(f"serving on http://{options.host}:{options.port} (the model is loading)")
+    try:
+        server.run()
+    finally:
+        queue.close()
+    if failure:
+        raise failure[0]
+    return EXIT_OK
