@@ -45,6 +45,8 @@ class Settings:
     max_seconds: float = defaults.MAX_SECONDS
     denoise: bool = False
     play_while_generating: bool = True
+    local_api: bool = False  # serve the local API from the window (off unless turned on)
+    local_api_port: int = 8000
     last_folder: str = ""
     window_geometry: str = ""
     window_state: str = ""

@@ -66,6 +66,7 @@ from desktop_app.ui.dialogs import (
 )
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
+from desktop_app.ui.local_api import LocalAPI
 from desktop_app.ui.takes_panel import Take, TakesPanel
 from desktop_app.ui.voice_panel import Clip, VoicePanel, clip_from_file
 from desktop_app.ui.workers import ClipAudio, EngineInfo
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
     self_tested = Signal(object)  # SelfTestReport, once its table is shown
     recordings_recovered = Signal(int)  # how many interrupted recordings became clips
     clip_transcribed = Signal(object)  # Clip, once the recogniser's answer was handled
+    api_take_kept = Signal(object)  # TakeRecord of a take made through the local API
     conversation_ready = Signal(object)  # the list of SpokenLine, once all are made
 
     def __init__(
@@ -184,6 +186,14 @@ class MainWindow(QMainWindow):
         self.jobs.transcribed.connect(self._transcribed)
         self.jobs.line_ready.connect(self._line_ready)
         self.jobs.conversed.connect(self._conversed)
+        self.local_api = LocalAPI(
+            self.jobs.worker,
+            lambda: self.engine_info,
+            self.library.folder if self.library is not None else None,
+        )
+        self.local_api.take_kept.connect(self._api_take_kept)
+        if self.settings.local_api:
+            self.serve_api(True)
 
     @property
     def generating(self) -> bool:
@@ -309,6 +319,13 @@ class MainWindow(QMainWindow):
             "(not for GPUs). Reloads the model"
         )
         self._action(model_menu, "&Listen-back models…", None, self.listen_models)
+        model_menu.addSeparator()
+        self.api_action = self._action(model_menu, "Serve the local &API", None, self.serve_api)
+        self.api_action.setCheckable(True)
+        self.api_action.setToolTip(
+            "Let other programs on this computer speak with the loaded model: OpenAI's "
+            "/v1/audio/speech and /clone-voice on 127.0.0.1 (off by default)"
+        )
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Test this computer…", None, self.test_computer)
         self._action(help_menu, "Open &log folder", None, self.open_log_folder)
@@ -327,7 +344,16 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel("model: not loaded")
         self.rtf_label = QLabel("last RTF: —")
         self.checks_label = QLabel("checks: —")
-        for label in (self.device_label, self.model_label, self.checks_label, self.rtf_label):
+        self.api_label = QLabel("")
+        self.api_label.setAccessibleName("Local API address")
+        self.api_label.setToolTip("Model → Serve the local API turns it on or off")
+        for label in (
+            self.device_label,
+            self.model_label,
+            self.checks_label,
+            self.rtf_label,
+            self.api_label,
+        ):
             self.statusBar().addPermanentWidget(label)
 
     def _fill_devices(self) -> None:
@@ -651,6 +677,34 @@ class MainWindow(QMainWindow):
             self.history.refresh()
         self.conversation_ready.emit(lines)
 
+    # -- the local API -------------------------------------------------------------------------
+
+    def serve_api(self, on: bool) -> None:
+        """Model → Serve the local API: start or stop the server on the loaded engine."""
+        from desktop_app.api.server import ServerError
+
+        self.settings.local_api = on
+        if not on:
+            self.local_api.stop()
+            self.api_label.setText("")
+            self.api_action.setChecked(False)
+            return
+        try:
+            address = self.local_api.start(self.settings.local_api_port)
+        except ServerError as exc:
+            self.settings.local_api = False
+            self.api_action.setChecked(False)
+            self.errors.show(exc)
+            return
+        self.api_action.setChecked(True)
+        self.api_label.setText(f"API: {address}")
+        self.statusBar().showMessage(f"The local API listens on {address}/v1/audio/speech", 8000)
+
+    def _api_take_kept(self, record: TakeRecord) -> None:
+        if self.history is not None:
+            self.history.refresh()
+        self.api_take_kept.emit(record)
+
     # -- candidates ----------------------------------------------------------------------------
 
     def use_candidate(self, take: Take, chunk: int, index: int) -> None:
@@ -935,6 +989,7 @@ class MainWindow(QMainWindow):
         """Finish a recording, stop a generation, stop the worker thread, save settings."""
         self.voice.shutdown()
         self.takes.stop()
+        self.local_api.stop()
         self.jobs.shutdown()
         self.store_settings()
         if self.library is not None:

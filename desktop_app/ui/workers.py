@@ -16,6 +16,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,7 +125,15 @@ class ConversationWork:
     made: tuple[object, ...] = ()  # conversation.speak.SpokenLine
 
 
-Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork | ConversationWork
+@dataclass(frozen=True)
+class OutsideWork:
+    """Work of another face (the local API's queue) run here, in order with the window's own,
+    on the thread that owns the engine; it reports through its own channels, not the signals."""
+
+    run: Callable[[], None]
+
+
+Work = LoadWork | GenerateWork | SelfTestWork | TranscribeWork | ConversationWork | OutsideWork
 
 
 @dataclass(frozen=True)
@@ -176,7 +185,8 @@ class InferenceWorker(QObject):
         """Stop job ``job_id`` after its current frame, or skip it if it has not started;
         ``None`` means the running job and every queued one."""
         with self._lock:
-            queued = [queued_id for queued_id, _ in self._queue]
+            # the local API's work is not the window's to cancel: its clients cancel it
+            queued = [i for i, w in self._queue if not isinstance(w, OutsideWork)]
             if job_id is None:
                 self._skip.update(queued)
                 self._stop.set()
@@ -184,6 +194,10 @@ class InferenceWorker(QObject):
                 self._stop.set()
             elif job_id in queued:
                 self._skip.add(job_id)
+
+    def run_outside(self, run: Callable[[], None]) -> None:
+        """Queue a callable of the local API behind the jobs queued now (any thread)."""
+        self.submit(-1, OutsideWork(run))
 
     @property
     def waiting(self) -> int:
@@ -208,6 +222,13 @@ class InferenceWorker(QObject):
                 self._stop.clear()
         if skipped:
             self.cancelled.emit(job_id)
+            return
+        if isinstance(work, OutsideWork):
+            try:
+                work.run()  # it answers its own caller (a future) and never raises
+            finally:
+                with self._lock:
+                    self._running = None
             return
         try:
             if isinstance(work, LoadWork):

@@ -191,3 +191,48 @@ def test_frozen_cli_clones_and_reports_errors(
     usage = run_frozen([str(bundle / "csm-studio-cli"), "clone"], tmp_path, timeout=120)
     assert usage.returncode == 2
     assert "see `csm-studio-cli clone --help`" in usage.stderr
+
+
+def test_frozen_cli_serves_the_local_api(
+    bundle: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import time
+
+    import httpx2 as httpx
+
+    from desktop_app.library.store import Library
+    from tests.api.conftest import free_port
+
+    with Library(tmp_path / "app" / "data" / "library") as library:
+        library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+    port = free_port()
+    command = [str(bundle / "csm-studio-cli"), "serve", "--model", str(tiny_model_dir),
+               "--port", str(port)]  # fmt: skip
+    err = (tmp_path / "serve.stderr").open("w")
+    process = subprocess.Popen(command, env=frozen_env(tmp_path), stderr=err, stdout=err)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).json()["status"] == "healthy":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.stderr"
+            ).read_text()[-2000:]
+            time.sleep(0.2)
+        body = {"model": "csm-1b", "voice": "Ada", "input": "Frozen.", "response_format": "mp3",
+                "max_seconds": 0.6}  # fmt: skip
+        reply = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
+        assert reply.status_code == 200, reply.text
+        (tmp_path / "take.mp3").write_bytes(reply.content)
+        assert sf.info(str(tmp_path / "take.mp3")).samplerate == 24_000
+        missing = httpx.post(f"{url}/v1/audio/speech", json={**body, "voice": "Bob"}, timeout=60)
+        assert missing.status_code == 404 and "Traceback" not in missing.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        err.close()
+    assert "Traceback" not in (tmp_path / "serve.stderr").read_text()

@@ -1,0 +1,80 @@
+"""The local API inside the window: the same server as ``csm-studio-cli serve``, on the engine
+the window has loaded. Its jobs run on the window's inference worker, in order with the window's
+own takes (one model in memory); a take made through it appears in the History as it is kept.
+Off by default; it listens on this machine only (127.0.0.1)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop_app.api.app import ServeOptions, build_app
+from desktop_app.api.queue import TakeQueue
+from desktop_app.api.server import BackgroundServer
+from desktop_app.api.service import LoadedModels, SpeechService
+from desktop_app.ui.workers import EngineInfo, InferenceWorker
+
+log = logging.getLogger(__name__)
+
+
+class LocalAPI(QObject):
+    """Starts and stops the window's server; ``take_kept`` when an API take is in the library."""
+
+    take_kept = Signal(object)  # TakeRecord (emitted from the worker's thread; queued)
+
+    def __init__(
+        self,
+        worker: InferenceWorker,
+        engine_info: Callable[[], EngineInfo | None],
+        library_folder: Path | None,
+    ) -> None:
+        super().__init__()
+        self.worker = worker
+        self.engine_info = engine_info  # the window's: None while loading
+        self.library_folder = library_folder
+        self.server: BackgroundServer | None = None
+        self.queue: TakeQueue | None = None
+
+    def models(self) -> LoadedModels | None:
+        """What the window's worker has loaded now (None while loading or without a model)."""
+        engine, info = self.worker.engine, self.engine_info()
+        if engine is None or info is None:
+            return None
+        checker = self.worker.checker
+        recognizer = checker.recognizer if checker is not None else None
+        return LoadedModels(engine, info.model, info.model_dir, recognizer)
+
+    @property
+    def address(self) -> str:
+        return self.server.address if self.server is not None else ""
+
+    def start(self, port: int, host: str = "127.0.0.1") -> str:
+        """Listen on ``host:port`` (0: any free port); the address.
+
+        Raises:
+            ServerError: the port is taken.
+        """
+        self.stop()
+        self.queue = TakeQueue(8, post=self.worker.run_outside)
+        service = SpeechService(
+            self.queue, self.models, self.library_folder, on_kept=self.take_kept.emit
+        )
+        server = BackgroundServer(
+            build_app(service, ServeOptions(host=host, port=port)), host, port
+        )
+        server.start()
+        self.server = server
+        log.info("the local API listens on %s", server.address)
+        return server.address
+
+    def stop(self) -> None:
+        """Stop listening (idempotent); requests still waiting are cancelled."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.queue is not None:
+            self.queue.close()
+            self.queue = None

@@ -1,0 +1,58 @@
+"""The local API inside the window: served on the engine the window has loaded, its takes made
+on the window's worker and shown in the History as they are kept."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx2 as httpx
+from pytestqt.qtbot import QtBot
+
+from desktop_app.ui.main_window import MainWindow
+from tests.support.signals import voiced
+
+
+def test_the_window_serves_the_local_api_on_its_own_engine(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    assert window.library is not None and window.history is not None
+    window.library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+    assert not window.api_action.isChecked()  # off by default
+    window.settings.local_api_port = 0  # any free port
+    window.api_action.trigger()
+    assert window.api_action.isChecked() and window.local_api.address
+    assert window.api_label.text() == f"API: {window.local_api.address}"
+    url = window.local_api.address
+    health = httpx.get(f"{url}/health").json()
+    assert health["status"] == "healthy" and health["engine"] == window.engine_info.engine  # type: ignore[union-attr]
+
+    replies: list[httpx.Response] = []
+    body = {"model": "csm-1b", "voice": "Ada", "input": "From another program.",
+            "response_format": "wav", "max_seconds": 0.6}  # fmt: skip
+
+    def ask() -> None:
+        replies.append(httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60))
+
+    asking = threading.Thread(target=ask)
+    with qtbot.waitSignal(window.api_take_kept, timeout=30_000) as kept:
+        asking.start()
+        # the window's own take, asked meanwhile, shares the worker with the API's
+        window.text.setPlainText("And one from the window.")
+        window.max_seconds.setValue(0.6)
+        window.generate()
+    asking.join(30)
+    assert replies[0].status_code == 200
+    record = kept.args[0]
+    assert record.source == "api" and record.text == "From another program."
+    assert record.id in window.history.records  # in the History as soon as it is kept
+    qtbot.waitUntil(lambda: not window.generating, timeout=30_000)
+    assert window.takes.takes  # the window's take was made as well
+
+    window.api_action.trigger()  # off again: nothing listens
+    assert window.api_label.text() == ""
+    try:
+        httpx.get(f"{url}/health", timeout=2)
+        listening = True
+    except httpx.HTTPError:
+        listening = False
+    assert not listening
