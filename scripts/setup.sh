@@ -78,7 +78,8 @@ if [ "$(cat $venv/.setup-stamp 2>/dev/null)" != "$stamp" ] &&
   echo "setup: installing Python packages into $venv (first run takes a few minutes)"
   $venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   extras=""
-  [ "$mode" != app ] && extras="[dev]"
+  [ "$mode" = test ] && extras="[dev,cluster]" # the tests run batch --ray on a local Ray
+  [ "$mode" = gpu-build ] && extras="[dev]"
   $venv/bin/python -m pip install -q --disable-pip-version-check -c "$constraints" -e ".$extras"
   echo "$stamp" >$venv/.setup-stamp
 fi

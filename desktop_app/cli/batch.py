@@ -1,9 +1,12 @@
-"""``batch``: many utterances from a file, one audio file each, generated in batches.
+"""``batch``: many utterances from a file, one audio file each, generated in batches, here or
+on a Ray cluster (``--ray``), resumable.
 
 The input is a text file (one utterance per non-empty line) or JSON Lines (``.jsonl``: one object
 per line with ``text`` and optionally ``voice``, a library voice for that line, and ``out``, a
-file name inside the output folder). Lines with the same voice are generated together as one
-batch on the fast engine; a line long enough to need several chunks is said as a long take.
+file name inside the output folder). Lines with the same voice are generated together in batches
+(:mod:`desktop_app.batch.work`); every finished line is written atomically and entered in the
+folder's manifest (:mod:`desktop_app.batch.manifest`), so the same command run again makes only
+what is missing or changed. A line that cannot be made fails alone and is listed at the end.
 """
 
 from __future__ import annotations
@@ -11,30 +14,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desktop_app.batch.lines import Line, read_lines
+from desktop_app.batch.manifest import Manifest, file_hash, line_key
+from desktop_app.batch.work import LineJob, MadeLine, ModelSpec
 from desktop_app.cli import common
-from desktop_app.cli.common import EXIT_OK, status
-from desktop_app.errors import RequestError
+from desktop_app.cli.common import EXIT_OK, EXIT_USER, status
+from desktop_app.errors import RequestError, UserError
 
 if TYPE_CHECKING:
-    from desktop_app.checks.take_check import TakeCheck
-    from desktop_app.inference.engine import GenerationResult
+    from desktop_app.inference.engine import GenerationRequest
 
-
-@dataclass
-class Line:
-    """One utterance of the input file and where its take goes."""
-
-    number: int
-    text: str
-    voice: str | None
-    out: Path
-    result: GenerationResult | None = None
-    check: TakeCheck | None = None
+BATCH_SIZE = 4  # lines of one voice per batch (a unit of progress, of resuming and of Ray work)
 
 
 def register(sub: Any) -> None:
@@ -46,173 +43,394 @@ def register(sub: Any) -> None:
     batch.add_argument("--input", required=True, metavar="FILE", help="a .txt or .jsonl file")
     batch.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the takes")
     batch.add_argument("--format", default="wav", choices=("wav", "flac"))
+    batch.add_argument(
+        "--force", action="store_true", help="make every line again, even those already made"
+    )
+    batch.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        metavar="N",
+        help=f"lines of one voice generated together (default {BATCH_SIZE})",
+    )
+    batch.add_argument("--report-json", metavar="FILE", help="write every line and the totals")
+    batch.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on Ray: local[:N] (a private runtime here, N actors), auto, or "
+        "ray://HOST:PORT; needs the cluster extra (pip install '.[cluster]')",
+    )
+    batch.add_argument(
+        "--ray-cpus-per-actor",
+        type=int,
+        default=1,
+        metavar="N",
+        help="CPUs per actor where the cluster has no GPU (default 1)",
+    )
     common.add_sampling_arguments(batch)
     common.add_listen_arguments(batch)
     common.add_candidate_arguments(batch)
     batch.set_defaults(handler=run)
 
 
-def read_lines(path: Path, out_dir: Path, default_voice: str | None, fmt: str) -> list[Line]:
-    """The utterances of ``path``.
+class Progress:
+    """Lines done of the total, seconds of audio made, throughput, ETA and lines per worker, on
+    a terminal bar; the same figures go into the report."""
 
-    Raises:
-        RequestError: unreadable file, bad JSON, a line without text, or an unsafe file name.
-    """
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RequestError(f"cannot read {path}: {exc}") from exc
-    lines: list[Line] = []
-    for number, row in enumerate(raw.splitlines(), start=1):
-        if not row.strip():
-            continue
-        voice, name = default_voice, f"{len(lines) + 1:03d}.{fmt}"
-        if path.suffix.lower() == ".jsonl":
-            try:
-                item = json.loads(row)
-                text = str(item["text"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RequestError(
-                    f'{path} line {number}: not a JSON object with a "text" ({exc})'
-                ) from exc
-            voice = item.get("voice") or default_voice
-            if item.get("out"):
-                name = str(item["out"])
-                if Path(name).name != name or Path(name).suffix.lower() not in (".wav", ".flac"):
-                    raise RequestError(
-                        f'{path} line {number}: "out" must be a plain .wav or .flac file name'
-                    )
-        else:
-            text = row
-        if not text.strip():
-            raise RequestError(f"{path} line {number}: the text is empty")
-        lines.append(Line(number, text.strip(), voice, out_dir / name))
-    if not lines:
-        raise RequestError(f"{path} holds no text: write one utterance per line")
-    return lines
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.total = total
+        self.created = self.started = time.perf_counter()
+        self.audio = 0.0
+        self.per_worker: dict[str, int] = {}
+        self.bar = tqdm(
+            total=total, unit="line", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False
+        )
+
+    def start(self) -> None:
+        """The engines are loaded: the clock of the throughput starts now."""
+        self.started = time.perf_counter()
+
+    def done(self, made: MadeLine) -> None:
+        if made.result is not None:
+            self.audio += made.result.seconds
+        self.per_worker[made.worker] = self.per_worker.get(made.worker, 0) + 1
+        self.bar.update(1)
+        self.bar.set_postfix_str(self.line(), refresh=True)
+
+    def figures(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.started
+        count = sum(self.per_worker.values())
+        eta = wall / count * (self.total - count) if count else None
+        return {
+            "startup_seconds": round(self.started - self.created, 2),
+            "lines_done": count,
+            "lines_total": self.total,
+            "audio_seconds": round(self.audio, 2),
+            "wall_seconds": round(wall, 2),
+            "throughput": round(self.audio / wall, 3) if wall > 0 else 0.0,
+            "eta_seconds": round(eta, 1) if eta is not None else None,
+            "lines_per_worker": dict(sorted(self.per_worker.items())),
+        }
+
+    def line(self) -> str:
+        f = self.figures()
+        eta = f"{f['eta_seconds']:.0f} s" if f["eta_seconds"] is not None else "-"
+        return f"{f['audio_seconds']:.1f} s audio, {f['throughput']:.2f}x real time, ETA {eta}"
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the lines, generate them by voice in batches, check them, write one file each.
-
-    With --candidates N each line's N candidates are one batch (line after line).
-    """
-    from desktop_app.checks.best_of import make_take
-    from desktop_app.inference.batch import generate_batch
-    from desktop_app.inference.long_text import is_long, speak
-    from desktop_app.inference.model_store import model_revision
-
+    """Read the lines, skip those already made, make the rest by voice in batches (here or on
+    Ray), write each file and its manifest entry as it arrives, and sum up."""
     out_dir = Path(args.out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = read_lines(Path(args.input).expanduser(), out_dir, args.voice, args.format)
-    if not args.ref:
-        missing_voice = [line.number for line in lines if not line.voice]
-        if missing_voice:
-            raise RequestError(
-                f"line {missing_voice[0]} has no voice: give --voice NAME or --ref/--ref-text, "
-                f'or a "voice" in each JSON line'
-            )
-    else:
+    if args.ref:
         common.check_voice_arguments(args)
+    for line in lines:
+        if not line.voice and not args.ref and not line.error:
+            line.error = 'no voice: give --voice NAME or --ref/--ref-text, or a "voice" in its line'
     keep_dir = common.check_candidates(args)
+    if args.batch_size < 1:
+        raise RequestError("--batch-size must be at least 1")
+    report_file = (
+        common.check_output(args.report_json, (".json",), "cannot write")
+        if args.report_json
+        else None
+    )
+    if args.ray and keep_dir is not None:
+        raise RequestError("--keep-candidates works without --ray only")
     engine_name = common.engine_choice(args)
     settings = common.sampling_request(args, "-")  # the text and seed are each line's
-    groups: dict[str | None, list[Line]] = {}
+    runner = None
+    if args.ray:
+        from desktop_app.cluster import ray_runner
+
+        runner = ray_runner.check_ray()  # before anything slow: a one-line error without Ray
+    manifest = Manifest(out_dir)
+    for line in lines:  # what a killed run was writing (the file itself was never replaced)
+        for part in out_dir.glob(f".{line.out.stem}.*.part"):
+            part.unlink(missing_ok=True)
+    wanted = _settings_key(args, settings)
+    seeds, keys = {}, {}
     for line in lines:
-        groups.setdefault(line.voice if not args.ref else None, []).append(line)
+        seeds[line.number] = (
+            args.seed + line.number - 1 if args.seed is not None else random.randrange(2**31)
+        )
+        fixed = {"seed": seeds[line.number]} if args.seed is not None else {}
+        keys[line.number] = line_key(
+            line.text, line.voice, line.out.name, {**wanted, **fixed}, args.model
+        )
+    todo = [
+        line
+        for line in lines
+        if not line.error and (args.force or manifest.done(keys[line.number], line.out) is None)
+    ]
+    skipped = [line for line in lines if not line.error and line not in todo]
+    if skipped:
+        status(f"{len(skipped)} line(s) already made (the manifest); {len(todo)} to make")
     library = common.open_library()
+    progress = Progress(len(todo))
+    by_number = {line.number: line for line in lines}
+    written: set[int] = set()
+    revision = _revision(args.model)
     try:
-        references = {  # fail fast: every voice is read before the model loads
-            voice: common.voice_references(args, voice, library) for voice in groups
-        }
-        model_dir, engine = common.load_for(args, engine_name)
-        revision = model_revision(model_dir)
-        recognizer = None
-        for voice, clips in references.items():
-            references[voice], recognizer = common.transcribe_references(
-                args, clips, engine.device, recognizer
+        jobs = _jobs(args, todo, settings, seeds, library)
+        progress.total = progress.bar.total = sum(len(group) for group in jobs.values())
+        spec = ModelSpec(
+            args.model,
+            engine_name,
+            args.device,
+            "" if args.quantize == "none" else args.quantize,
+            args.asr_model,
+            args.speaker_model,
+            not args.no_check,
+        )
+
+        def finished(made: MadeLine) -> None:
+            """A line came back: write it once (a retried task may bring it twice)."""
+            line = by_number[made.number]
+            if made.number in written:
+                return
+            written.add(made.number)
+            progress.done(made)
+            if made.result is None:
+                line.error = made.error
+                return
+            _keep_line(args, line, made, jobs, library, revision, manifest, keys, seeds)
+
+        if runner is not None:
+            runner.run(
+                args.ray,
+                args.ray_cpus_per_actor,
+                spec,
+                jobs,
+                args.batch_size,
+                args.candidates,
+                finished,
+                progress.start,
             )
-        checker = common.load_checker(args, engine.device, recognizer)
-        started = time.perf_counter()
-        for voice, group in groups.items():
-            requests = [
-                dataclasses.replace(
-                    settings,
-                    text=line.text,
-                    references=references[voice],
-                    seed=None if args.seed is None else args.seed + line.number - 1,
-                )
-                for line in group
-            ]
-            if args.candidates > 1:
-                status(
-                    f"{voice or 'the --ref voice'}: {len(group)} line(s), best of "
-                    f"{args.candidates} each"
-                )
-                for line, request in zip(group, requests, strict=True):
-                    with common.FrameBar(settings.max_seconds) as bar:
-                        made = make_take(engine, request, checker, args.candidates, bar.update)
-                    line.result, line.check = made.result, made.check
-                    if keep_dir is not None and made.best_of is not None:
-                        common.write_candidates(
-                            args, request, made.best_of, keep_dir, line.out.stem
-                        )
-            else:
-                short = [i for i, line in enumerate(group) if not is_long(line.text)]
-                status(
-                    f"{voice or 'the --ref voice'}: {len(group)} line(s), {len(short)} in one batch"
-                )
-                with common.FrameBar(settings.max_seconds) as bar:
-                    results = generate_batch(engine, [requests[i] for i in short], bar.update)
-                for i, result in zip(short, results, strict=True):
-                    group[i].result = result
-                for i, line in enumerate(group):
-                    if line.result is None:
-                        with common.FrameBar(settings.max_seconds) as bar:
-                            line.result = speak(engine, requests[i], on_progress=bar.update)
-                if checker is not None:
-                    for line, request in zip(group, requests, strict=True):
-                        assert line.result is not None
-                        checked = checker.check(request, line.result)
-                        line.result, line.check = checked.result, checked.check
-            for line, request in zip(group, requests, strict=True):
-                assert line.result is not None
-                common.keep(
-                    args, request, line.result, line.out, library, revision, voice, line.check
-                )
-        total = time.perf_counter() - started
+        else:
+            _run_here(args, engine_name, jobs, finished, progress.start)
+    except KeyboardInterrupt:
+        progress.close()
+        status(
+            f"interrupted: {len(written)} of {len(todo)} line(s) made and written (every file "
+            "complete, each in the manifest); run the same command again to make the rest"
+        )
+        raise
     finally:
+        progress.close()
         if library is not None:
             library.close()
-    _print_summary(sorted(lines, key=lambda item: item.number), total, engine.name)
-    return EXIT_OK
+    failed = [line for line in lines if line.error]
+    _print_summary(lines, manifest, keys, progress, len(skipped), failed)
+    if report_file is not None:
+        _write_report(report_file, lines, manifest, keys, progress, failed)
+    return EXIT_USER if failed else EXIT_OK
 
 
-def _print_summary(lines: list[Line], total: float, engine: str) -> None:
-    """One row per line (with its check when there is one), then the totals."""
-    checked = any(line.check is not None for line in lines)
+def _settings_key(args: argparse.Namespace, settings: GenerationRequest) -> dict[str, Any]:
+    """The settings that make a line's take what it is (its key; the seed is added when fixed)."""
+    return {
+        "temperature": settings.temperature,
+        "top_k": settings.top_k,
+        "top_p": settings.top_p,
+        "max_seconds": settings.max_seconds,
+        "candidates": args.candidates,
+        "check": not args.no_check,
+        "engine": args.engine or "",
+        "quantize": args.quantize,
+        "refs": [str(r) for r in args.ref],
+        "ref_text": list(args.ref_text),
+        "denoise": bool(args.denoise),
+    }
+
+
+def _jobs(
+    args: argparse.Namespace,
+    todo: list[Line],
+    settings: GenerationRequest,
+    seeds: dict[int, int],
+    library: Any,
+) -> dict[str | None, list[LineJob]]:
+    """Each voice's lines as requests; a voice that cannot be read fails its lines alone."""
+    groups: dict[str | None, list[Line]] = {}
+    for line in todo:
+        groups.setdefault(line.voice if not args.ref else None, []).append(line)
+    jobs: dict[str | None, list[LineJob]] = {}
+    for voice, group in groups.items():
+        try:
+            references = common.voice_references(args, voice, library)
+            if any(not clip.transcript.strip() for clip in references):
+                references, _ = common.transcribe_references(args, references, "cpu", None)
+        except UserError as exc:
+            for line in group:
+                line.error = str(exc)
+            continue
+        jobs[voice] = [
+            LineJob(
+                line.number,
+                dataclasses.replace(
+                    settings, text=line.text, references=references, seed=seeds[line.number]
+                ),
+            )
+            for line in group
+        ]
+    return jobs
+
+
+def _revision(model: str) -> str:
+    """The checkpoint's revision for the history ("" when it is only on the cluster's nodes)."""
+    from desktop_app.inference.model_store import model_revision, resolve_model
+
+    try:
+        return model_revision(resolve_model(model))
+    except UserError:
+        return ""
+
+
+def _run_here(
+    args: argparse.Namespace,
+    engine_name: str,
+    jobs: dict[str | None, list[LineJob]],
+    finished: Callable[[MadeLine], None],
+    started: Callable[[], None],
+) -> None:
+    """Make the lines on this machine, a batch at a time."""
+    from desktop_app.batch.work import safe_make_lines
+
+    if not jobs:
+        return
+    _, engine = common.load_for(args, engine_name)
+    checker = common.load_checker(args, engine.device, None)
+    started()
+    for voice, group in jobs.items():
+        status(f"{voice or 'the --ref voice'}: {len(group)} line(s)")
+        for start in range(0, len(group), args.batch_size):
+            part = group[start : start + args.batch_size]
+            for made in safe_make_lines(engine, part, checker=checker, candidates=args.candidates):
+                finished(made)
+
+
+def _keep_line(
+    args: argparse.Namespace,
+    line: Line,
+    made: MadeLine,
+    jobs: dict[str | None, list[LineJob]],
+    library: Any,
+    revision: str,
+    manifest: Manifest,
+    keys: dict[int, str],
+    seeds: dict[int, int],
+) -> None:
+    """Write the take (atomically) and its history row, then its manifest entry."""
+    from desktop_app.checks.take_check import TakeCheck
+
+    assert made.result is not None
+    request = next(j.request for group in jobs.values() for j in group if j.number == line.number)
+    check = TakeCheck.from_json(made.check) if made.check else None
+    common.keep(
+        args, request, made.result, line.out, library, revision, line.voice, check, quiet=True
+    )
+    manifest.add(
+        {
+            "key": keys[line.number],
+            "line": line.number,
+            "text": line.text,
+            "voice": line.voice,
+            "file": line.out.name,
+            "sha256": file_hash(line.out),
+            "codes_sha256": made.codes_hash,
+            "seed": made.result.seed,
+            "frames": made.result.frames,
+            "stopped_by": made.result.stopped_by,
+            "seconds": round(made.result.seconds, 3),
+            "settings": _settings_key(args, request),
+            "check": made.check,
+            "worker": made.worker,
+        }
+    )
+
+
+def _print_summary(
+    lines: list[Line],
+    manifest: Manifest,
+    keys: dict[int, str],
+    progress: Progress,
+    skipped: int,
+    failed: list[Line],
+) -> None:
+    """One row per line (its check when there is one), the totals, and the failed lines."""
+    entries = {e["key"]: e for e in manifest.entries}
+    rows = [(line, entries.get(keys[line.number])) for line in lines if not line.error]
+    checked = any(entry and entry.get("check") for _, entry in rows)
     head = f"{'line':>4}  {'seconds':>7}  {'frames':>6}  {'stopped by':<10}"
     if checked:
         head += f"  {'WER':>5}  {'voice':>5}  {'verdict':<7}"
     print(f"{head}  file")
-    made = 0.0
-    flagged: list[Line] = []
-    for line in lines:
-        r = line.result
-        assert r is not None
-        made += r.seconds
-        row = f"{line.number:>4}  {r.seconds:>7.2f}  {r.frames:>6}  {r.stopped_by:<10}"
+    flagged = []
+    for line, entry in rows:
+        if entry is None:
+            continue
+        row = f"{line.number:>4}  {entry['seconds']:>7.2f}  {entry['frames']:>6}  "
+        row += f"{entry['stopped_by']:<10}"
         if checked:
-            c = line.check
-            wer = f"{c.wer:.2f}" if c is not None and c.wer is not None else "-"
-            voice = f"{c.similarity:.2f}" if c is not None and c.similarity is not None else "-"
-            row += f"  {wer:>5}  {voice:>5}  {c.verdict if c else '-':<7}"
-            if c is not None and c.verdict != "good":
-                flagged.append(line)
+            c = entry.get("check") or {}
+            wer = f"{c['wer']:.2f}" if c.get("wer") is not None else "-"
+            voice = f"{c['similarity']:.2f}" if c.get("similarity") is not None else "-"
+            row += f"  {wer:>5}  {voice:>5}  {c.get('verdict', '-'):<7}"
+            if c and c.get("verdict") != "good":
+                flagged.append((line, c))
         print(f"{row}  {line.out}")
-    print(f"{len(lines)} take(s), {made:.1f} s of audio in {total:.1f} s ({engine})")
+    f = progress.figures()
+    print(
+        f"{len(rows)} take(s) ({skipped} already made), {f['audio_seconds']:.1f} s of audio "
+        f"made in {f['wall_seconds']:.1f} s ({f['throughput']:.2f}x real time; "
+        f"{f['startup_seconds']:.1f} s to load before)"
+    )
+    if len(f["lines_per_worker"]) > 1:
+        print(
+            "lines per worker: " + ", ".join(f"{k} {v}" for k, v in f["lines_per_worker"].items())
+        )
     if checked:
         print(f"{len(flagged)} flagged line(s)" + (":" if flagged else ""))
-        for line in flagged:
-            assert line.check is not None
-            print(f"  line {line.number}: {line.check.summary}")
+        for line, c in flagged:
+            print(f"  line {line.number}: {c.get('verdict')}: {'; '.join(c.get('reasons', []))}")
+    if failed:
+        print(f"{len(failed)} line(s) failed:")
+        for line in failed:
+            print(f"  line {line.number}: {line.error}")
+
+
+def _write_report(
+    path: Path,
+    lines: list[Line],
+    manifest: Manifest,
+    keys: dict[int, str],
+    progress: Progress,
+    failed: list[Line],
+) -> None:
+    from desktop_app.files import write_text_atomic
+
+    entries = {e["key"]: e for e in manifest.entries}
+    data = {
+        **progress.figures(),
+        "lines": [
+            {
+                "line": line.number,
+                "text": line.text,
+                "voice": line.voice,
+                "file": str(line.out),
+                "error": line.error or None,
+                "take": entries.get(keys[line.number]),
+            }
+            for line in lines
+        ],
+        "failed": [{"line": line.number, "error": line.error} for line in failed],
+    }
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")

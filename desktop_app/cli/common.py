@@ -452,8 +452,10 @@ def keep(
     revision: str,
     voice: str | None = None,
     check: TakeCheck | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Write the take to ``file`` and record it in the history, saying how that went."""
+    """Write the take to ``file`` and record it in the history, saying how that went (only
+    when it did not, with ``quiet``)."""
     from desktop_app.takes import keep_take
 
     kept = keep_take(
@@ -467,7 +469,8 @@ def keep(
         check=check,
     )
     if kept.record is not None:
-        status(f"recorded in the history as take {kept.record.id}")
+        if not quiet:
+            status(f"recorded in the history as take {kept.record.id}")
     elif library is not None:
         status(f"note: the take was saved but not added to the history: {kept.problem}")
 

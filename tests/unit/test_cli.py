@@ -322,12 +322,33 @@ def test_batch_writes_one_file_per_line_with_a_summary(
 
     proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
     assert proc.returncode == 0, proc.stderr
-    assert "3 line(s), 3 in one batch" in proc.stderr
+    assert "the --ref voice: 3 line(s)" in proc.stderr
     files = [out_dir / "001.wav", out_dir / "second.flac", out_dir / "003.wav"]
     for file in files:
         assert sf.info(file).samplerate == 24_000 and str(file) in proc.stdout
-    assert "3 take(s)" in proc.stdout
+    assert "3 take(s) (0 already made)" in proc.stdout
     assert sorted(t.seed for t in Library().takes()) == [9, 11, 12]  # seed + line number - 1
+    # run again: nothing to make; change one line: only that one is made again
+    before = {f: f.stat().st_mtime_ns for f in files}
+    proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
+    assert (
+        proc.returncode == 0 and "3 line(s) already made (the manifest); 0 to make" in proc.stderr
+    )
+    assert {f: f.stat().st_mtime_ns for f in files} == before and len(Library().takes()) == 3
+    lines.write_text(lines.read_text().replace("Third.", "A third line."))
+    proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
+    assert "2 line(s) already made (the manifest); 1 to make" in proc.stderr
+    assert [f for f in files if f.stat().st_mtime_ns != before[f]] == [out_dir / "003.wav"]
+    proc = batch(lines, "--max-seconds", "0.8", "--seed", "9", "--force")
+    assert "already made" not in proc.stderr and len(Library().takes()) == 7
+    # a line that cannot be said fails alone: the others are made, the summary names it
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"text": "Fine."}\n{"text": "   "}\n{"text": "Also fine."}\n')
+    proc = batch(mixed, "--max-seconds", "0.4", "--report-json", str(tmp_path / "r.json"))
+    assert proc.returncode == 2
+    assert "1 line(s) failed:\n  line 2: the text is empty" in proc.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [x["line"] for x in report["failed"]] == [2] and report["lines_done"] == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "oops"}\n')
     proc = batch(bad)
