@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QFont,
     QKeySequence,
@@ -173,7 +173,7 @@ class ConversationPanel(QWidget):
         self.from_here_button.clicked.connect(self.generate_from_here)
         self.redo_button = QPushButton("Regenerate line")
         self.redo_button.setToolTip(
-            "Make the cursor's line again with a new seed; every other line stays (Ctrl+R)"
+            "Make the cursor's line again with a new seed; every other line stays (Ctrl+Shift+R)"
         )
         self.redo_button.clicked.connect(self.regenerate_line)
         self.play_button = QPushButton("▶ Play mix")
@@ -197,7 +197,13 @@ class ConversationPanel(QWidget):
         self.hear_as_made.setToolTip("Play each line as soon as the worker has made it")
         row.addWidget(self.hear_as_made)
         layout.addLayout(row)
-        QShortcut(QKeySequence("Ctrl+R"), self, self.regenerate_line)
+        # Ctrl+R is Record's: this one is Ctrl+Shift+R, and only while the tab has the focus
+        QShortcut(
+            QKeySequence("Ctrl+Shift+R"),
+            self,
+            self.regenerate_line,
+            context=Qt.ShortcutContext.WidgetWithChildrenShortcut,
+        )
 
         self.timeline = ConversationTimeline()
         self.timeline.seek_requested.connect(self.play_from)

@@ -102,7 +102,35 @@ class TakesPanel(QGroupBox):
         self.take_list.currentRowChanged.connect(self._show_take)
         layout.addWidget(self.take_list, 1)
         self.waveform = WaveformView()
+        self.waveform.setAccessibleName("Waveform of the take")
+        self.waveform.setToolTip(
+            "Click to move the playhead, drag (or Shift+click) to select; Ctrl+wheel zooms"
+        )
+        self.waveform.seek_requested.connect(self.seek)
         layout.addWidget(self.waveform, 1)
+        view = QHBoxLayout()
+        self.loop_button = QPushButton("⟲ Loop")
+        self.loop_button.setCheckable(True)
+        self.loop_button.setShortcut(QKeySequence("Ctrl+L"))
+        self.loop_button.setToolTip("Play the selection (or the take) over and over (Ctrl+L)")
+        self.spectrum_button = QPushButton("Spectrogram")
+        self.spectrum_button.setCheckable(True)
+        self.spectrum_button.setToolTip("Show the take's spectrogram: clicks and artefacts show")
+        self.spectrum_button.toggled.connect(self.waveform.show_spectrogram)
+        self.zoom_button = QPushButton("Zoom to selection")
+        self.zoom_button.setShortcut(QKeySequence("Ctrl+E"))
+        self.zoom_button.setToolTip("Show just the selection (Ctrl+E)")
+        self.zoom_button.clicked.connect(self.waveform.zoom_to_selection)
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setShortcut(QKeySequence("Ctrl+F"))
+        self.fit_button.setToolTip("Show the whole take (Ctrl+F)")
+        self.fit_button.clicked.connect(self.waveform.zoom_fit)
+        for widget in (self.loop_button, self.spectrum_button, self.zoom_button, self.fit_button):
+            widget.setAccessibleName(widget.text().strip("⟲ "))
+            view.addWidget(widget)
+        view.addStretch()
+        layout.addLayout(view)
+        self._start_at = 0  # where the next play starts (a click on the waveform)
         self.details = QLabel("")
         self.details.setWordWrap(True)
         layout.addWidget(self.details)
@@ -209,6 +237,7 @@ class TakesPanel(QGroupBox):
 
     def _show_take(self, row: int) -> None:
         take = self.takes[row] if 0 <= row < len(self.takes) else None
+        self._start_at = 0
         if take is None:
             self.waveform.set_audio(self.waveform.audio[:0], SAMPLE_RATE)
             self.details.setText("No takes yet: type a text and press Generate (Ctrl+Return).")
@@ -311,11 +340,31 @@ class TakesPanel(QGroupBox):
         except UserError as exc:
             self.error.emit(exc)
 
+    def _range(self, take: Take) -> tuple[int, int | None]:
+        """What Play plays of the shown take: the selection, else from the playhead on."""
+        if take is not self.current:
+            return 0, None
+        start, end = self.waveform.selection
+        if end > start:
+            return start, end
+        return self._start_at, None
+
+    def seek(self, sample: int) -> None:
+        """A click on the waveform: play from there (at once, when this take plays)."""
+        self._start_at = sample
+        take = self.current
+        if take is not None and self._playing is take and self.player.playing:
+            try:
+                self.player.play(take.result.audio, take.result.sample_rate, start=sample)
+            except UserError as exc:
+                self.error.emit(exc)
+
     def _start(self, take: Take) -> None:
         self._playing = take
         if take is not self.current:
             self.take_list.setCurrentRow(self.takes.index(take))
-        self.player.play(take.result.audio, take.result.sample_rate)
+        start, end = self._range(take)
+        self.player.play(take.result.audio, take.result.sample_rate, start, end)
         self.play_button.setText("❚❚ Pause")
         self._timer.start()
 
@@ -347,7 +396,12 @@ class TakesPanel(QGroupBox):
             return
         if take is self.current:
             self.waveform.set_playhead(self.player.position)
-        if not self.player.playing and self.player.position >= take.result.audio.size:
+        _, end = self._range(take)
+        finished = self.player.position >= (end if end is not None else take.result.audio.size)
+        if not self.player.playing and finished:
+            if self.loop_button.isChecked() and not self._queue:
+                self._start(take)
+                return
             if self._queue:
                 self._start(self._queue.pop(0))
                 return

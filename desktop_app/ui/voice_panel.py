@@ -175,7 +175,17 @@ class VoicePanel(QGroupBox):
 
         # editor of the selected clip
         self.waveform = WaveformView()
+        self.waveform.setAccessibleName("Waveform of the clip")
+        self.waveform.setToolTip(
+            "Click to move the playhead, drag (or Shift+click) to select; Ctrl+wheel zooms"
+        )
+        self.waveform.seek_requested.connect(self._seek)
         layout.addWidget(self.waveform, 1)
+        self._clip_start = 0  # where Play starts without a selection
+        self._played = -1  # the player's session of the clip playing (its playhead moves)
+        self._clip_timer = QTimer(self)
+        self._clip_timer.setInterval(30)
+        self._clip_timer.timeout.connect(self._clip_tick)
         tools = QHBoxLayout()
         self.tool_buttons: dict[str, QToolButton] = {}
         for key, label, tip, slot in [
@@ -280,6 +290,7 @@ class VoicePanel(QGroupBox):
     def _show_clip(self, row: int) -> None:
         clip = self.clips[row] if 0 <= row < len(self.clips) else None
         self.waveform.set_audio(clip.audio if clip else np.zeros(0, np.float32), RATE)
+        self._clip_start = 0
         self.transcript.blockSignals(True)
         self.transcript.setPlainText(clip.transcript if clip else "")
         self.transcript.blockSignals(False)
@@ -375,11 +386,28 @@ class VoicePanel(QGroupBox):
             return
         start, end = self.waveform.selection
         if end <= start:
-            start, end = 0, clip.audio.size
+            start, end = self._clip_start, clip.audio.size
         try:
             self.player.play(clip.audio, RATE, start, end)
         except UserError as exc:
             self.error.emit(exc)
+            return
+        self._played = self.player.session
+        self._clip_timer.start()
+
+    def _seek(self, sample: int) -> None:
+        """A click on the clip's waveform: play from there next (at once while it plays)."""
+        self._clip_start = sample
+        if self._clip_timer.isActive() and self.player.playing:
+            self.play_selection()
+
+    def _clip_tick(self) -> None:
+        """The playhead follows the clip's playback (as on takes)."""
+        if self.player.session != self._played or not self.player.playing:
+            self._clip_timer.stop()
+            self.waveform.set_playhead(self._clip_start or None)
+            return
+        self.waveform.set_playhead(self.player.position)
 
     # -- recording -----------------------------------------------------------------------------
 
