@@ -620,11 +620,15 @@ class Library:
         favourites_only: bool = False,
         limit: int | None = None,
         flagged_only: bool = False,
+        source: str | None = None,
     ) -> list[TakeRecord]:
         """Takes, newest first, optionally of one voice, containing ``search``, favourites,
-        flagged by the listen-back check; at most ``limit`` of them."""
+        flagged by the listen-back check, made by one face (``source``); at most ``limit``."""
         where: list[str] = ["1 = 1"]
         args: list[Any] = []
+        if source is not None:
+            where.append("t.source = ?")
+            args.append(source)
         if voice:
             where.append("v.name = ?")
             args.append(voice)

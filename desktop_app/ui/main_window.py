@@ -78,6 +78,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+WINDOW_SOURCE = "window"  # the history's source of the window's takes
+RESTORED_TAKES = 20  # the window's latest takes, back in the takes list after a restart
+
 
 class MainWindow(QMainWindow):
     """Record or import a voice, type text, generate, play, compare and save takes."""
@@ -192,6 +195,9 @@ class MainWindow(QMainWindow):
             self.library.folder if self.library is not None else None,
         )
         self.local_api.take_kept.connect(self._api_take_kept)
+        self.takes.library = self.library
+        if self.library is not None:
+            self.takes.restore(self.library.takes(limit=RESTORED_TAKES, source=WINDOW_SOURCE))
         if self.settings.local_api:
             self.serve_api(True)
 
@@ -793,6 +799,7 @@ class MainWindow(QMainWindow):
                 model_revision=revision,
                 private=True,  # a cloned voice: user-only until the user saves it elsewhere
                 check=check,
+                source=WINDOW_SOURCE,
             )
         except UserError as exc:
             self.errors.show(exc)

@@ -7,10 +7,12 @@ it anywhere as WAV or FLAC with metadata.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
@@ -30,6 +32,8 @@ from desktop_app.audio.player import Player
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
+from desktop_app.inference.engine import GenerationTimings
+from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import KeptTake, take_metadata
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.library_panels import verdict_text
@@ -54,15 +58,32 @@ class Take:
     check: TakeCheck | None = None  # its listen-back check, when it was checked
     best_of: BestOf | None = None  # every candidate, when it is the best of several
 
+    favourite: bool = False
+    restored: bool = False  # listed again from the history after a restart
+
     def label(self) -> str:
-        r, t = self.request, self.result.timings
-        text = r.text if len(r.text) <= 48 else r.text[:45] + "…"
-        settings = "greedy" if r.temperature <= 0 else f"T {r.temperature:g} k {r.top_k}"
-        verdict = f"{verdict_text(self.check.verdict, self.check.wer)} · " if self.check else ""
+        """The row: number, verdict and score, text, voice, length, star."""
+        r = self.request
+        text = r.text if len(r.text) <= 56 else r.text[:53] + "…"
+        verdict = f"{verdict_text(self.check.verdict, self.check.wer)}  " if self.check else ""
+        star = "  ★" if self.favourite else ""
         return (
-            f"#{self.number}  {verdict}“{text}”  {settings} seed {self.result.seed} · "
-            f"{self.result.seconds:.1f} s · RTF {t.real_time_factor:.2f} "
-            f"({self.result.engine}, {self.result.device})"
+            f"#{self.number}  {verdict}“{text}”  ·  {self.voice or 'clips'}  ·  "
+            f"{self.result.seconds:.1f} s{star}"
+        )
+
+    def settings_text(self) -> str:
+        """The settings and timings (the row's tooltip)."""
+        r, t = self.request, self.result.timings
+        settings = (
+            "greedy" if r.temperature <= 0 else f"temperature {r.temperature:g}, top-k {r.top_k}"
+        )
+        where = f"{self.result.engine}, {self.result.device}" if self.result.device else "history"
+        return (
+            f"{settings}, top-p {r.top_p:g}, seed {self.result.seed}, max {r.max_seconds:g} s\n"
+            f"{self.result.frames} frames ({self.result.stopped_by}) · RTF "
+            f"{t.real_time_factor:.2f} ({where})"
+            + ("\nfrom an earlier session" if self.restored else "")
         )
 
     def check_lines(self) -> str:
@@ -94,6 +115,7 @@ class TakesPanel(QGroupBox):
         super().__init__("Takes", parent)
         self.player = player
         self.takes: list[Take] = []
+        self.library: Library | None = None  # set by the window: stars go into the history
         self._queue: list[Take] = []
         self._playing: Take | None = None
         layout = QVBoxLayout(self)
@@ -165,7 +187,18 @@ class TakesPanel(QGroupBox):
         self.part_button = QPushButton("Regenerate part")
         self.part_button.setToolTip("Make only this part again (new seed); the rest stays")
         self.part_button.clicked.connect(self._regenerate_part)
-        for widget in (self.save_button, self.reveal_button, self.regenerate_button):
+        self.star_button = QPushButton("★ Star")
+        self.star_button.setCheckable(True)
+        self.star_button.setShortcut(QKeySequence("Ctrl+D"))
+        self.star_button.setToolTip("Star the take (in the History too) (Ctrl+D)")
+        self.star_button.setAccessibleName("Star")
+        self.star_button.clicked.connect(lambda _: self.toggle_favourite())
+        for widget in (
+            self.save_button,
+            self.reveal_button,
+            self.regenerate_button,
+            self.star_button,
+        ):
             row.addWidget(widget)
         row.addStretch()
         row.addWidget(self.part_picker, 1)
@@ -225,10 +258,80 @@ class TakesPanel(QGroupBox):
             check,
             best_of,
         )
-        self.takes.append(take)
-        self.take_list.addItem(take.label())
+        self._list(take)
         self.take_list.setCurrentRow(len(self.takes) - 1)
         return take
+
+    def _list(self, take: Take) -> None:
+        self.takes.append(take)
+        self.take_list.addItem(take.label())
+        item = self.take_list.item(self.take_list.count() - 1)
+        item.setToolTip(take.settings_text())
+
+    def restore(self, records: list[TakeRecord]) -> None:
+        """List the window's takes of earlier sessions (newest first from the history) again,
+        oldest first, before the ones made now. A take whose file is gone is left out."""
+        from desktop_app.checks.take_check import TakeCheck
+
+        for record in reversed(records):
+            try:
+                audio = record.audio()
+            except UserError:
+                continue
+            timings = _timings(record.timings)
+            settings = record.settings
+            request = GenerationRequest(
+                record.text,
+                temperature=float(settings.get("temperature", 0.9)),
+                top_k=int(settings.get("top_k", 50)),
+                top_p=float(settings.get("top_p", 1.0)),
+                seed=record.seed,
+                max_seconds=float(settings.get("max_seconds", 10.0)),
+            )
+            frames = round(audio.size / 1920)
+            result = GenerationResult(
+                audio,
+                np.zeros((frames, 0), np.int64),
+                frames,
+                "kept",
+                record.seed,
+                timings,
+                record.device,
+                "",
+                record.engine,
+            )
+            check = TakeCheck.from_json(record.check) if record.verdict else None
+            take = Take(
+                len(self.takes) + 1,
+                request,
+                result,
+                record.model,
+                record.file,
+                record.voice,
+                record.id,
+                check,
+                None,
+                record.favourite,
+                True,
+            )
+            self._list(take)
+        if self.takes:
+            self.take_list.setCurrentRow(len(self.takes) - 1)
+
+    def toggle_favourite(self) -> None:
+        """Star (or unstar) the selected take, in the history too."""
+        take = self.current
+        if take is None:
+            return
+        take.favourite = not take.favourite
+        if self.library is not None and take.record_id is not None:
+            try:
+                self.library.set_favourite(take.record_id, take.favourite)
+            except UserError as exc:
+                self.error.emit(exc)
+        row = self.takes.index(take)
+        self.take_list.item(row).setText(take.label())
+        self.star_button.setChecked(take.favourite)
 
     @property
     def current(self) -> Take | None:
@@ -238,6 +341,7 @@ class TakesPanel(QGroupBox):
     def _show_take(self, row: int) -> None:
         take = self.takes[row] if 0 <= row < len(self.takes) else None
         self._start_at = 0
+        self.star_button.setChecked(take is not None and take.favourite)
         if take is None:
             self.waveform.set_audio(self.waveform.audio[:0], SAMPLE_RATE)
             self.details.setText("No takes yet: type a text and press Generate (Ctrl+Return).")
@@ -449,3 +553,12 @@ class TakesPanel(QGroupBox):
         take = self.current
         if take is not None and take.result.parts:
             self.part_regenerate_requested.emit(take, self.part_picker.currentIndex())
+
+
+def _timings(stored: dict[str, float]) -> GenerationTimings:
+    """A take's timings as the history kept them (zeros where a field is missing)."""
+    known = {f.name for f in dataclasses.fields(GenerationTimings)}
+    values = {k: v for k, v in stored.items() if k in known}
+    for name in ("prefill_s", "per_frame_s", "total_s", "real_time_factor"):
+        values.setdefault(name, 0.0)
+    return GenerationTimings(**values)

@@ -1,0 +1,46 @@
+"""The window as an audio person expects it: takes that last across a restart, rows one can
+scan with the settings in a tooltip, a star kept in the history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pytestqt.qtbot import QtBot
+
+from desktop_app.config import Settings
+from desktop_app.ui.app import build_window, smoke_clip
+from desktop_app.ui.main_window import MainWindow
+
+
+def test_the_sessions_takes_are_back_after_a_restart_with_their_star(
+    window: MainWindow, qtbot: QtBot, tiny_model_dir: Path
+) -> None:
+    window.voice.add_clip(smoke_clip())
+    window.max_seconds.setValue(0.6)
+    made = []
+    for text in ("The first take.", "The second take."):
+        window.text.setPlainText(text)
+        with qtbot.waitSignal(window.take_ready, timeout=60_000) as ready:
+            window.generate()
+        made.append(ready.args[0])
+    takes = window.takes
+    takes.take_list.setCurrentRow(0)
+    takes.star_button.click()
+    assert takes.take_list.item(0).text().endswith("★")
+    row = takes.take_list.item(1).text()
+    assert "“The second take.”" in row and "0.6 s" in row and "seed" not in row
+    assert f"seed {made[1].result.seed}" in takes.take_list.item(1).toolTip()
+    assert window.library is not None
+    assert window.library.take(made[0].record_id).favourite  # the star is in the history too
+
+    again = build_window(Settings(model=str(tiny_model_dir)))  # a restart: a new window
+    qtbot.addWidget(again)
+    restored = again.takes.takes
+    assert [t.request.text for t in restored] == ["The first take.", "The second take."]
+    assert [t.favourite for t in restored] == [True, False]
+    assert all(t.restored for t in restored)
+    np.testing.assert_allclose(restored[1].result.audio, made[1].result.audio, atol=1e-4)
+    assert restored[1].result.seed == made[1].result.seed
+    assert "from an earlier session" in again.takes.take_list.item(1).toolTip()
+    assert again.takes.take_list.currentRow() == 1  # the last one is shown
