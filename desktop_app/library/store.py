@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -832,6 +832,38 @@ class Library:
         with self._transaction(self._db):
             conversation_id = self._conversation_id(name)
             self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def referenced_files(self) -> set[Path]:
+        """Every file of the audio folder a clip, a take or a conversation line points at."""
+        rows = self._db.execute(
+            "SELECT file FROM clips UNION SELECT file FROM takes "
+            "UNION SELECT codes_file FROM conversation_lines"
+        ).fetchall()
+        return {(self.folder / row[0]).resolve() for row in rows}
+
+    def unreferenced_files(self, keep: Iterable[Path] = ()) -> list[Path]:
+        """Files of the audio folder nothing points at any more, except those in ``keep``
+        (what an undo could bring back)."""
+        held = self.referenced_files() | {Path(f).resolve() for f in keep}
+        return sorted(
+            f
+            for f in self.audio_dir.rglob("*")
+            if f.is_file() and f.suffix in (".wav", ".npy") and f.resolve() not in held
+        )
+
+    def remove_files(self, files: Iterable[Path], keep: Iterable[Path] = ()) -> tuple[int, int]:
+        """Delete those of ``files`` that are still unreferenced (checked again now); how many
+        and how many bytes."""
+        still = set(self.unreferenced_files(keep))
+        count = size = 0
+        for file in files:
+            if file in still:
+                size += file.stat().st_size
+                file.unlink()
+                count += 1
+        return count, size
 
     def _relative(self, file: Path) -> str:
         return file.relative_to(self.folder).as_posix()

@@ -302,6 +302,13 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Import clip…", "Ctrl+O", self.import_dialog)
         self._action(file_menu, "&Save take as…", "Ctrl+S", self.takes.save_dialog)
         file_menu.addSeparator()
+        self.cleanup_action = self._action(
+            file_menu, "&Clean up library files…", None, self.clean_up_dialog
+        )
+        self.cleanup_action.setToolTip(
+            "Remove audio files of the library that no voice, clip, take or conversation uses"
+        )
+        self.cleanup_action.setEnabled(self.library is not None)
         self._action(file_menu, "&Quit", "Ctrl+Q", self.close)
         edit_menu = self.menuBar().addMenu("&Edit")
         undo = self.undo.createUndoAction(self, "&Undo")
@@ -682,6 +689,51 @@ class MainWindow(QMainWindow):
         if self.history is not None:
             self.history.refresh()
         self.conversation_ready.emit(lines)
+
+    # -- housekeeping ----------------------------------------------------------------------------
+
+    def undoable_files(self) -> set[Path]:
+        """Files an undo of this session could bring back (deleted voices' clips and takes)."""
+        files: set[Path] = set()
+        for index in range(self.undo.count()):
+            command = self.undo.command(index)
+            removed = getattr(command, "removed", None)
+            if removed is not None:
+                files.update(clip.file for clip in removed.voice.clips)
+            take = getattr(command, "take", None)
+            if isinstance(take, TakeRecord):
+                files.add(take.file)
+        return files
+
+    def clean_up_plan(self) -> list[Path]:
+        """The library's files nothing uses, nor could an undo of this session."""
+        if self.library is None:
+            return []
+        return self.library.unreferenced_files(self.undoable_files())
+
+    def clean_up_dialog(self) -> None:
+        """File → Clean up library files: the count and size first, then the removal."""
+        files = self.clean_up_plan()
+        if not files:
+            QMessageBox.information(self, "Clean up", "Every file of the library is in use.")
+            return
+        size = sum(f.stat().st_size for f in files) / 1e6
+        answer = QMessageBox.question(
+            self,
+            "Clean up",
+            f"{len(files)} audio file(s) of the library ({size:.1f} MB) are used by no voice, "
+            "clip, take or conversation, nor by anything Undo could bring back. Remove them?",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.clean_up(files)
+
+    def clean_up(self, files: list[Path]) -> tuple[int, int]:
+        """Remove ``files`` (those still unused now); how many and how many bytes."""
+        if self.library is None:
+            return 0, 0
+        count, size = self.library.remove_files(files, self.undoable_files())
+        self.statusBar().showMessage(f"Removed {count} file(s), {size / 1e6:.1f} MB", 8000)
+        return count, size
 
     # -- the local API -------------------------------------------------------------------------
 

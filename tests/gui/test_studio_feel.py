@@ -44,3 +44,28 @@ def test_the_sessions_takes_are_back_after_a_restart_with_their_star(
     assert restored[1].result.seed == made[1].result.seed
     assert "from an earlier session" in again.takes.take_list.item(1).toolTip()
     assert again.takes.take_list.currentRow() == 1  # the last one is shown
+
+
+def test_clean_up_removes_only_files_nothing_uses_nor_an_undo_could_bring_back(
+    window: MainWindow,
+) -> None:
+    from desktop_app.ui.library_panels import DeleteVoice
+    from tests.support.signals import voiced
+
+    library = window.library
+    assert library is not None
+    library.add_voice("Kept", [(voiced(2.0, 24_000, seed=1), "Kept.", "imported")])
+    library.add_voice("Gone", [(voiced(2.0, 24_000, seed=2), "Gone.", "imported")])
+    gone_clip = library.voice("Gone").clips[0].file
+    orphan = library.store_audio(voiced(1.0, 24_000, seed=3), 24_000)  # used by nothing
+    codes = library.store_codes(np.zeros((3, 4), np.int64))  # nor this
+    window.library_box.refresh()
+    window.undo.push(DeleteVoice(window.library_box, "Gone"))  # undoable this session
+    plan = window.clean_up_plan()
+    assert sorted(plan) == sorted([orphan, codes])
+    count, size = window.clean_up(plan)
+    assert count == 2 and size > 0
+    assert not orphan.exists() and gone_clip.exists()
+    assert library.voice("Kept").clips[0].file.exists()
+    window.undo.undo()  # the deleted voice comes back, with its audio
+    assert library.voice("Gone").clips[0].audio().size == 48_000
