@@ -45,6 +45,7 @@ class Settings:
     max_seconds: float = defaults.MAX_SECONDS
     denoise: bool = False
     play_while_generating: bool = True
+    color_scheme: str = "system"  # "system" (the desktop's), "light" or "dark"
     local_api: bool = False  # serve the local API from the window (off unless turned on)
     local_api_port: int = 8000
     last_folder: str = ""

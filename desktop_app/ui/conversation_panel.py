@@ -198,12 +198,13 @@ class ConversationPanel(QWidget):
         row.addWidget(self.hear_as_made)
         layout.addLayout(row)
         # Ctrl+R is Record's: this one is Ctrl+Shift+R, and only while the tab has the focus
-        QShortcut(
+        redo = QShortcut(
             QKeySequence("Ctrl+Shift+R"),
             self,
             self.regenerate_line,
             context=Qt.ShortcutContext.WidgetWithChildrenShortcut,
         )
+        redo.setWhatsThis("Regenerate the conversation's line under the cursor")
 
         self.timeline = ConversationTimeline()
         self.timeline.seek_requested.connect(self.play_from)

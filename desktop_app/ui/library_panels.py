@@ -436,6 +436,7 @@ class HistoryPanel(QWidget):
         layout.addLayout(row)
         shortcut = QShortcut(QKeySequence.StandardKey.Delete, self.tree)
         shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+        shortcut.setWhatsThis("Delete the selected take from the History (undo: Ctrl+Z)")
         shortcut.activated.connect(self.delete)
         self.fill_voices()
         self.refresh()

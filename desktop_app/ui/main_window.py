@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
@@ -293,8 +294,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self, self.generate)
-        QShortcut(QKeySequence("Esc"), self, self.cancel)
+            QShortcut(QKeySequence(keys), self, self.generate).setWhatsThis("Generate the take")
+        QShortcut(QKeySequence("Esc"), self, self.cancel).setWhatsThis("Cancel what is being made")
         return box
 
     def _build_menus(self) -> None:
@@ -339,7 +340,23 @@ class MainWindow(QMainWindow):
             "Let other programs on this computer speak with the loaded model: OpenAI's "
             "/v1/audio/speech and /clone-voice on 127.0.0.1 (off by default)"
         )
+        view_menu = self.menuBar().addMenu("&View")
+        self.scheme_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for scheme, text in (
+            ("system", "&Like the desktop"),
+            ("light", "L&ight"),
+            ("dark", "&Dark"),
+        ):
+            action = self._action(
+                view_menu, text, None, lambda _=False, s=scheme: self.set_scheme(s)
+            )
+            action.setCheckable(True)
+            action.setChecked(self.settings.color_scheme == scheme)
+            group.addAction(action)
+            self.scheme_actions[scheme] = action
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", "F1", self.show_shortcuts)
         self._action(help_menu, "&Test this computer…", None, self.test_computer)
         self._action(help_menu, "Open &log folder", None, self.open_log_folder)
         self._action(help_menu, "&About CSM Studio", None, lambda: show_about(self))
@@ -689,6 +706,58 @@ class MainWindow(QMainWindow):
         if self.history is not None:
             self.history.refresh()
         self.conversation_ready.emit(lines)
+
+    # -- look and keys -------------------------------------------------------------------------
+
+    def set_scheme(self, scheme: str) -> None:
+        """View → Like the desktop / Light / Dark (remembered)."""
+        from desktop_app.ui.theme import apply_scheme
+
+        self.settings.color_scheme = scheme
+        self.scheme_actions[scheme].setChecked(True)
+        apply_scheme(scheme)
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """Every keyboard shortcut of the window: (keys, what it does)."""
+        from PySide6.QtWidgets import QAbstractButton
+
+        found: dict[str, str] = {}
+        for action in self.findChildren(QAction):
+            keys = action.shortcut().toString()
+            if keys:
+                found.setdefault(keys, action.text().replace("&", "").rstrip("…"))
+        for button in self.findChildren(QAbstractButton):
+            keys = button.shortcut().toString()
+            if keys:
+                what = button.toolTip().split(" (")[0] or button.text()
+                found.setdefault(keys, what.strip("▶■★⟲ "))
+        for shortcut in self.findChildren(QShortcut):
+            keys = shortcut.key().toString()
+            if keys:
+                found.setdefault(keys, shortcut.whatsThis() or shortcut.objectName())
+        return sorted(found.items(), key=lambda kv: (len(kv[0]), kv[0]))
+
+    def show_shortcuts(self) -> None:
+        """Help → Keyboard shortcuts (F1): a table of every shortcut."""
+        from PySide6.QtWidgets import QDialog, QTableWidget, QTableWidgetItem
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        layout = QVBoxLayout(dialog)
+        rows = self.shortcuts()
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Keys", "Does"])
+        table.setAccessibleName("Keyboard shortcuts")
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        for row, (keys, what) in enumerate(rows):
+            table.setItem(row, 0, QTableWidgetItem(keys))
+            table.setItem(row, 1, QTableWidgetItem(what))
+        table.resizeColumnToContents(0)
+        layout.addWidget(table)
+        dialog.resize(520, 480)
+        self.shortcuts_dialog = dialog
+        dialog.open()
 
     # -- housekeeping ----------------------------------------------------------------------------
 

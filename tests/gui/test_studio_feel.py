@@ -69,3 +69,41 @@ def test_clean_up_removes_only_files_nothing_uses_nor_an_undo_could_bring_back(
     assert library.voice("Kept").clips[0].file.exists()
     window.undo.undo()  # the deleted voice comes back, with its audio
     assert library.voice("Gone").clips[0].audio().size == 48_000
+
+
+def test_dark_and_light_and_f1_lists_every_shortcut(window: MainWindow, qtbot: QtBot) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication, QTableWidget
+
+    def window_lightness() -> int:
+        return QApplication.palette().color(QPalette.ColorRole.Window).lightness()
+
+    window.scheme_actions["dark"].trigger()
+    assert window.settings.color_scheme == "dark" and window_lightness() < 80
+    waveform = window.takes.waveform  # the widgets follow (the change reaches them as an event)
+    qtbot.waitUntil(lambda: waveform.palette().color(QPalette.ColorRole.Base).lightness() < 80)
+    window.scheme_actions["light"].trigger()
+    assert window_lightness() > 180
+    window.scheme_actions["system"].trigger()  # offscreen has no scheme: light
+    assert window.settings.color_scheme == "system" and window_lightness() > 180
+
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    qtbot.waitUntil(lambda: getattr(window, "shortcuts_dialog", None) is not None)
+    table = window.shortcuts_dialog.findChild(QTableWidget)
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    for keys in (
+        "F1",
+        "Ctrl+R",
+        "Space",
+        "Ctrl+Return",
+        "Esc",
+        "Ctrl+Z",
+        "Ctrl+Shift+R",
+        "Ctrl+L",
+        "Ctrl+E",
+        "Ctrl+D",
+    ):
+        assert keys in rows, keys
+    assert "recording" in rows["Ctrl+R"] and rows["Ctrl+Shift+R"].startswith("Regenerate")
+    assert len(rows) == len(set(rows))  # each listed once (an ambiguous key would fire neither)
