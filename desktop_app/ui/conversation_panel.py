@@ -359,6 +359,7 @@ class ConversationPanel(QWidget):
             box = QComboBox()
             box.addItems(voices)
             box.setAccessibleName(f"Voice of {name}")
+            box.setToolTip(f"The library voice that speaks {name}'s lines")
             if chosen.get(name) in voices:
                 box.setCurrentText(chosen[name])
             elif row < len(voices):

@@ -43,6 +43,7 @@ from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.library.store import Library, LibraryError, RemovedVoice, TakeRecord
 from desktop_app.takes import record_metadata
+from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.voice_panel import Clip, VoicePanel
 
@@ -250,6 +251,11 @@ class VoiceLibraryBox(QGroupBox):
         self.delete_button.clicked.connect(self.delete)
         for button in (self.use_button, self.save_button, self.rename_button, self.delete_button):
             row.addWidget(button)
+        describe(
+            (self.voice_combo, "The voices saved in the library", "Saved voices"),
+            (self.rename_button, "Rename the chosen voice (undo: Ctrl+Z)", "Rename voice"),
+            (self.delete_button, "Delete the chosen voice (undo: Ctrl+Z)", "Delete voice"),
+        )
         self.refresh()
 
     def refresh(self, select: str | None = None) -> None:
@@ -438,6 +444,15 @@ class HistoryPanel(QWidget):
         shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
         shortcut.setWhatsThis("Delete the selected take from the History (undo: Ctrl+Z)")
         shortcut.activated.connect(self.delete)
+        describe(
+            (self.search, "Show the takes whose text contains this", "Search the history"),
+            (self.voice_filter, "Show the takes of one voice", "Voice filter"),
+            (self.favourites_only, "Show starred takes only", "Starred only"),
+            (self.play_button, "Play the selected take", "Play"),
+            (self.stop_button, "Stop playback", "Stop"),
+            (self.favourite_button, "Star or unstar the selected take", "Favourite"),
+            (self.export_button, "Save the selected take as a WAV or FLAC file", "Export"),
+        )
         self.fill_voices()
         self.refresh()
 

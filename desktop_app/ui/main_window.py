@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -40,6 +41,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -58,6 +60,7 @@ from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import keep_take, session_take_file
 from desktop_app.ui.conversation_panel import ConversationPanel, SpeakOrder
+from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import (
     ErrorFunnel,
     ListenModelsDialog,
@@ -166,8 +169,13 @@ class MainWindow(QMainWindow):
         right_layout.addWidget(self._build_generate_box())
         right_layout.addWidget(self.tabs, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
+        for pane in (left, right):  # a small screen scrolls a pane instead of clipping it
+            scroller = QScrollArea()
+            scroller.setWidgetResizable(True)
+            scroller.setFrameShape(QFrame.Shape.NoFrame)
+            scroller.setWidget(pane)
+            scroller.setMinimumWidth(420)
+            splitter.addWidget(scroller)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
         self.splitter = splitter
@@ -240,12 +248,20 @@ class MainWindow(QMainWindow):
         self.max_seconds.setValue(s.max_seconds)
         self.max_seconds.setSuffix(" s")
         self.denoise = QCheckBox("Lightly denoise the clips")
+        self.denoise.setToolTip("Reduce steady background noise in the clips before they are used")
         self.denoise.setChecked(s.denoise)
         self.play_live = QCheckBox("Play while generating")
         self.play_live.setToolTip(
             "Hear the take as it is made: playback starts once the rest can follow without gaps"
         )
         self.play_live.setChecked(s.play_while_generating)
+        describe(
+            (self.temperature, "", "Temperature"),
+            (self.top_k, "", "Top-k"),
+            (self.top_p, "Sample among the most likely codes up to this share (1 = all)", "Top-p"),
+            (self.seed, "The random seed of the next take (the same seed, the same take)", "Seed"),
+            (self.max_seconds, "The longest take to make, in seconds", "Maximum length"),
+        )
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
         form.addRow("Top-p", self.top_p)

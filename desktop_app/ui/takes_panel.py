@@ -35,6 +35,7 @@ from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.engine import GenerationTimings
 from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import KeptTake, take_metadata
+from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
 from desktop_app.ui.library_panels import verdict_text
 from desktop_app.ui.waveform_view import WaveformView
@@ -232,6 +233,13 @@ class TakesPanel(QGroupBox):
         self._timer = QTimer(self)
         self._timer.setInterval(30)
         self._timer.timeout.connect(self._tick)
+        describe(
+            (self.stop_button, "Stop playback and rewind", "Stop"),
+            (self.save_button, "Save the selected take as WAV or FLAC (Ctrl+S)", "Save as"),
+            (self.reveal_button, "Show the take's file in the file manager", "Show in folder"),
+            (self.output_device, "Output device for playback", "Output device"),
+            (self.part_picker, "A long text is said in parts; pick one to make again", "Part"),
+        )
         self._show_take(-1)
 
     # -- takes ---------------------------------------------------------------------------------
