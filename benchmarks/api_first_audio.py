@@ -1,5 +1,6 @@
 """The local API against the engine called directly, side by side in one process: time to the
-first audio and to the whole take, for a streamed response (pcm) and a whole one (wav).
+first audio and to the whole take, for a streamed response (pcm) and a whole one (wav); then
+latency (p50/p95) and throughput with 1 and with 4 clients at once.
 
     PYTHONPATH=. python benchmarks/api_first_audio.py --random-small --seconds 4 \
         --json benchmarks/results/cpu-small-api.json
@@ -11,6 +12,7 @@ the client is httpx. The ratios say what HTTP, the queue and encoding add to a t
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import os
 import platform
@@ -97,6 +99,21 @@ def main() -> int:
         direct(), streamed(), whole()  # warm up
         runs = {name: [f() for _ in range(args.repeats)] for name, f in
                 (("direct", direct), ("api_streamed", streamed), ("api_whole", whole))}  # fmt: skip
+        concurrency = {}
+        for clients in (1, 4):
+            total = clients * args.repeats
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                latencies = sorted(r[1] for r in pool.map(lambda _: whole(), range(total)))
+            wall = time.perf_counter() - started
+            p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+            concurrency[clients] = {
+                "requests": total,
+                "p50_s": round(statistics.median(latencies), 3),
+                "p95_s": round(p95, 3),
+                "takes_per_s": round(total / wall, 3),
+                "audio_s_per_s": round(total * args.seconds / wall, 3),
+            }
         server.stop()
     median = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
               for name, rs in runs.items()}  # fmt: skip
@@ -115,12 +132,18 @@ def main() -> int:
         "api_whole_s": round(median["api_whole"][1], 3),
         "first_audio_ratio": round(median["api_streamed"][0] / median["direct"][0], 2),
         "whole_ratio": round(median["api_whole"][1] / median["direct"][1], 2),
+        "concurrency": concurrency,
     }
     print(f"{'':24}{'first audio':>12}{'whole take':>12}")
     for name, (first, end) in median.items():
         print(f"{name:24}{first:12.3f}{end:12.3f}")
     print(f"first audio over the API / direct: {report['first_audio_ratio']}x; "
           f"a whole wav / direct: {report['whole_ratio']}x")  # fmt: skip
+    for clients, c in concurrency.items():
+        print(
+            f"{clients} client(s): p50 {c['p50_s']:.2f} s, p95 {c['p95_s']:.2f} s, "
+            f"{c['takes_per_s']:.2f} takes/s ({c['audio_s_per_s']:.2f} s of audio per s)"
+        )
     write_report(args.json, report)
     return 0
 

@@ -61,7 +61,6 @@ class Recorder:
 
     def start(self, name: str | None = None) -> Path:
         """Open the device and start writing; returns the raw file being written."""
-        import sounddevice as sd
 
         private_folder(self.folder)  # a recording is someone's voice: user-only
         stem = name or time.strftime("recording-%Y%m%d-%H%M%S")
@@ -70,15 +69,7 @@ class Recorder:
         with _private_open(self.folder / f"{stem}{NOTE_SUFFIX}", os.O_TRUNC) as handle:
             handle.write(json.dumps(note).encode())
         try:
-            self._stream = sd.InputStream(
-                device=self.device,
-                channels=1,
-                samplerate=self.rate,
-                dtype="float32",
-                callback=self._callback,
-                blocksize=0,
-            )
-            self._stream.start()
+            self._stream = open_input(self.device, self.rate, self._callback)
         except Exception as exc:
             self._cleanup_empty()
             raise RecordingError(
@@ -177,3 +168,67 @@ def unfinished_recordings(folder: Path) -> list[Path]:
         (p for p in folder.glob(f"*{RAW_SUFFIX}") if note_path(p).exists()),
         key=lambda p: p.stat().st_mtime,
     )
+
+
+def open_input(device: int | str | None, rate: int, callback: Any) -> Any:
+    """A started mono float32 input stream on ``device`` calling ``callback`` per block."""
+    import sounddevice as sd
+
+    stream = sd.InputStream(
+        device=device,
+        channels=1,
+        samplerate=rate,
+        dtype="float32",
+        callback=callback,
+        blocksize=0,
+    )
+    stream.start()
+    return stream
+
+
+class InputMonitor:
+    """The input level before and between recordings: an input stream whose callback only
+    copies into a ring buffer, and :meth:`peak` to read the latest samples' peak (UI thread)."""
+
+    def __init__(self, device: int | str | None = None, rate: int = 48_000) -> None:
+        self.device = device
+        self.rate = rate
+        self._ring = RingBuffer(rate)
+        self._block = np.zeros(rate // 4, dtype=np.float32)
+        self._stream: Any = None
+
+    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        self._ring.write(indata[:, 0])
+
+    def start(self) -> None:
+        """Open the device.
+
+        Raises:
+            RecordingError: it cannot be opened.
+        """
+        try:
+            self._stream = open_input(self.device, self.rate, self._callback)
+        except Exception as exc:
+            self._stream = None
+            raise RecordingError(
+                f"cannot listen to the input device {self.device or '(default)'}: {exc}"
+            ) from exc
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    def peak(self) -> float:
+        """The peak (0..1) of what came in since the last call (0 when nothing did)."""
+        peak = 0.0
+        while True:
+            count = self._ring.read_into(self._block)
+            if not count:
+                return peak
+            peak = max(peak, float(np.abs(self._block[:count]).max()))
+
+    def stop(self) -> None:
+        """Close the device (idempotent)."""
+        if self._stream is not None:
+            close_stream(self._stream)
+            self._stream = None

@@ -331,9 +331,12 @@ class Library:
         """Write audio as a content-named WAV (once; identical audio shares one file)."""
         buffer = io.BytesIO()
         sf.write(buffer, np.asarray(audio, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
-        data = buffer.getvalue()
+        return self._store(buffer.getvalue(), ".wav")
+
+    def _store(self, data: bytes, suffix: str) -> Path:
+        """Write ``data`` once, named by its SHA-256, in the audio folder."""
         digest = hashlib.sha256(data).hexdigest()
-        target = self.audio_dir / digest[:2] / f"{digest}.wav"
+        target = self.audio_dir / digest[:2] / f"{digest}{suffix}"
         if not target.exists():
             target.parent.mkdir(exist_ok=True)
             with atomic_write(target, permissions=0o600) as handle:
@@ -702,14 +705,7 @@ class Library:
         """Write a take's codes (frames x codebooks) as a content-named .npy (once)."""
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(codes, dtype=np.int64))
-        data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.audio_dir / digest[:2] / f"{digest}.npy"
-        if not target.exists():
-            target.parent.mkdir(exist_ok=True)
-            with atomic_write(target, permissions=0o600) as handle:
-                handle.write(data)
-        return target
+        return self._store(buffer.getvalue(), ".npy")
 
     def save_conversation(
         self,

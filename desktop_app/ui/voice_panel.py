@@ -32,7 +32,7 @@ from desktop_app import paths
 from desktop_app.audio import dsp
 from desktop_app.audio.io import read_audio
 from desktop_app.audio.player import Player
-from desktop_app.audio.recorder import Recorder
+from desktop_app.audio.recorder import InputMonitor, Recorder
 from desktop_app.errors import UserError
 from desktop_app.inference.transcript import Transcript, Word
 from desktop_app.resources import reading_script
@@ -241,6 +241,8 @@ class VoicePanel(QGroupBox):
         self._meter_timer = QTimer(self)
         self._meter_timer.setInterval(33)
         self._meter_timer.timeout.connect(self._poll_recorder)
+        self.monitor: InputMonitor | None = None  # the level before and between recordings
+        self.input_device.currentTextChanged.connect(lambda _: self.monitor_input())
         self._show_clip(-1)
 
     # -- devices -------------------------------------------------------------------------------
@@ -252,6 +254,29 @@ class VoicePanel(QGroupBox):
         if remembered in names:
             self.input_device.setCurrentText(remembered)
         self.record_button.setEnabled(bool(names))
+        self.monitor_input()
+
+    def monitor_input(self) -> None:
+        """Let the meter show the chosen input's level now, before any recording (a person
+        sets the gain first). An input that cannot be opened leaves the meter still."""
+        self.stop_monitoring()
+        if self.recorder is not None or not self.input_device.currentText():
+            return
+        monitor = InputMonitor(self.input_device.currentText() or None)
+        try:
+            monitor.start()
+        except UserError as exc:
+            log.info("no input monitoring: %s", exc)
+            self.meter.setToolTip(f"Input level: {exc}")
+            return
+        self.monitor = monitor
+        self.meter.setToolTip("Input level of the chosen microphone (dBFS); CLIP holds a moment")
+        self._meter_timer.start()
+
+    def stop_monitoring(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+            self.monitor = None
 
     # -- clips ---------------------------------------------------------------------------------
 
@@ -423,6 +448,7 @@ class VoicePanel(QGroupBox):
 
     def start_recording(self) -> None:
         """Start recording from the chosen input into the recordings folder."""
+        self.stop_monitoring()  # the recording's own stream takes over the meter
         device = self.input_device.currentText() or None
         self.recorder = Recorder(paths.data_dir() / "recordings", device=device)
         try:
@@ -433,6 +459,7 @@ class VoicePanel(QGroupBox):
             self.record_button.setChecked(False)
             self.record_button.blockSignals(False)
             self.error.emit(exc)
+            self.monitor_input()
             return
         self._record_started = time.monotonic()
         self.record_button.setText("■ Stop")
@@ -447,6 +474,7 @@ class VoicePanel(QGroupBox):
         if recorder is None:
             return None
         path = recorder.stop()
+        self.monitor_input()  # between recordings the meter goes on
         try:
             clip = clip_from_file(path, source="recorded")
         except UserError as exc:
@@ -465,6 +493,8 @@ class VoicePanel(QGroupBox):
     def _poll_recorder(self) -> None:
         recorder = self.recorder
         if recorder is None:
+            if self.monitor is not None:
+                self.meter.set_peak(self.monitor.peak())
             return
         self.meter.set_peak(recorder.peak())
         elapsed = recorder.seconds
@@ -473,6 +503,7 @@ class VoicePanel(QGroupBox):
             self.record_button.setChecked(False)  # stops and keeps what was recorded
 
     def shutdown(self) -> None:
-        """Finish a recording in progress (the window is closing)."""
+        """Finish a recording in progress and stop listening (the window is closing)."""
+        self.stop_monitoring()
         if self.recorder is not None:
             self.record_button.setChecked(False)

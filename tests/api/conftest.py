@@ -26,6 +26,7 @@ class Server:
     key: str
     home: Path
     stderr: Path
+    pid: int
 
     @property
     def headers(self) -> dict[str, str]:
@@ -35,6 +36,21 @@ class Server:
         from desktop_app.library.store import Library
 
         return Library(self.home / "data" / "library")
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
+    """Until the server at ``url`` says it is healthy (fails the test if it dies or takes long)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).json()["status"] == "healthy":
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the server did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -83,17 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with stderr.open("wb") as err:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).json()["status"] == "healthy":
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start: {stderr.read_text()}")
-        time.sleep(0.1)
-    yield Server(url, KEY, home, stderr)
+    wait_healthy(url, process, stderr, 90)
+    yield Server(url, KEY, home, stderr, process.pid)
     process.terminate()
     process.wait(timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -382,3 +383,37 @@ def test_the_queue_keeps_order_refuses_when_full_and_stops_on_time() -> None:
     with pytest.raises(TimedOut, match=r"time limit of 0\.2 s"):
         late.future.result(10)
     queue.close()
+
+
+def inet_sockets(pid: int) -> list[tuple[str, int, str, int, str]]:
+    """The TCP sockets a process holds: (local address, port, remote address, port, state)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            parts = row.split()
+            if parts[9] in inodes:
+                (local, lport), (remote, rport) = (p.split(":") for p in parts[1:3])
+                found.append((local, int(lport, 16), remote, int(rport, 16), parts[3]))
+    return found
+
+
+def test_no_socket_is_opened_but_the_listening_one(server: Server) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    reply = httpx.post(
+        f"{server.url}/v1/audio/speech",
+        headers=server.headers,
+        json={**SPEECH, "response_format": "wav", "max_seconds": 0.4},
+    )
+    assert reply.status_code == 200
+    sockets = inet_sockets(server.pid)
+    assert any(state == "0A" and lport == port for _, lport, _, _, state in sockets)  # LISTEN
+    # every TCP socket is the listening one or a client's connection to it
+    assert all(lport == port for _, lport, _, _, _ in sockets), sockets

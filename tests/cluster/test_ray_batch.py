@@ -95,6 +95,16 @@ def start(command: list[str]) -> subprocess.Popen[str]:
                             env={**os.environ, **RAY_ENV})  # fmt: skip
 
 
+def ten_lines_on(
+    address: str, model: Path, tmp_path: Path
+) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """Ten lines being made on the cluster at ``address``, one a batch: lines, folder, driver."""
+    lines = write_lines(tmp_path / "lines.jsonl", 10)
+    out = tmp_path / "out"
+    command = batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1", "--ray", address)
+    return lines, out, start(command)
+
+
 def wait_for(out: Path, count: int, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 180
     while len(entries(out)) < count:
@@ -146,10 +156,7 @@ def test_a_killed_actor_loses_no_line_and_writes_none_twice(
 def test_a_killed_driver_resumes_where_it_stopped(
     model: Path, head: str, voices: None, tmp_path: Path
 ) -> None:
-    lines = write_lines(tmp_path / "lines.jsonl", 10)
-    out = tmp_path / "out"
-    process = start(batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1",
-                          "--ray", head))  # fmt: skip
+    lines, out, process = ten_lines_on(head, model, tmp_path)
     wait_for(out, 2, process)
     process.kill()  # SIGKILL: no clean-up of any kind
     process.communicate()
@@ -169,10 +176,7 @@ def test_ctrl_c_stops_cleanly_and_an_unreachable_cluster_is_one_line(
 ) -> None:
     from desktop_app.batch.manifest import file_hash
 
-    lines = write_lines(tmp_path / "lines.jsonl", 10)
-    out = tmp_path / "out"
-    process = start(batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1",
-                          "--ray", head))  # fmt: skip
+    lines, out, process = ten_lines_on(head, model, tmp_path)
     wait_for(out, 1, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

@@ -196,12 +196,11 @@ def test_frozen_cli_clones_and_reports_errors(
 def test_frozen_cli_serves_the_local_api(
     bundle: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    import time
 
     import httpx2 as httpx
 
     from desktop_app.library.store import Library
-    from tests.api.conftest import free_port
+    from tests.api.conftest import free_port, wait_healthy
 
     with Library(tmp_path / "app" / "data" / "library") as library:
         library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
@@ -212,17 +211,7 @@ def test_frozen_cli_serves_the_local_api(
     process = subprocess.Popen(command, env=frozen_env(tmp_path), stderr=err, stdout=err)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).json()["status"] == "healthy":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (
-                tmp_path / "serve.stderr"
-            ).read_text()[-2000:]
-            time.sleep(0.2)
+        wait_healthy(url, process, tmp_path / "serve.stderr", 120)  # type: ignore[arg-type]
         body = {"model": "csm-1b", "voice": "Ada", "input": "Frozen.", "response_format": "mp3",
                 "max_seconds": 0.6}  # fmt: skip
         reply = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
