@@ -1,7 +1,7 @@
 """The README's screenshots, taken by the app itself: the window with a voice, a few checked
 takes and a conversation, light and dark.
 
-    CSM_STUDIO_HOME=$(mktemp -d) xvfb-run -a .venv/bin/python scripts/screenshots.py docs/
+    CSM_STUDIO_HOME=$(mktemp -d) PYTHONPATH=. xvfb-run -a .venv/bin/python scripts/screenshots.py docs/
 
 Random tiny checkpoints stand in for the models (built in a temporary folder), so the takes
 are noise and their checks say so; the window is the real one.
@@ -91,6 +91,7 @@ def main() -> int:
             window.set_scheme(scheme)
             for tab, what in shots:
                 window.tabs.setCurrentIndex(tab)
+                window.statusBar().clearMessage()  # no sound card under Xvfb: not the point
                 for _ in range(5):
                     app.processEvents()
                 window.grab().save(str(target / f"window-{what}-{scheme}.png"))

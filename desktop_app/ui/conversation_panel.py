@@ -190,6 +190,10 @@ class ConversationPanel(QWidget):
             self.export_button,
         ):
             button.setAccessibleName(button.text().strip("▶ "))
+            if button is self.play_button:  # making on one row, hearing and export on the next
+                row.addStretch()
+                layout.addLayout(row)
+                row = QHBoxLayout()
             row.addWidget(button)
         row.addStretch()
         self.hear_as_made = QCheckBox("Hear lines as they are made")

@@ -218,6 +218,10 @@ class VoicePanel(QGroupBox):
             button.setToolTip(tip)
             button.setAccessibleName(tip.split(" (")[0])
             button.clicked.connect(slot)
+            if key == "trim":  # viewing and playing on one row, editing on the next
+                tools.addStretch()
+                layout.addLayout(tools)
+                tools = QHBoxLayout()
             tools.addWidget(button)
             self.tool_buttons[key] = button
         tools.addStretch()
