@@ -53,6 +53,7 @@ from desktop_app.errors import UserError
 from desktop_app.files import write_text_atomic
 from desktop_app.library.store import Library
 from desktop_app.ui.conversation_timeline import Block, ConversationTimeline, speaker_colour
+from desktop_app.ui.icons import labelled
 
 EXAMPLE = """Ada: Good morning. Did you sleep at all?
 Ben: Not a wink.
@@ -176,7 +177,7 @@ class ConversationPanel(QWidget):
             "Make the cursor's line again with a new seed; every other line stays (Ctrl+Shift+R)"
         )
         self.redo_button.clicked.connect(self.regenerate_line)
-        self.play_button = QPushButton("▶ Play mix")
+        self.play_button = labelled(QPushButton(), "▶ Play mix")
         self.play_button.setToolTip("Play the conversation from the start, or stop it")
         self.play_button.clicked.connect(self.toggle_play)
         self.export_button = QPushButton("Export…")
@@ -371,7 +372,7 @@ class ConversationPanel(QWidget):
             box.currentTextChanged.connect(self._schedule_save)
             self.cast.setCellWidget(row, 1, box)
             hear = QToolButton()
-            hear.setText("▶")
+            labelled(hear, "▶")
             hear.setToolTip(f"Hear the voice cast as {name}")
             hear.setAccessibleName(f"Hear the voice of {name}")
             hear.clicked.connect(lambda _=False, b=box: self.play_voice(b.currentText()))
@@ -581,7 +582,7 @@ class ConversationPanel(QWidget):
             self.error.emit(exc)
             return
         self._mode = "mix"
-        self.play_button.setText("■ Stop")
+        labelled(self.play_button, "■ Stop")
         self._tick_timer.start()
 
     def play_line(self) -> None:
@@ -611,7 +612,7 @@ class ConversationPanel(QWidget):
         self._mode = ""
         self._tick_timer.stop()
         self.timeline.set_playhead(None)
-        self.play_button.setText("▶ Play mix")
+        labelled(self.play_button, "▶ Play mix")
 
     def _tick(self) -> None:
         if self._mode == "mix":

@@ -45,6 +45,7 @@ from desktop_app.library.store import Library, LibraryError, RemovedVoice, TakeR
 from desktop_app.takes import record_metadata
 from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
+from desktop_app.ui.icons import labelled
 from desktop_app.ui.voice_panel import Clip, VoicePanel
 
 log = logging.getLogger(__name__)
@@ -413,14 +414,14 @@ class HistoryPanel(QWidget):
         self.count_label = QLabel("")
         layout.addWidget(self.count_label)
         row = QHBoxLayout()
-        self.play_button = QPushButton("▶ Play")
+        self.play_button = labelled(QPushButton(), "▶ Play")
         self.play_button.clicked.connect(self.play)
-        self.stop_button = QPushButton("■ Stop")
+        self.stop_button = labelled(QPushButton(), "■ Stop")
         self.stop_button.clicked.connect(self.stop_requested.emit)
         self.reuse_button = QPushButton("Reuse settings")
         self.reuse_button.setToolTip("Put this take's text, voice and settings back in the editor")
         self.reuse_button.clicked.connect(self.reuse)
-        self.favourite_button = QPushButton("★ Favourite")
+        self.favourite_button = labelled(QPushButton(), "★ Favourite")
         self.favourite_button.setCheckable(True)
         self.favourite_button.clicked.connect(self.toggle_favourite)
         self.export_button = QPushButton("Export…")

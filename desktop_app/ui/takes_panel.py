@@ -37,6 +37,7 @@ from desktop_app.library.store import Library, TakeRecord
 from desktop_app.takes import KeptTake, take_metadata
 from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
+from desktop_app.ui.icons import labelled
 from desktop_app.ui.library_panels import verdict_text
 from desktop_app.ui.waveform_view import WaveformView
 
@@ -132,7 +133,7 @@ class TakesPanel(QGroupBox):
         self.waveform.seek_requested.connect(self.seek)
         layout.addWidget(self.waveform, 1)
         view = QHBoxLayout()
-        self.loop_button = QPushButton("⟲ Loop")
+        self.loop_button = labelled(QPushButton(), "⟲ Loop")
         self.loop_button.setCheckable(True)
         self.loop_button.setShortcut(QKeySequence("Ctrl+L"))
         self.loop_button.setToolTip("Play the selection (or the take) over and over (Ctrl+L)")
@@ -158,11 +159,11 @@ class TakesPanel(QGroupBox):
         self.details.setWordWrap(True)
         layout.addWidget(self.details)
         row = QHBoxLayout()
-        self.play_button = QPushButton("▶ Play")
+        self.play_button = labelled(QPushButton(), "▶ Play")
         self.play_button.setShortcut(QKeySequence("Space"))
         self.play_button.setToolTip("Play / pause the selected take (Space)")
         self.play_button.clicked.connect(self.toggle_play)
-        self.stop_button = QPushButton("■ Stop")
+        self.stop_button = labelled(QPushButton(), "■ Stop")
         self.stop_button.clicked.connect(self.stop)
         self.compare_button = QPushButton("Compare")
         self.compare_button.setToolTip("Play the selected takes one after another (Ctrl+click)")
@@ -188,7 +189,7 @@ class TakesPanel(QGroupBox):
         self.part_button = QPushButton("Regenerate part")
         self.part_button.setToolTip("Make only this part again (new seed); the rest stays")
         self.part_button.clicked.connect(self._regenerate_part)
-        self.star_button = QPushButton("★ Star")
+        self.star_button = labelled(QPushButton(), "★ Star")
         self.star_button.setCheckable(True)
         self.star_button.setShortcut(QKeySequence("Ctrl+D"))
         self.star_button.setToolTip("Star the take (in the History too) (Ctrl+D)")
@@ -211,7 +212,7 @@ class TakesPanel(QGroupBox):
             "The candidates of this take (best of N): pick one to hear it or keep it instead"
         )
         self.candidate_picker.setAccessibleName("Candidates")
-        self.candidate_play = QPushButton("▶ Hear candidate")
+        self.candidate_play = labelled(QPushButton(), "▶ Hear candidate")
         self.candidate_play.setToolTip("Play the candidate picked on the left")
         self.candidate_play.clicked.connect(self._play_candidate)
         self.candidate_button = QPushButton("Use this candidate")
@@ -441,10 +442,10 @@ class TakesPanel(QGroupBox):
         try:
             if self._playing is take and self.player.playing:
                 self.player.pause()
-                self.play_button.setText("▶ Play")
+                labelled(self.play_button, "▶ Play")
             elif self._playing is take and 0 < self.player.position < take.result.audio.size:
                 self.player.resume()
-                self.play_button.setText("❚❚ Pause")
+                labelled(self.play_button, "❚❚ Pause")
                 self._timer.start()
             else:
                 self._queue = []
@@ -477,7 +478,7 @@ class TakesPanel(QGroupBox):
             self.take_list.setCurrentRow(self.takes.index(take))
         start, end = self._range(take)
         self.player.play(take.result.audio, take.result.sample_rate, start, end)
-        self.play_button.setText("❚❚ Pause")
+        labelled(self.play_button, "❚❚ Pause")
         self._timer.start()
 
     def compare(self) -> None:
@@ -499,7 +500,7 @@ class TakesPanel(QGroupBox):
         self._playing = None
         self._timer.stop()
         self.waveform.set_playhead(None)
-        self.play_button.setText("▶ Play")
+        labelled(self.play_button, "▶ Play")
 
     def _tick(self) -> None:
         take = self._playing
@@ -519,7 +520,7 @@ class TakesPanel(QGroupBox):
                 return
             self._timer.stop()
             self._playing = None
-            self.play_button.setText("▶ Play")
+            labelled(self.play_button, "▶ Play")
 
     # -- files ---------------------------------------------------------------------------------
 

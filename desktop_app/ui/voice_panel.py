@@ -36,6 +36,7 @@ from desktop_app.audio.recorder import InputMonitor, Recorder
 from desktop_app.errors import UserError
 from desktop_app.inference.transcript import Transcript, Word
 from desktop_app.resources import reading_script
+from desktop_app.ui.icons import labelled
 from desktop_app.ui.level_meter import LevelMeter
 from desktop_app.ui.waveform_view import WaveformView
 
@@ -143,7 +144,7 @@ class VoicePanel(QGroupBox):
         row.addWidget(self.meter)
         layout.addLayout(row)
         row = QHBoxLayout()
-        self.record_button = QPushButton("● Record")
+        self.record_button = labelled(QPushButton(), "● Record")
         self.record_button.setCheckable(True)
         self.record_button.setShortcut(QKeySequence("Ctrl+R"))
         self.record_button.setToolTip("Start/stop recording (Ctrl+R)")
@@ -214,7 +215,7 @@ class VoicePanel(QGroupBox):
             ("remove", "Remove clip", "Remove this clip from the voice", self.remove_clip),
         ]:
             button = QToolButton()
-            button.setText(label)
+            labelled(button, label)
             button.setToolTip(tip)
             button.setAccessibleName(tip.split(" (")[0])
             button.clicked.connect(slot)
@@ -466,13 +467,13 @@ class VoicePanel(QGroupBox):
             self.monitor_input()
             return
         self._record_started = time.monotonic()
-        self.record_button.setText("■ Stop")
+        labelled(self.record_button, "■ Stop")
         self._meter_timer.start()
 
     def stop_recording(self) -> Clip | None:
         """Stop and add what was recorded as a clip."""
         self._meter_timer.stop()
-        self.record_button.setText("● Record")
+        labelled(self.record_button, "● Record")
         self.meter.set_peak(0.0)
         recorder, self.recorder = self.recorder, None
         if recorder is None:
