@@ -42,6 +42,7 @@ class Manifest:
     def __init__(self, folder: Path) -> None:
         self.path = folder / NAME
         self.entries: list[dict[str, Any]] = []
+        self._latest: dict[str, dict[str, Any]] = {}  # key -> its newest entry
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -54,22 +55,22 @@ class Manifest:
                 continue  # the torn end of a killed run
             if isinstance(entry, dict) and "key" in entry:
                 self.entries.append(entry)
+                self._latest[entry["key"]] = entry
 
     def done(self, key: str, file: Path) -> dict[str, Any] | None:
         """The entry of a finished take with this key whose file is intact, if any."""
-        for entry in reversed(self.entries):
-            if entry.get("key") == key and entry.get("file") == file.name:
-                try:
-                    if file_hash(file) == entry.get("sha256"):
-                        return entry
-                except OSError:
-                    return None
-                return None
-        return None
+        entry = self._latest.get(key)
+        if entry is None or entry.get("file") != file.name:
+            return None
+        try:
+            return entry if file_hash(file) == entry.get("sha256") else None
+        except OSError:
+            return None
 
     def add(self, entry: dict[str, Any]) -> None:
         """Append a finished line (its file is complete on disk already)."""
         self.entries.append(entry)
+        self._latest[entry["key"]] = entry
         data = (json.dumps(entry, sort_keys=True) + "\n").encode()
         if self._torn:  # end the half line first, so that this entry stands on its own line
             data = b"\n" + data

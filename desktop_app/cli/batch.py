@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         jobs = _jobs(args, todo, settings, seeds, library)
         progress.total = progress.bar.total = sum(len(group) for group in jobs.values())
+        requests = {job.number: job.request for group in jobs.values() for job in group}
         spec = ModelSpec(
             args.model,
             engine_name,
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             if made.result is None:
                 line.error = made.error
                 return
-            _keep_line(args, line, made, jobs, library, revision, manifest, keys, seeds)
+            _keep_line(args, line, made, requests[made.number], library, revision, manifest, keys)
 
         if runner is not None:
             runner.run(
@@ -321,18 +322,16 @@ def _keep_line(
     args: argparse.Namespace,
     line: Line,
     made: MadeLine,
-    jobs: dict[str | None, list[LineJob]],
+    request: GenerationRequest,
     library: Any,
     revision: str,
     manifest: Manifest,
     keys: dict[int, str],
-    seeds: dict[int, int],
 ) -> None:
     """Write the take (atomically) and its history row, then its manifest entry."""
     from desktop_app.checks.take_check import TakeCheck
 
     assert made.result is not None
-    request = next(j.request for group in jobs.values() for j in group if j.number == line.number)
     check = TakeCheck.from_json(made.check) if made.check else None
     common.keep(
         args, request, made.result, line.out, library, revision, line.voice, check, quiet=True
