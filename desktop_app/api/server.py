@@ -20,7 +20,14 @@ class BackgroundServer:
     def __init__(self, app: Any, host: str, port: int) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=True)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=True,
+            timeout_graceful_shutdown=3,  # a stream still running does not hold the window
+        )
         self.server = uvicorn.Server(config)
         self.host = host
         self.port = port

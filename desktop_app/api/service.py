@@ -10,9 +10,11 @@ it (SQLite connections stay on their thread).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE = "api"
+_numbers = itertools.count(1)  # the API takes' files of this process, numbered
 
 
 class VoiceNotFound(UserError):
@@ -238,7 +241,7 @@ class SpeechService:
         from desktop_app.takes import keep_take
 
         folder = paths.private_folder(paths.data_dir() / "api-takes")
-        stamp = f"{result.seed}-{threading.get_ident()}-{id(result)}"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(_numbers)}-seed{result.seed}"
         try:
             kept = keep_take(
                 request,

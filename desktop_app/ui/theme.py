@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
 SCHEMES = ("system", "light", "dark")
+_chosen = {"scheme": "system", "following": False}  # what the user picked; whether we listen
 
 
 def dark_palette() -> QPalette:
@@ -49,6 +50,7 @@ def apply_scheme(scheme: str) -> bool:
     """Use ``scheme`` ("system", "light" or "dark") for the whole app; whether it is dark."""
     app = QApplication.instance()
     assert isinstance(app, QApplication)
+    _chosen["scheme"] = scheme
     dark = scheme == "dark" or (scheme == "system" and system_is_dark())
     app.setStyle("Fusion")
     style = app.style()
@@ -57,7 +59,11 @@ def apply_scheme(scheme: str) -> bool:
 
 
 def follow_system(scheme: str) -> None:
-    """Apply ``scheme`` now and again whenever the desktop's scheme changes (for "system")."""
+    """Apply ``scheme`` now, and the user's choice again whenever the desktop's scheme changes
+    (it matters for "system"; listened to once per process)."""
     apply_scheme(scheme)
-    hints = QGuiApplication.styleHints()
-    hints.colorSchemeChanged.connect(lambda _: apply_scheme(scheme))
+    if not _chosen["following"]:
+        _chosen["following"] = True
+        QGuiApplication.styleHints().colorSchemeChanged.connect(
+            lambda _: apply_scheme(str(_chosen["scheme"]))
+        )
