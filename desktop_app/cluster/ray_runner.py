@@ -12,6 +12,7 @@ them (files, history, manifest); the actors never touch the output folder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -65,8 +66,6 @@ class SpeakerActor:
         return os.getpid()
 
     def make(self, jobs: Sequence[LineJob], references: Any, candidates: int) -> list[MadeLine]:
-        import dataclasses
-
         from desktop_app.batch.work import safe_make_lines
 
         jobs = [
@@ -202,7 +201,7 @@ def _run(
     options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
     options |= {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus_per_actor}
     actor_class = ray.remote(**options)(SpeakerActor)
-    device_spec = spec if not gpus else type(spec)(**{**spec.__dict__, "device": "cuda"})
+    device_spec = dataclasses.replace(spec, device="cuda") if gpus else spec
     actors = [
         actor_class.remote(device_spec, cpus_per_actor, f"actor-{i + 1}") for i in range(count)
     ]
@@ -263,6 +262,4 @@ def _run(
 
 
 def _without_references(job: LineJob) -> LineJob:
-    import dataclasses
-
     return dataclasses.replace(job, request=dataclasses.replace(job.request, references=()))

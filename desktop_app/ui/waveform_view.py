@@ -9,6 +9,7 @@ the playhead, a drag (or Shift+click from the playhead) selects.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -259,7 +260,9 @@ class WaveformView(QWidget):
             audio = self._audio
 
             def compute() -> None:
-                self._spectrogram_done.emit(hop, (audio, spectrogram(audio, hop)))
+                image = spectrogram(audio, hop)
+                with contextlib.suppress(RuntimeError):  # the view was closed meanwhile
+                    self._spectrogram_done.emit(hop, (audio, image))
 
             threading.Thread(target=compute, name="spectrogram", daemon=True).start()
         return None
