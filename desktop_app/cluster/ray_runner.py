@@ -12,13 +12,14 @@ them (files, history, manifest); the actors never touch the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import tempfile
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from desktop_app.batch.work import LineJob, MadeLine, ModelSpec
@@ -157,6 +158,16 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+@contextlib.contextmanager
+def connected(address: str, cpus_per_actor: int) -> Iterator[tuple[Any, int, bool]]:
+    """:func:`connect`, and Ray shut down afterwards."""
+    ray, count, gpus = connect(address, cpus_per_actor)
+    try:
+        yield ray, count, gpus
+    finally:
+        ray.shutdown()
+
+
 def run(
     address: str,
     cpus_per_actor: int,
@@ -175,90 +186,74 @@ def run(
     """
     if not jobs:
         return
-    ray, count, gpus = connect(address, cpus_per_actor)
-    try:
-        _run(
-            ray, count, gpus, cpus_per_actor, spec, jobs, batch_size, candidates, finished, started
-        )
-    finally:
-        ray.shutdown()
+    with connected(address, cpus_per_actor) as (ray, count, gpus):
+        from ray.exceptions import RayActorError, RayTaskError
 
+        options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
+        options |= {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus_per_actor}
+        actor_class = ray.remote(**options)(SpeakerActor)
+        device_spec = dataclasses.replace(spec, device="cuda") if gpus else spec
+        actors = [
+            actor_class.remote(device_spec, cpus_per_actor, f"actor-{i + 1}") for i in range(count)
+        ]
+        try:  # every engine loaded (a missing model is one clear error, not a failure per line)
+            ray.get([actor.pid.remote() for actor in actors])
+        except RayActorError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            message = str(cause).strip().splitlines()[-1] if str(cause).strip() else str(exc)
+            raise RequestError(f"the Ray actors could not load the model: {message}") from None
+        started()
+        # each voice's clips once in the object store; the batches refer to them
+        clips = {voice: ray.put(group[0].request.references) for voice, group in jobs.items()}
+        work: deque[tuple[str | None, list[LineJob], int]] = deque()
+        for voice, group in jobs.items():
+            stripped = [_without_references(job) for job in group]
+            for start in range(0, len(stripped), batch_size):
+                work.append((voice, stripped[start : start + batch_size], 0))
+        pending: dict[Any, tuple[int, tuple[str | None, list[LineJob], int]]] = {}
+        alive = set(range(count))
+        first_error: list[str] = []
 
-def _run(
-    ray: Any,
-    count: int,
-    gpus: bool,
-    cpus_per_actor: int,
-    spec: ModelSpec,
-    jobs: dict[str | None, list[LineJob]],
-    batch_size: int,
-    candidates: int,
-    finished: Callable[[MadeLine], None],
-    started: Callable[[], None],
-) -> None:
-    from ray.exceptions import RayActorError, RayTaskError
+        def feed(index: int) -> None:
+            while work and sum(1 for a, _ in pending.values() if a == index) < IN_FLIGHT:
+                item = work.popleft()
+                voice, batch, _ = item
+                ref = actors[index].make.remote(batch, clips[voice], candidates)
+                pending[ref] = (index, item)
 
-    options: dict[str, Any] = {"max_restarts": RESTARTS, "max_task_retries": RESTARTS}
-    options |= {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus_per_actor}
-    actor_class = ray.remote(**options)(SpeakerActor)
-    device_spec = dataclasses.replace(spec, device="cuda") if gpus else spec
-    actors = [
-        actor_class.remote(device_spec, cpus_per_actor, f"actor-{i + 1}") for i in range(count)
-    ]
-    try:  # every engine loaded (a missing model is one clear error, not a failure per line)
-        ray.get([actor.pid.remote() for actor in actors])
-    except RayActorError as exc:
-        cause = getattr(exc, "cause", None) or exc
-        message = str(cause).strip().splitlines()[-1] if str(cause).strip() else str(exc)
-        raise RequestError(f"the Ray actors could not load the model: {message}") from None
-    started()
-    # each voice's clips once in the object store; the batches refer to them
-    clips = {voice: ray.put(group[0].request.references) for voice, group in jobs.items()}
-    work: deque[tuple[str | None, list[LineJob], int]] = deque()
-    for voice, group in jobs.items():
-        stripped = [_without_references(job) for job in group]
-        for start in range(0, len(stripped), batch_size):
-            work.append((voice, stripped[start : start + batch_size], 0))
-    pending: dict[Any, tuple[int, tuple[str | None, list[LineJob], int]]] = {}
-    alive = set(range(count))
-    first_error: list[str] = []
-
-    def feed(index: int) -> None:
-        while work and sum(1 for a, _ in pending.values() if a == index) < IN_FLIGHT:
-            item = work.popleft()
-            voice, batch, _ = item
-            ref = actors[index].make.remote(batch, clips[voice], candidates)
-            pending[ref] = (index, item)
-
-    for index in range(count):
-        feed(index)
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        ref = ready[0]
-        index, (voice, batch, tries) = pending.pop(ref)
-        try:
-            made = ray.get(ref)
-        except (RayActorError, RayTaskError) as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            log.warning("actor-%d lost a batch (%s); it goes to another", index + 1, reason)
-            first_error.append(reason)
-            if isinstance(exc, RayActorError):
-                alive.discard(index)
-            if tries + 1 >= RESTARTS or not alive:
-                for job in batch:
-                    finished(MadeLine(job.number, None, error=f"failed on the cluster: {reason}"))
+        for index in range(count):
+            feed(index)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            index, (voice, batch, tries) = pending.pop(ref)
+            try:
+                made = ray.get(ref)
+            except (RayActorError, RayTaskError) as exc:
+                reason = (
+                    str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                )
+                log.warning("actor-%d lost a batch (%s); it goes to another", index + 1, reason)
+                first_error.append(reason)
+                if isinstance(exc, RayActorError):
+                    alive.discard(index)
+                if tries + 1 >= RESTARTS or not alive:
+                    for job in batch:
+                        finished(
+                            MadeLine(job.number, None, error=f"failed on the cluster: {reason}")
+                        )
+                else:
+                    work.appendleft((voice, batch, tries + 1))
             else:
-                work.appendleft((voice, batch, tries + 1))
-        else:
-            for line in made:
-                finished(line)
-        for other in sorted(alive):
-            feed(other)
-    for _, batch, _ in work:  # left over when every actor is gone
-        for job in batch:
-            finished(MadeLine(job.number, None, error="no Ray actor was left to make it"))
-    if not alive and first_error:
-        raise RequestError(f"no Ray actor could make the lines: {first_error[0]}")
+                for line in made:
+                    finished(line)
+            for other in sorted(alive):
+                feed(other)
+        for _, batch, _ in work:  # left over when every actor is gone
+            for job in batch:
+                finished(MadeLine(job.number, None, error="no Ray actor was left to make it"))
+        if not alive and first_error:
+            raise RequestError(f"no Ray actor could make the lines: {first_error[0]}")
 
 
 def _without_references(job: LineJob) -> LineJob:

@@ -48,9 +48,9 @@ def build_window(settings: Settings) -> MainWindow:
     except LibraryError as exc:
         library, problem = None, str(exc)
         log.error("library not opened: %s", exc)
-    from desktop_app.ui.theme import follow_system
+    from desktop_app.ui.theme import SCHEMES, follow_system
 
-    follow_system(settings.color_scheme if settings.color_scheme in ("light", "dark") else "system")
+    follow_system(settings.color_scheme if settings.color_scheme in SCHEMES else "system")
     player = Player(settings.output_device or None)
     window = MainWindow(settings, library=library, player=player, library_problem=problem)
     # Qt, torch and the app's modules are long-lived: kept out of the garbage collector's full

@@ -568,9 +568,6 @@ class ConversationPanel(QWidget):
         else:
             self.play_from(0)
 
-    def play(self) -> None:
-        self.play_from(0)
-
     def play_from(self, sample: int) -> None:
         """Play the mix from ``sample`` on, the playhead following."""
         if not self.made:

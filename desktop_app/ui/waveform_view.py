@@ -239,10 +239,6 @@ class WaveformView(QWidget):
 
     # -- the spectrogram -----------------------------------------------------------------------
 
-    @property
-    def spectrum_shown(self) -> bool:
-        return self._spectrum
-
     def show_spectrogram(self, on: bool) -> None:
         """Draw the spectrogram instead of the waveform (computed off the UI thread)."""
         self._spectrum = on
