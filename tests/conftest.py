@@ -190,3 +190,39 @@ def speaker_encoder(tiny_speaker_dir: Path) -> Any:
     from desktop_app.inference.speaker import SpeakerEncoder
 
     return SpeakerEncoder(resolve_model(str(tiny_speaker_dir), SPEAKER), "cpu")
+
+
+@pytest.fixture(scope="session")
+def fake_hub_server(
+    tiny_model_dir: Path, tiny_whisper_dir: Path, tiny_speaker_dir: Path
+) -> Iterator[tuple[Any, str]]:
+    """A fake Hugging Face hub on the loopback holding the tiny checkpoints under the default
+    ids (CSM gated, as on the real hub); (the hub, its address)."""
+    from desktop_app import defaults
+    from desktop_app.api.server import BackgroundServer
+    from tests.support.fake_hub import FakeHub
+
+    hub = FakeHub()
+    hub.add(defaults.MODEL_ID, tiny_model_dir, gated=True)
+    hub.add(defaults.ASR_MODEL_ID_CPU, tiny_whisper_dir)
+    hub.add(defaults.SPEAKER_MODEL_ID, tiny_speaker_dir)
+    server = BackgroundServer(hub.app(), "127.0.0.1", 0)
+    server.start()
+    yield hub, server.address
+    server.stop()
+
+
+@pytest.fixture
+def fake_hub(
+    fake_hub_server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, app_home: Path
+) -> Any:
+    """The session's fake hub, reset, and named by HF_ENDPOINT for child processes (whose
+    sockets may reach the loopback only; no saved hub login is found); ``fake_hub.url``."""
+    hub, url = fake_hub_server
+    monkeypatch.setenv("HF_HOME", str(app_home / "hf-home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    hub.reset()
+    hub.url = url
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("NONET_ALLOW_LOOPBACK", "1")
+    return hub

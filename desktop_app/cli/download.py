@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop_app import defaults
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK
+
+if TYPE_CHECKING:
+    from desktop_app.inference.fetch import Progress
 
 
 def register(sub: Any) -> None:
@@ -41,6 +47,8 @@ def register(sub: Any) -> None:
         "--dir", default=None, help="download into this folder instead of the cache"
     )
     download.add_argument("--revision", default=None, help="branch, tag or commit")
+    # for the window's first-run guide: one JSON object per line on stdout as bytes arrive
+    download.add_argument("--progress-json", action="store_true", help=argparse.SUPPRESS)
     download.set_defaults(handler=run, online=True)
 
 
@@ -51,18 +59,64 @@ def run(args: argparse.Namespace) -> int:
     kind = model_store.ASR if args.asr else model_store.SPEAKER if args.speaker else model_store.CSM
     repo_id = args.model or _default_for(kind)
     token = args.token or os.environ.get("HF_TOKEN") or None
-    folder = model_store.download_model(
-        repo_id,
-        token=token,
-        local_dir=Path(args.dir).expanduser() if args.dir else None,
-        revision=args.revision,
-        progress=common.status,
-        kind=kind,
-    )
+    with ByteReport(as_json=args.progress_json) as report:
+        folder = model_store.download_model(
+            repo_id,
+            token=token,
+            local_dir=Path(args.dir).expanduser() if args.dir else None,
+            revision=args.revision,
+            progress=common.status,
+            kind=kind,
+            on_bytes=report.update,
+        )
+    if args.progress_json:
+        print(json.dumps({"folder": str(folder)}), flush=True)
+        return EXIT_OK
     print(f"downloaded {repo_id} to {folder}")
     if args.dir:
         print(f"use it with: python -m desktop_app clone {kind.option} {folder} ...")
     return EXIT_OK
+
+
+class ByteReport:
+    """Bytes as they arrive: a tqdm bar on a terminal, or JSON lines (at most ~10 a second)."""
+
+    EVERY_S = 0.1
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._bar: Any = None
+        self._last = 0.0
+
+    def update(self, progress: Progress) -> None:
+        """An ``on_bytes`` callback of download_model."""
+        if self.as_json:
+            now = time.monotonic()
+            if now - self._last >= self.EVERY_S or progress.done == progress.total:
+                self._last = now
+                line = {"done": progress.done, "total": progress.total, "file": progress.file}
+                print(json.dumps(line), flush=True)
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=progress.total,
+                initial=progress.done,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                disable=not sys.stderr.isatty(),
+            )
+        self._bar.n = progress.done
+        self._bar.set_description_str(progress.file, refresh=True)
+
+    def __enter__(self) -> ByteReport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _default_for(kind: object) -> str:

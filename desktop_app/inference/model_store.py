@@ -12,13 +12,16 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from desktop_app import defaults
-from desktop_app.errors import ModelDownloadError, ModelNotFoundError
+from desktop_app.errors import ModelDownloadError, ModelNotFoundError, UserError
+from desktop_app.inference import fetch
+from desktop_app.inference.fetch import Progress
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,11 @@ def resolve_model(spec: str = DEFAULT_MODEL_ID, kind: ModelKind = CSM) -> Path:
 
 
 def model_revision(folder: Path) -> str:
-    """The hub commit a checkpoint folder holds, when it is a snapshot in the hub cache; else ""."""
-    return folder.name if folder.parent.name == "snapshots" else ""
+    """The hub commit a checkpoint folder holds: a snapshot of the hub cache, or a folder the
+    app downloaded into; else ""."""
+    if folder.parent.name == "snapshots":
+        return folder.name
+    return str(fetch.source_of(folder).get("commit", ""))
 
 
 def _from_cache(repo_id: str, kind: ModelKind = CSM) -> Path:
@@ -276,22 +282,6 @@ def safetensors_complete(path: Path) -> bool:
     return size == 8 + header_len + end
 
 
-def download_size(
-    repo_id: str, token: str | None, revision: str | None, patterns: list[str]
-) -> int:
-    """How many bytes :func:`download_model` fetches: the hub's sizes of the files it wants."""
-    from fnmatch import fnmatch
-
-    from huggingface_hub import HfApi
-
-    info = HfApi().model_info(repo_id, revision=revision, token=token, files_metadata=True)
-    return sum(
-        f.size or 0
-        for f in info.siblings or []
-        if any(fnmatch(f.rfilename, pattern) for pattern in patterns)
-    )
-
-
 def download_model(
     repo_id: str = DEFAULT_MODEL_ID,
     token: str | None = None,
@@ -300,28 +290,28 @@ def download_model(
     progress: Callable[[str], None] | None = None,
     force_online: bool = False,
     kind: ModelKind = CSM,
+    on_bytes: Callable[[Progress], None] | None = None,
 ) -> Path:
-    """Download a checkpoint into the Hugging Face cache (or ``local_dir``), resuming partial files.
+    """Download a checkpoint into the Hugging Face cache, or into ``local_dir``, and check it.
 
     This is the only function of the app that uses the network, and only when a person asks.
-    ``force_online`` lifts the process-wide offline switch for this one call (the studio window
-    runs offline and downloads only from its model dialog).
+    Into a folder the download is :mod:`fetch`'s: resumable byte by byte across runs, every file
+    checked against the hub's checksum, ``on_bytes`` told as bytes arrive. Into the cache it is
+    the hub's ``snapshot_download`` (finished files are kept; a cut file starts again).
+    ``force_online`` lifts the process-wide offline switch for this one call.
 
     Raises:
-        ModelDownloadError: no network, no access to the gated model, a bad token, or no space.
+        ModelDownloadError: no network, no access to the gated model, a bad token, no space, or a
+            damaged file.
     """
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
+    from huggingface_hub import constants
 
     if force_online:
         was_offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
         try:
-            return download_model(repo_id, token, local_dir, revision, progress, kind=kind)
+            return download_model(
+                repo_id, token, local_dir, revision, progress, kind=kind, on_bytes=on_bytes
+            )
         finally:
             constants.HF_HUB_OFFLINE = was_offline
     if constants.HF_HUB_OFFLINE:
@@ -330,23 +320,61 @@ def download_model(
             "again"
         )
     patterns = DOWNLOAD_PATTERNS + (["pytorch_model.bin"] if kind.allow_bin else [])
-    try:
-        if progress is not None:
-            size = download_size(repo_id, token, revision, patterns)
-            progress(
-                f"downloading {repo_id} ({size / 1e6:,.0f} MB) into {local_dir or hub_cache_dir()}"
+    with hub_errors(repo_id):
+        plan = fetch.plan_download(repo_id, token, revision, patterns)
+        if local_dir is None:
+            if progress is not None:
+                progress(
+                    f"downloading {repo_id} ({plan.total / 1e6:,.0f} MB) into {hub_cache_dir()}"
+                )
+            from huggingface_hub import snapshot_download
+
+            path = Path(
+                snapshot_download(
+                    repo_id, token=token, revision=revision, allow_patterns=patterns
+                )
             )
-        folder = snapshot_download(
-            repo_id,
-            token=token,
-            revision=revision,
-            local_dir=local_dir,
-            allow_patterns=patterns,
-        )
+        else:
+            have, _ = fetch.missing_bytes(plan, local_dir)
+            if progress is not None:
+                resumed = f", {have / 1e6:,.0f} MB already here" if have else ""
+                progress(
+                    f"downloading {repo_id} ({plan.total / 1e6:,.0f} MB{resumed}) into {local_dir}"
+                )
+            path = fetch.fetch(plan, local_dir, token, on_bytes)
+    check_checkpoint(path, kind)
+    return path
+
+
+CONNECTION_LOST = (
+    "the connection to the Hugging Face hub broke off ({error}); download again: finished files "
+    "are kept and a cut one goes on where it stopped"
+)
+
+
+@contextmanager
+def hub_errors(repo_id: str) -> Iterator[None]:
+    """Turn the hub client's and the network's errors into one actionable ModelDownloadError."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    unreachable = (
+        "cannot reach the Hugging Face hub (no network?); check the connection and download "
+        "again: finished files are kept and partial ones resume"
+    )
+    try:
+        yield
+    except UserError:
+        raise
     except GatedRepoError as exc:
         raise ModelDownloadError(
             f"no access to {repo_id}: it is gated; accept its licence at {model_page(repo_id)} "
-            f"while logged in, then pass a token of that account with --token"
+            f"while logged in, then give a token of that account (--token, or the guide's token "
+            f"field)"
         ) from exc
     except RepositoryNotFoundError as exc:
         raise ModelDownloadError(
@@ -358,27 +386,24 @@ def download_model(
         if status == 401:
             raise ModelDownloadError(
                 "the hub refused the access token; create a read token at "
-                "https://huggingface.co/settings/tokens and pass it with --token"
+                "https://huggingface.co/settings/tokens and give it (--token, or the guide's "
+                "token field)"
             ) from exc
-        raise ModelDownloadError(f"the download failed ({exc}); run download-model again") from exc
-    except (LocalEntryNotFoundError, ConnectionError, TimeoutError) as exc:
-        raise ModelDownloadError(
-            "cannot reach the Hugging Face hub (no network?); check the connection and run "
-            "download-model again: finished files are kept and partial ones resume"
-        ) from exc
+        raise ModelDownloadError(f"the download failed ({exc}); download again") from exc
+    except (LocalEntryNotFoundError, ConnectionError) as exc:
+        raise ModelDownloadError(unreachable) from exc
+    except TimeoutError as exc:
+        raise ModelDownloadError(CONNECTION_LOST.format(error="no answer")) from exc
     except OSError as exc:
         raise ModelDownloadError(
             f"the download stopped: {exc.strerror or exc}; free some disk space or choose another "
-            f"folder, then run download-model again (it resumes)"
+            f"folder, then download again (it resumes)"
         ) from exc
     except Exception as exc:
-        # httpx and friends raise their own connection errors; every one means "no network".
-        if "connect" in type(exc).__name__.lower() or "network" in type(exc).__name__.lower():
-            raise ModelDownloadError(
-                "cannot reach the Hugging Face hub (no network?); check the connection and run "
-                "download-model again: finished files are kept and partial ones resume"
-            ) from exc
+        # httpx and friends raise their own connection errors
+        name = type(exc).__name__.lower()
+        if "connect" in name or "network" in name:
+            raise ModelDownloadError(unreachable) from exc
+        if any(word in name for word in ("timeout", "protocol", "readerror", "stream")):
+            raise ModelDownloadError(CONNECTION_LOST.format(error=type(exc).__name__)) from exc
         raise
-    path = Path(folder)
-    check_checkpoint(path, kind)
-    return path

@@ -1,11 +1,16 @@
 """Put on PYTHONPATH of a child process to forbid network sockets in it.
 
 Any connect() of an internet socket raises; local (AF_UNIX) sockets, which PulseAudio and Qt use,
-still work. Used by tests that prove the app does not touch the network.
+still work. Used by tests that prove the app does not touch the network. With
+NONET_ALLOW_LOOPBACK=1 this machine's loopback stays open (a test's fake hub listens there).
 """
 
+import os
 import socket
 
+_real_getaddrinfo = socket.getaddrinfo
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_ALLOW_LOOPBACK = os.environ.get("NONET_ALLOW_LOOPBACK") == "1"
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
@@ -15,6 +20,9 @@ class NetworkBlockedError(OSError):
 
 
 def _guard(sock: socket.socket, address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else ""
+    if _ALLOW_LOOPBACK and host in _LOOPBACK:
+        return
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         raise NetworkBlockedError(f"network access blocked by the test: connect to {address!r}")
 
@@ -30,6 +38,8 @@ def _connect_ex(self: socket.socket, address: object) -> int:
 
 
 def _no_lookup(*args: object, **kwargs: object) -> object:
+    if _ALLOW_LOOPBACK and args and args[0] in _LOOPBACK:
+        return _real_getaddrinfo(*args, **kwargs)  # type: ignore[arg-type]
     raise NetworkBlockedError(f"network access blocked by the test: getaddrinfo{args!r}")
 
 
