@@ -330,9 +330,7 @@ def download_model(
             from huggingface_hub import snapshot_download
 
             path = Path(
-                snapshot_download(
-                    repo_id, token=token, revision=revision, allow_patterns=patterns
-                )
+                snapshot_download(repo_id, token=token, revision=revision, allow_patterns=patterns)
             )
         else:
             have, _ = fetch.missing_bytes(plan, local_dir)

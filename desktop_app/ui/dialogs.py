@@ -1,10 +1,10 @@
-"""Dialogs: the one error funnel, the model set-up dialog, and the About box."""
+"""Dialogs: the one error funnel, the About box, the self-test and listen-back model choices."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app import __version__
 from desktop_app.errors import UserError, describe
-from desktop_app.inference.model_store import DEFAULT_MODEL_ID, model_page
-from desktop_app.ui.workers import DownloadWorker
+from desktop_app.inference.model_store import model_page
 
 
 def ask_audio_path(parent: QWidget, title: str, suggested: Path) -> Path | None:
@@ -66,100 +65,6 @@ class ErrorFunnel:
     @staticmethod
     def _sentence(message: str) -> str:
         return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
-
-
-class ModelSetupDialog(QDialog):
-    """Shown when no checkpoint is found: choose a folder, or download with a token."""
-
-    model_chosen = Signal(str)
-
-    def __init__(self, problem: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Set up the CSM-1B model")
-        self.chosen = ""
-        self._thread: QThread | None = None
-        self._worker: DownloadWorker | None = None
-        layout = QVBoxLayout(self)
-        intro = QLabel(
-            f"<p>{problem}</p>"
-            "<p>CSM Studio needs the CSM-1B checkpoint (about 6 GB). Either choose a folder that "
-            "already holds it, or download it once: the model is gated, so first accept its "
-            f"licence at <a href='{model_page()}'>{model_page()}</a> while logged in, create a "
-            "read token in your Hugging Face settings and paste it below. The download is the "
-            "only time CSM Studio uses the network.</p>"
-        )
-        intro.setWordWrap(True)
-        intro.setOpenExternalLinks(True)
-        layout.addWidget(intro)
-        folder_row = QHBoxLayout()
-        self.folder_button = QPushButton("Choose checkpoint folder…")
-        self.folder_button.clicked.connect(self._choose_folder)
-        folder_row.addWidget(self.folder_button)
-        folder_row.addStretch()
-        layout.addLayout(folder_row)
-        token_row = QHBoxLayout()
-        self.token = QLineEdit()
-        self.token.setEchoMode(QLineEdit.EchoMode.Password)
-        self.token.setPlaceholderText("hf_… access token")
-        self.download_button = QPushButton("Download")
-        self.download_button.clicked.connect(self.start_download)
-        token_row.addWidget(self.token, 1)
-        token_row.addWidget(self.download_button)
-        layout.addLayout(token_row)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-
-    def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder holding the CSM-1B checkpoint")
-        if folder:
-            self.use_folder(folder)
-
-    def use_folder(self, folder: str) -> None:
-        """Check ``folder`` and accept it, or say what is wrong with it."""
-        from desktop_app.inference.model_store import resolve_model
-
-        try:
-            resolve_model(folder)
-        except UserError as exc:
-            self.status.setText(str(exc))
-            return
-        self.chosen = str(Path(folder))
-        self.model_chosen.emit(self.chosen)
-        self.accept()
-
-    def start_download(self) -> None:
-        """Download the default checkpoint with the token, on a worker thread."""
-        self.download_button.setEnabled(False)
-        self.status.setText("Starting the download…")
-        self._thread = QThread(self)
-        self._worker = DownloadWorker(DEFAULT_MODEL_ID, self.token.text().strip())
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.progressed.connect(self.status.setText)
-        self._worker.finished.connect(self._downloaded)
-        self._worker.failed.connect(self._download_failed)
-        self._thread.start()
-
-    def _stop_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
-
-    def _downloaded(self, folder: str) -> None:
-        self._stop_thread()
-        self.chosen = DEFAULT_MODEL_ID
-        self.model_chosen.emit(self.chosen)
-        self.accept()
-
-    def _download_failed(self, error: UserError) -> None:
-        self._stop_thread()
-        self.download_button.setEnabled(True)
-        self.status.setText(str(error))
 
 
 def about_text() -> str:

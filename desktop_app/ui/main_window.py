@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app import logs, paths
+from desktop_app import defaults, logs, paths
 from desktop_app.audio.player import Player, StreamingPlayback
 from desktop_app.audio.reference import check_transcripts
 from desktop_app.config import Settings, save_settings
@@ -64,10 +64,10 @@ from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import (
     ErrorFunnel,
     ListenModelsDialog,
-    ModelSetupDialog,
     SelfTestDialog,
     show_about,
 )
+from desktop_app.ui.first_run import FirstRunGuide
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.local_api import LocalAPI
@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.undo = QUndoStack(self)
         self.player = player
         self.engine_info: EngineInfo | None = None
+        self._ready_to_record = False  # the first-run guide just handed over a model
         self.playback: StreamingPlayback | None = None  # the take playing while it is made
 
         self.voice = VoicePanel(self.undo, self.player)
@@ -434,7 +435,8 @@ class MainWindow(QMainWindow):
         except ModelNotFoundError as exc:
             self.model_label.setText("model: not found")
             self.progress_label.setText("No model yet: choose a folder or download it.")
-            self.model_setup(str(exc))
+            # the guide's own lines say what is missing; a named model that fails says why
+            self.model_setup("" if model == defaults.MODEL_ID else str(exc))
             return
         try:
             s = self.settings
@@ -468,11 +470,33 @@ class MainWindow(QMainWindow):
             self.load_model(self.settings.model)
 
     def model_setup(self, problem: str = "") -> None:
-        """Open the model set-up dialog (choose a folder or download)."""
-        dialog = ModelSetupDialog(problem or "Choose the CSM-1B checkpoint to use.", self)
-        dialog.model_chosen.connect(self.load_model)
-        dialog.open()
-        self.setup_dialog = dialog
+        """Open the first-run guide: what the studio needs, its download, or a folder."""
+        s = self.settings
+        guide = FirstRunGuide(
+            s.model, s.asr_model, s.speaker_model, self._device_for_models(), problem, self
+        )
+        guide.listen_chosen.connect(self._guide_listen_models)
+        guide.model_chosen.connect(self._guide_model)
+        guide.open()
+        self.setup_dialog = guide
+
+    def _device_for_models(self) -> str:
+        """The device the guide sizes the speech-recognition model for."""
+        if self.settings.device != "auto":
+            return self.settings.device
+        if self.engine_info is not None:
+            return self.engine_info.device
+        return "cpu"  # the guide comes before any engine; a GPU machine can choose the larger
+
+    def _guide_listen_models(self, asr: str, speaker: str) -> None:
+        if asr:
+            self.settings.asr_model = asr
+        if speaker:
+            self.settings.speaker_model = speaker
+
+    def _guide_model(self, model: str) -> None:
+        self._ready_to_record = True
+        self.load_model(model)
 
     def _load_progressed(self, text: str) -> None:
         self.progress_label.setText(text[:1].upper() + text[1:] + "…")
@@ -488,6 +512,15 @@ class MainWindow(QMainWindow):
         self.checks_label.setText(info.checks)
         self.checks_label.setToolTip("\n".join(info.notes) or "Every take is checked")
         self.progress_label.setText(f"Model ready (loaded in {info.load_seconds:.1f} s).")
+        if self._ready_to_record:  # straight from the first-run guide: on to the voice
+            self._ready_to_record = False
+            self.tabs.setCurrentWidget(self.takes)
+            self.voice.record_button.setFocus()
+            self.statusBar().showMessage(
+                "Ready: record a few seconds of the voice (Ctrl+R) or import a clip, then type "
+                "what it should say",
+                15000,
+            )
         if info.notes:
             self.statusBar().showMessage(
                 "Not every check can run: see the checks in the status bar", 8000

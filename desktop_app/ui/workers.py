@@ -472,31 +472,3 @@ class InferenceWorker(QObject):
             should_stop=self._stop.is_set,
         )
         self.finished.emit(job_id, report)
-
-
-class DownloadWorker(QObject):
-    """Runs the explicit model download on its own thread."""
-
-    progressed = Signal(str)
-    finished = Signal(str)  # folder
-    failed = Signal(object)
-
-    def __init__(self, model: str, token: str) -> None:
-        super().__init__()
-        self.model = model
-        self.token = token
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            from desktop_app.inference.model_store import download_model
-
-            folder = download_model(
-                self.model,
-                token=self.token or None,
-                progress=self.progressed.emit,
-                force_online=True,
-            )
-            self.finished.emit(str(folder))
-        except Exception as exc:
-            self.failed.emit(as_internal(exc))
