@@ -131,8 +131,8 @@ class ListenModelsDialog(QDialog):
             "The app listens to every take: a speech-recognition model (Whisper) hears the "
             "words, a speaker model compares the voice with the clips. Leave a field empty for "
             f"the default ({defaults.ASR_MODEL_ID} on a GPU, {defaults.ASR_MODEL_ID_CPU} on the "
-            f"CPU; {defaults.SPEAKER_MODEL_ID}). Get them with `python -m desktop_app "
-            "download-model --asr` and `--speaker`."
+            f"CPU; {defaults.SPEAKER_MODEL_ID}). Get them with Model → Choose or download "
+            "model… (or the command line's `download-model --asr` and `--speaker`)."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)

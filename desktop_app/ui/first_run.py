@@ -198,6 +198,7 @@ class _Row:
         self.choose.setAccessibleName(f"Choose the {need.title} folder")
         purpose = QLabel(need.purpose)
         purpose.setEnabled(False)  # the secondary text colour of the scheme
+        purpose.setContentsMargins(24, 0, 0, 4)  # under the name, past the tick
         grid.addWidget(self.tick, 2 * row, 0)
         grid.addWidget(self.size, 2 * row, 1)
         grid.addWidget(self.status, 2 * row, 2)
@@ -241,6 +242,7 @@ class FirstRunGuide(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Welcome to CSM Studio")
         self.setAccessibleName("First-run guide")
+        self.setMinimumWidth(640)
         self.chosen = ""
         self.process: QProcess | None = None
         self.queue: list[_Row] = []
@@ -288,6 +290,9 @@ class FirstRunGuide(QDialog):
         self.change_target.clicked.connect(self._choose_target)
         where.addWidget(self.change_target)
         layout.addLayout(where)
+        self.free = QLabel("")
+        self.free.setEnabled(False)
+        layout.addWidget(self.free)
         self.bar = QProgressBar()
         self.bar.setRange(0, BAR_STEPS)
         self.bar.setValue(0)
@@ -317,7 +322,7 @@ class FirstRunGuide(QDialog):
         self.picked: set[ModelKind] = set()  # kinds whose folder was chosen in the guide
         for row in self.rows:
             row.choose.clicked.connect(lambda _=False, r=row: self._choose_folder(r))
-            row.tick.toggled.connect(self._update_buttons)
+            row.tick.toggled.connect(self._ticks_changed)
         self.refresh()
 
     # -- what is here ------------------------------------------------------------------------
@@ -343,6 +348,24 @@ class FirstRunGuide(QDialog):
                 row.show_found(downloaded, "downloaded", changed=True)
             else:
                 row.show_missing(partial_bytes(row.need.folder_in(self.download_root)))
+        self.free.setText(self._space_text())
+        self._update_buttons()
+
+    def _space_text(self) -> str:
+        """'Ticked: about 7.6 GB; 41.0 GB free there.'"""
+        import shutil
+
+        ticked = [r for r in self.rows if r.tick.isChecked() and r.tick.isEnabled()]
+        existing = next(
+            (p for p in (self.download_root, *self.download_root.parents) if p.exists()), None
+        )
+        needed = f"Ticked: about {size_text(sum(r.need.size_mb for r in ticked) * 1e6)}"
+        if existing is None:
+            return needed + "."
+        return f"{needed}; {size_text(shutil.disk_usage(existing).free)} free there."
+
+    def _ticks_changed(self) -> None:
+        self.free.setText(self._space_text())
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -436,7 +436,13 @@ class MainWindow(QMainWindow):
             self.model_label.setText("model: not found")
             self.progress_label.setText("No model yet: choose a folder or download it.")
             # the guide's own lines say what is missing; a named model that fails says why
-            self.model_setup("" if model == defaults.MODEL_ID else str(exc))
+            problem = str(exc).split("; ", 1)[0]  # the rest is the command line's advice
+            self.model_setup(
+                ""
+                if model == defaults.MODEL_ID
+                else f"The model in the settings cannot be used ({problem}): download it below "
+                "or choose a folder that holds it."
+            )
             return
         try:
             s = self.settings

@@ -135,3 +135,17 @@ def test_speed_and_time_left_follow_the_last_seconds() -> None:
     )
     assert [size_text(n) for n in (512, 950_000, 6.2e9)] == ["512 B", "950 kB", "6.2 GB"]
     assert [duration_text(s) for s in (0.2, 59, 150, 3900)] == ["1 s", "59 s", "2 min", "1 h 5 min"]
+
+
+def test_a_named_model_that_fails_is_said_once_without_commands(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    win = build_window(Settings(model=str(tmp_path / "gone")))
+    qtbot.addWidget(win)
+    win.show()
+    win.load_model(win.settings.model)
+    text = win.setup_dialog.status.text()
+    assert text == (
+        f"The model in the settings cannot be used (CSM model folder not found: {tmp_path / 'gone'}"
+        "): download it below or choose a folder that holds it."
+    )

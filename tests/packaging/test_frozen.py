@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import soundfile as sf
@@ -118,6 +119,26 @@ def test_frozen_download_reaches_the_hub_client(bundle: Path, tmp_path: Path) ->
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Hugging Face")
     assert "Traceback" not in proc.stderr
+
+
+def test_the_guide_downloads_through_the_bundle(
+    bundle: Path, fake_hub: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command the first-run guide runs in a frozen app (the bundle's executable with
+    `download-model`) downloads and checks a model from a hub (the fake one on the loopback)."""
+    from desktop_app.inference.model_store import resolve_model
+    from desktop_app.ui.first_run import download_command, needs
+    from tests.support.fake_hub import GOOD_TOKEN
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle / "csm-studio"))
+    program, args = download_command(needs("cpu")[0], tmp_path / "csm")
+    proc = run_frozen(
+        [program, *args], tmp_path, timeout=120, HF_ENDPOINT=fake_hub.url, HF_TOKEN=GOOD_TOKEN
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"folder"' in proc.stdout.splitlines()[-1]
+    assert resolve_model(str(tmp_path / "csm")) == tmp_path / "csm"
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="the size target is the CPU build's")
