@@ -155,7 +155,8 @@ def fetch(
         done = _fetch_file(plan, remote, folder, token, done, on_progress)
         checked[remote.name] = remote.checksum
         _write_source(folder, plan, checked)
-    _write_source(folder, plan, checked)
+    if not needed:  # every file was here: still record the commit it was checked against
+        _write_source(folder, plan, checked)
     return folder
 
 

@@ -355,7 +355,7 @@ class FirstRunGuide(QDialog):
         """'Ticked: about 7.6 GB; 41.0 GB free there.'"""
         import shutil
 
-        ticked = [r for r in self.rows if r.tick.isChecked() and r.tick.isEnabled()]
+        ticked = self._ticked()
         existing = next(
             (p for p in (self.download_root, *self.download_root.parents) if p.exists()), None
         )
@@ -364,13 +364,17 @@ class FirstRunGuide(QDialog):
             return needed + "."
         return f"{needed}; {size_text(shutil.disk_usage(existing).free)} free there."
 
+    def _ticked(self) -> list[_Row]:
+        """The lines ticked for download (a model that is here has its tick off and disabled)."""
+        return [r for r in self.rows if r.tick.isChecked() and r.tick.isEnabled()]
+
     def _ticks_changed(self) -> None:
         self.free.setText(self._space_text())
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         busy = self.process is not None
-        ticked = [r for r in self.rows if r.tick.isChecked() and r.tick.isEnabled()]
+        ticked = self._ticked()
         resumable = any(r.status.text().startswith("partly") for r in ticked)
         self.download_button.setText("Resume download" if resumable else "Download")
         self.download_button.setEnabled(bool(ticked) and not busy)
@@ -414,7 +418,7 @@ class FirstRunGuide(QDialog):
 
     def start_download(self) -> None:
         """Download every ticked model, one after the other, in child processes."""
-        self.queue = [r for r in self.rows if r.tick.isChecked() and r.tick.isEnabled()]
+        self.queue = self._ticked()
         self.planned = list(self.queue)
         if self.queue:
             self._next()
