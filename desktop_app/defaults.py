@@ -57,3 +57,12 @@ SPEAKER_MODEL_MB = DOWNLOAD_MB[SPEAKER_MODEL_ID]
 def asr_model_for(device: str) -> str:
     """The default speech-recognition checkpoint for a device ("cuda" gets the large one)."""
     return ASR_MODEL_ID if device.startswith("cuda") else ASR_MODEL_ID_CPU
+
+
+MAX_CLIP_SECONDS = 300.0
+"""The longest audio read as a voice's clip or an upload (decoded length; 5 minutes): a reference
+needs 6-30 s, and the cap keeps a small compressed file from decoding to hours in memory."""
+
+MAX_RECORDING_SECONDS = 3 * 3600.0
+"""The longest audio read where a feature needs a long recording (transcribing a session, a
+conversation's own mix): three hours."""

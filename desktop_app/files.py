@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from desktop_app.errors import OutputFileError
+from desktop_app.errors import OutputFileError, RequestError
 
 
 @contextlib.contextmanager
@@ -59,3 +59,18 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def read_secret(path: str | os.PathLike[str], what: str) -> str:
+    """A secret (a key, a token) kept in a file: its first line.
+
+    Raises:
+        RequestError: the file cannot be read or is empty; ``what`` names the secret.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RequestError(f"cannot read the {what} file {path}: {exc}") from exc
+    if not lines or not lines[0].strip():
+        raise RequestError(f"the {what} file {path} is empty")
+    return lines[0].strip()

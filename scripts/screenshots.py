@@ -1,7 +1,8 @@
 """The README's screenshots, taken by the app itself: the window with a voice, a few checked
 takes and a conversation, light and dark.
 
-    CSM_STUDIO_HOME=$(mktemp -d) PYTHONPATH=. xvfb-run -a .venv/bin/python scripts/screenshots.py docs/
+    CSM_STUDIO_HOME=$(mktemp -d) PYTHONPATH=. xvfb-run -a \
+        .venv/bin/python scripts/screenshots.py docs/
 
 Random tiny checkpoints stand in for the models (built in a temporary folder), so the takes
 are noise and their checks say so; the window is the real one.

@@ -198,6 +198,8 @@ def fake_hub_server(
 ) -> Iterator[tuple[Any, str]]:
     """A fake Hugging Face hub on the loopback holding the tiny checkpoints under the default
     ids (CSM gated, as on the real hub); (the hub, its address)."""
+    import uvicorn
+
     from desktop_app import defaults
     from desktop_app.api.server import BackgroundServer
     from tests.support.fake_hub import FakeHub
@@ -206,7 +208,7 @@ def fake_hub_server(
     hub.add(defaults.MODEL_ID, tiny_model_dir, gated=True)
     hub.add(defaults.ASR_MODEL_ID_CPU, tiny_whisper_dir)
     hub.add(defaults.SPEAKER_MODEL_ID, tiny_speaker_dir)
-    server = BackgroundServer(hub.app(), "127.0.0.1", 0)
+    server = BackgroundServer(uvicorn.Config(hub.app(), host="127.0.0.1", port=0, log_config=None))
     server.start()
     yield hub, server.address
     server.stop()

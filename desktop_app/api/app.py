@@ -11,62 +11,71 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import hmac
 import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from desktop_app import __version__
+from desktop_app.api import schema
+from desktop_app.api.doors import (
+    LOOPBACK_NAMES,
+    Doorman,
+    Guard,
+    RouteRule,
+    error_response,
+    too_large,
+    too_slow,
+)
 from desktop_app.api.queue import QueueFull, Ticket, TimedOut
+from desktop_app.api.schema import FieldError
 from desktop_app.api.service import SpeechService, Spoken, VoiceNotFound
-from desktop_app.audio.encode import MEDIA_TYPES, SPEEDS, StreamEncoder, change_speed, encode
+from desktop_app.audio.encode import MEDIA_TYPES, StreamEncoder, change_speed, encode
 from desktop_app.audio.io import TakeMetadata
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import AudioFileError, GenerationCancelled, UserError
 
 log = logging.getLogger(__name__)
 
-UPLOAD_SUFFIXES = {
-    "audio/webm": ".webm",
-    "video/webm": ".webm",
-    "audio/ogg": ".ogg",
-    "audio/opus": ".ogg",
-    "audio/wav": ".wav",
-    "audio/x-wav": ".wav",
-    "audio/wave": ".wav",
-    "audio/flac": ".flac",
-    "audio/mpeg": ".mp3",
-    "audio/mp4": ".m4a",
-    "audio/aac": ".aac",
-}
 _END = object()  # the take is done (or failed): no more audio comes
 
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How the server is run (``csm-studio-cli serve``'s options)."""
+    """How the server is run (``csm-studio-cli serve``'s options and the window's)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    key_source: str = ""  # where a client finds the key (a file's path), said by /health
     allow_origins: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones
     max_queue: int = 8
     max_upload_mb: float = 50.0
+    max_json_bytes: int = 1_000_000
     max_text_chars: int = 4096
     time_limit: float = 300.0
+    max_connections: int = 32
+    header_seconds: float = 10.0
+    body_seconds: float = 60.0
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """The ``Host`` names answered: this machine's, the bound address, the allowed ones."""
+        bound = {self.host.strip("[]").lower()} - {"0.0.0.0", "::", ""}
+        return LOOPBACK_NAMES | bound | {h.lower() for h in self.allow_hosts}
 
 
 class APIError(Exception):
@@ -78,14 +87,6 @@ class APIError(Exception):
         super().__init__(message)
         self.status, self.message, self.kind, self.code = status, message, kind, code
         self.headers = headers or {}
-
-
-def error_response(
-    status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    """``{"error": {"message", "type", "code"}}`` with ``status``."""
-    body = {"error": {"message": message, "type": kind, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def error_for(exc: BaseException) -> JSONResponse:
@@ -101,79 +102,13 @@ def error_for(exc: BaseException) -> JSONResponse:
         return error_response(503, str(exc), "server_error", "queue_full", headers)
     if isinstance(exc, TimedOut):
         return error_response(504, str(exc), "server_error", "timeout")
+    if isinstance(exc, FieldError):
+        return error_response(422, str(exc), "invalid_request_error", "invalid_field")
     if isinstance(exc, UserError):
         return error_response(400, str(exc), "invalid_request_error", "invalid_request")
     log.error("internal error while serving a request", exc_info=exc)
     return error_response(
         500, "internal error; the server's log has the details", "server_error", "internal_error"
-    )
-
-
-# -- the guard: keys and body size ------------------------------------------------------------
-
-
-class Guard:
-    """Checks the API key (except for ``/health`` and CORS preflights) and refuses a body over
-    the limit: by its Content-Length before reading it, or as soon as a chunked body passes it."""
-
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int) -> None:
-        self.app = app
-        self.api_key = api_key
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._refusal(scope, headers)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    scope.setdefault("state", {})["too_large"] = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        await self.app(scope, counted, send)
-
-    def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
-        if self.api_key and scope["method"] != "OPTIONS" and scope["path"] != "/health":
-            given = headers.get("x-api-key", "")
-            auth = headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if not given:
-                return error_response(
-                    401,
-                    "this server needs an API key: send `Authorization: Bearer <key>`",
-                    "authentication_error",
-                    "missing_api_key",
-                )
-            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
-                return error_response(
-                    403, "the API key is not this server's", "permission_error", "invalid_api_key"
-                )
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            return too_large(self.max_body)
-        return None
-
-
-def too_large(limit: int) -> JSONResponse:
-    return error_response(
-        413,
-        f"the request is larger than this server's limit of {limit / 1e6:g} MB; send a shorter "
-        "clip (a 10-30 s reference is plenty)",
-        "invalid_request_error",
-        "upload_too_large",
     )
 
 
@@ -196,7 +131,9 @@ def build_app(service: SpeechService, options: ServeOptions) -> Starlette:
             )
         return error_for(exc)
 
-    middleware = []
+    middleware = [
+        Middleware(Doorman, hosts=options.host_names, origins=frozenset(options.allow_origins))
+    ]
     if options.allow_origins:
         middleware.append(
             Middleware(
@@ -207,11 +144,17 @@ def build_app(service: SpeechService, options: ServeOptions) -> Starlette:
             )
         )
     middleware.append(
-        Middleware(Guard, api_key=options.api_key, max_body=int(options.max_upload_mb * 1e6))
+        Middleware(
+            Guard,
+            api_key=options.api_key,
+            rules=route_rules(options),
+            body_seconds=options.body_seconds,
+        )
     )
     app = Starlette(
         routes=[
             Route("/health", routes.health, methods=["GET"]),
+            Route("/openapi.json", routes.openapi, methods=["GET"]),
             Route("/v1/models", routes.models, methods=["GET"]),
             Route("/v1/audio/voices", routes.voices, methods=["GET"]),
             Route("/v1/audio/speech", routes.speech, methods=["POST"]),
@@ -221,8 +164,23 @@ def build_app(service: SpeechService, options: ServeOptions) -> Starlette:
         middleware=middleware,
         exception_handlers={HTTPException: not_found, Exception: not_found},
     )
-    app.state.max_body = int(options.max_upload_mb * 1e6)
     return app
+
+
+def route_rules(options: ServeOptions) -> dict[str, RouteRule]:
+    """What each POST route takes: its content type and body limit."""
+    upload = RouteRule(
+        "multipart/form-data",
+        int(options.max_upload_mb * 1e6),
+        "send a shorter clip (a 10-30 s reference is plenty)",
+    )
+    return {
+        "/v1/audio/speech": RouteRule(
+            "application/json", options.max_json_bytes, "send a shorter text"
+        ),
+        "/clone-voice": upload,
+        "/api/voice-clone": upload,
+    }
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -233,8 +191,11 @@ def _answers_errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ClientDisconnect:
-            if request.scope.get("state", {}).get("too_large"):
-                return too_large(int(request.app.state.max_body))
+            state = request.scope.get("state", {})
+            if state.get("too_large"):
+                return too_large(state["too_large"])
+            if state.get("body_timeout"):
+                return too_slow(state["body_timeout"])
             return Response(status_code=499)
         except Exception as exc:
             return error_for(exc)
@@ -247,13 +208,22 @@ class _Routes:
         self.service = service
         self.options = options
         self.health = _answers_errors(self._health)
+        self.openapi = _answers_errors(self._openapi)
         self.models = _answers_errors(self._models)
         self.voices = _answers_errors(self._voices)
         self.speech = _answers_errors(self._speech)
         self.clone_voice = _answers_errors(self._clone_voice)
 
     async def _health(self, request: Request) -> Response:
-        return JSONResponse(self.service.health())
+        health = self.service.health()
+        health["auth"] = {
+            "key_required": bool(self.options.api_key),
+            "key": self.options.key_source,
+        }
+        return JSONResponse(health)
+
+    async def _openapi(self, request: Request) -> Response:
+        return JSONResponse(schema.openapi_document(self.options.max_text_chars, __version__))
 
     async def _models(self, request: Request) -> Response:
         models = self.service.models()
@@ -280,35 +250,14 @@ class _Routes:
     # -- /v1/audio/speech ----------------------------------------------------------------------
 
     async def _speech(self, request: Request) -> Response:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in ("application/json", ""):
-            raise APIError(
-                415,
-                f"send JSON (Content-Type: application/json), not {kind}",
-                "invalid_request_error",
-                "unsupported_content_type",
-            )
-        body = await request.body()
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise APIError(
-                422, f"the body is not valid JSON: {exc}", "invalid_request_error", "invalid_json"
-            ) from None
-        if not isinstance(data, dict):
-            raise APIError(
-                422, "the body must be a JSON object", "invalid_request_error", "invalid_json"
-            )
-        fields = _Fields(data)
-        fields.text("model")
-        text = fields.text("input")
-        voice = fields.text("voice")
-        fmt = fields.choice("response_format", tuple(MEDIA_TYPES), "mp3")
-        stream_format = fields.choice("stream_format", ("audio", "sse"), None)
-        speed = fields.number("speed", 1.0)
-        if not SPEEDS[0] <= speed <= SPEEDS[1]:
-            raise UserError(f"speed must be between {SPEEDS[0]} and {SPEEDS[1]} (got {speed:g})")
-        settings = self._settings(fields, text)
+        body = await request.body()  # the Guard has checked its type and capped its size
+        data = await run_in_threadpool(_json_object, body)
+        fields = schema.read_fields(schema.speech_fields(self.options.max_text_chars), data)
+        voice = fields["voice"]
+        fmt = fields["response_format"]
+        stream_format = fields["stream_format"]
+        speed = fields["speed"]
+        settings = self._settings(fields)
         self._ready()
         references = self.service.voice_clips(voice)
         settings = dataclasses.replace(settings, references=references)
@@ -317,24 +266,18 @@ class _Routes:
             request, settings, voice, None, fmt, stream_format, speed, streams
         )
 
-    def _settings(self, fields: _Fields, text: str) -> Any:
+    def _settings(self, fields: dict[str, Any]) -> Any:
         from desktop_app.inference import GenerationRequest
         from desktop_app.inference.prompt import check_request
 
-        if len(text) > self.options.max_text_chars:
-            raise UserError(
-                f"the text is {len(text)} characters long; this server takes at most "
-                f"{self.options.max_text_chars} (split it, or start it with --max-text-chars)"
-            )
-        base = GenerationRequest(text)
-        seed = fields.integer("seed", None)
+        seed = fields["seed"]
         request = GenerationRequest(
-            text=text,
-            temperature=fields.number("temperature", base.temperature),
-            top_k=fields.integer("top_k", base.top_k) or 0,
-            top_p=fields.number("top_p", base.top_p),
+            text=fields["input"] if "input" in fields else fields["text"],
+            temperature=fields["temperature"],
+            top_k=fields["top_k"],
+            top_p=fields["top_p"],
             seed=seed if seed is not None else random.randrange(2**31),
-            max_seconds=fields.number("max_seconds", base.max_seconds),
+            max_seconds=fields["max_seconds"],
         )
         check_request(request)  # the CLI's own messages for out-of-range settings
         return request
@@ -342,15 +285,6 @@ class _Routes:
     # -- /clone-voice --------------------------------------------------------------------------
 
     async def _clone_voice(self, request: Request) -> Response:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "multipart/form-data":
-            raise APIError(
-                415,
-                "send a multipart form (Content-Type: multipart/form-data) with `audio` and "
-                f"`text`, not {kind or 'no content type'}",
-                "invalid_request_error",
-                "unsupported_content_type",
-            )
         try:
             form = await request.form(max_files=1, max_fields=20)
         except ClientDisconnect:
@@ -359,31 +293,29 @@ class _Routes:
             raise APIError(
                 422, f"the form cannot be read: {exc}", "invalid_request_error", "invalid_form"
             ) from None
-        upload = form.get("audio")
-        if upload is None or isinstance(upload, str):
-            raise APIError(
-                422,
-                "the form needs the file field `audio` (the voice's clip)",
-                "invalid_request_error",
-                "invalid_form",
+        try:
+            upload = form.get("audio")
+            if upload is None or isinstance(upload, str):
+                raise APIError(
+                    422,
+                    "the form needs the file field `audio` (the voice's clip)",
+                    "invalid_request_error",
+                    "invalid_form",
+                )
+            values = {k: v for k, v in form.items() if isinstance(v, str)}
+            fields = schema.read_fields(
+                schema.clone_fields(self.options.max_text_chars), values, from_text=True
             )
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        fields = _Fields(values, numbers_from_text=True)
-        text = fields.text("text")
-        transcript = fields.text("transcript", required=False)
-        fmt = fields.choice("format", ("wav", "flac"), "wav")
-        settings = self._settings(fields, text)
-        self._ready()
-        data = await upload.read()
-        await form.close()
-        suffix = Path(upload.filename or "").suffix.lower() or UPLOAD_SUFFIXES.get(
-            (upload.content_type or "").split(";")[0].strip().lower(), ""
-        )
+            settings = self._settings(fields)
+            self._ready()
+            data = await upload.read()
+        finally:
+            await form.close()
         from desktop_app.inference import ReferenceClip
 
-        placeholder = (ReferenceClip(np.zeros(1, np.float32), transcript),)
+        placeholder = (ReferenceClip(np.zeros(1, np.float32), fields["transcript"] or ""),)
         settings = dataclasses.replace(settings, references=placeholder)
-        return await self._answer(request, settings, None, (data, suffix), fmt, None, 1.0, False)
+        return await self._answer(request, settings, None, data, fields["format"], None, 1.0, False)
 
     # -- making and answering ------------------------------------------------------------------
 
@@ -392,7 +324,7 @@ class _Routes:
         request: Request,
         settings: Any,
         voice: str | None,
-        upload: tuple[bytes, str] | None,
+        upload: bytes | None,
         fmt: str,
         stream_format: str | None,
         speed: float,
@@ -506,60 +438,39 @@ def _take_headers(spoken: Spoken) -> dict[str, str]:
     headers = {"X-Seed": str(spoken.result.seed)}
     if spoken.record is not None:
         headers["X-Take-Id"] = str(spoken.record.id)
+    elif spoken.not_kept:
+        headers["X-Take-Not-Kept"] = _header_text(spoken.not_kept)
     if spoken.transcript:
-        headers["X-Transcript"] = spoken.transcript.encode("ascii", "replace").decode()[:500]
+        headers["X-Transcript"] = _header_text(spoken.transcript)
     return headers
 
 
-class _Fields:
-    """A request's fields, checked one by one (a missing or mistyped field is a 422)."""
+def _header_text(text: str) -> str:
+    """``text`` as a header value: printable ASCII, at most 500 characters."""
+    ascii_text = text.encode("ascii", "replace").decode()
+    return "".join(c if c.isprintable() else " " for c in ascii_text)[:500]
 
-    def __init__(self, data: dict[str, Any], numbers_from_text: bool = False) -> None:
-        self.data = data
-        self.used: set[str] = set()
-        self.from_text = numbers_from_text
 
-    def _bad(self, message: str) -> APIError:
-        return APIError(422, message, "invalid_request_error", "invalid_field")
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object (run off the event loop).
 
-    def text(self, name: str, required: bool = True) -> str:
-        self.used.add(name)
-        value = self.data.get(name)
-        if value is None and not required:
-            return ""
-        if not isinstance(value, str):
-            if value is None:
-                raise self._bad(f"the field `{name}` is missing")
-            raise self._bad(f"the field `{name}` must be a string")
-        return value
+    Raises:
+        APIError: not JSON, a constant JSON does not have (NaN, Infinity), nested too deep, or
+            not an object.
+    """
 
-    def choice(self, name: str, options: tuple[str, ...], default: str | None) -> Any:
-        self.used.add(name)
-        value = self.data.get(name)
-        if value is None or value == "":
-            return default
-        if value not in options:
-            raise UserError(f"`{name}` must be one of {', '.join(options)} (got {value!r})")
-        return value
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
 
-    def number(self, name: str, default: float) -> float:
-        self.used.add(name)
-        value = self.data.get(name)
-        if value is None or value == "":
-            return default
-        if self.from_text and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise self._bad(f"the field `{name}` must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._bad(f"the field `{name}` must be a number")
-        return float(value)
-
-    def integer(self, name: str, default: int | None) -> int | None:
-        value = self.number(name, float("nan") if default is None else default)
-        if value != value:  # NaN: absent
-            return None
-        if value != int(value):
-            raise self._bad(f"the field `{name}` must be a whole number")
-        return int(value)
+    try:
+        data = json.loads(body, parse_constant=no_constants)
+    except (ValueError, RecursionError) as exc:
+        reason = "it is nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise APIError(
+            422, f"the body is not valid JSON: {reason}", "invalid_request_error", "invalid_json"
+        ) from None
+    if not isinstance(data, dict):
+        raise APIError(
+            422, "the body must be a JSON object", "invalid_request_error", "invalid_json"
+        )
+    return data

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from desktop_app.api.queue import TakeQueue, Ticket
-from desktop_app.errors import AudioFileError, RequestError, UserError
+from desktop_app.errors import RequestError, UserError
 from desktop_app.library.store import Library, LibraryError
 
 if TYPE_CHECKING:
@@ -64,6 +63,7 @@ class Spoken:
     result: GenerationResult
     record: TakeRecord | None
     transcript: str = ""  # the uploaded clip's transcript when it was heard, not given
+    not_kept: str = ""  # why the take is not in the history (the library was busy, ...)
 
 
 class SpeechService:
@@ -169,10 +169,11 @@ class SpeechService:
         voice: str | None,
         *,
         on_audio: AudioCallback | None = None,
-        upload: tuple[bytes, str] | None = None,
+        upload: bytes | None = None,
     ) -> Ticket:
         """Queue a take of ``request`` (whose references are set, or come from ``upload``: the
-        uploaded file's bytes and its suffix, transcribed when ``request`` has no transcript).
+        uploaded file's bytes, opened by what they are, transcribed when ``request`` has no
+        transcript).
 
         Raises:
             QueueFull: too many requests wait.
@@ -189,28 +190,22 @@ class SpeechService:
             from desktop_app.inference.long_text import speak
 
             result = speak(models.engine, made, None, should_stop, on_audio)
-            return Spoken(made, result, self._keep(made, result, models, voice), heard)
+            record, problem = self._keep(made, result, models, voice)
+            return Spoken(made, result, record, heard, problem)
 
         return self.queue.submit(run, self.time_limit)
 
     def _reference_from_upload(
         self,
         request: GenerationRequest,
-        upload: tuple[bytes, str],
+        upload: bytes,
         models: LoadedModels,
         should_stop: Callable[[], bool],
     ) -> tuple[GenerationRequest, str]:
-        from desktop_app.audio.reference import load_reference
+        from desktop_app.audio.reference import reference_from_bytes
         from desktop_app.inference import ReferenceClip
 
-        data, suffix = upload
-        with tempfile.TemporaryDirectory(prefix="csm-api-") as folder:
-            file = Path(folder) / f"upload{suffix}"
-            file.write_bytes(data)
-            try:
-                audio = load_reference(file, source="the uploaded `audio`")
-            except AudioFileError as exc:
-                raise AudioFileError(str(exc).replace(str(file), "the uploaded `audio`")) from None
+        audio = reference_from_bytes(upload, what="the uploaded `audio`", should_stop=should_stop)
         transcript = request.references[0].transcript if request.references else ""
         heard = ""
         if not transcript.strip():
@@ -235,7 +230,9 @@ class SpeechService:
         result: GenerationResult,
         models: LoadedModels,
         voice: str | None,
-    ) -> TakeRecord | None:
+    ) -> tuple[TakeRecord | None, str]:
+        """The take's history row, or None and why it is not kept (the take is answered
+        either way)."""
         from desktop_app import paths
         from desktop_app.inference.model_store import model_revision
         from desktop_app.takes import keep_take
@@ -256,7 +253,7 @@ class SpeechService:
             )
         except UserError as exc:  # the take is still answered; only its copy is missing
             log.error("an API take could not be kept: %s", exc)
-            return None
+            return None, str(exc)
         if kept.record is not None and self.on_kept is not None:
             self.on_kept(kept.record)
-        return kept.record
+        return kept.record, kept.problem

@@ -7,18 +7,24 @@ soundfile (libsndfile) reads WAV, FLAC, OGG/Vorbis/Opus and MP3; what phones and
 from __future__ import annotations
 
 import io
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
-from desktop_app.errors import AudioFileError, OutputFileError
+from desktop_app.audio import containers
+from desktop_app.defaults import MAX_CLIP_SECONDS
+from desktop_app.errors import AudioFileError, GenerationCancelled, OutputFileError
 from desktop_app.files import atomic_write
 
-READABLE = "WAV, FLAC, OGG/Opus, MP3, M4A/AAC, WebM"
-_PYAV_FIRST = {".m4a", ".aac", ".mp4", ".webm", ".mka", ".mkv", ".3gp", ".wma"}
+log = logging.getLogger(__name__)
+
+READABLE = containers.ALLOWED_NAMES
 _WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_24")}
 AI_MARK = "AI-generated speech"
 
@@ -47,43 +53,104 @@ class TakeMetadata:
     software: str = "CSM Studio"
 
 
-def read_audio(path: str | os.PathLike[str]) -> DecodedAudio:
+StopCheck = Callable[[], bool]
+_BLOCK_FRAMES = 1 << 16  # frames decoded at a time: the cap and a stop are checked between blocks
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    *,
+    max_seconds: float = MAX_CLIP_SECONDS,
+    should_stop: StopCheck | None = None,
+) -> DecodedAudio:
     """Decode an audio file of any sample rate, bit depth and channel count.
 
+    The file is opened by what its first bytes say it is (:mod:`desktop_app.audio.containers`),
+    never by its name, and decoded in blocks: more than ``max_seconds`` of audio (declared by
+    the file or found while decoding) is refused before it is held in memory.
+
     Raises:
-        AudioFileError: the file is missing, unreadable, not audio, damaged or empty.
+        AudioFileError: the file is missing, unreadable, not one of the allowed containers,
+            damaged, empty or longer than ``max_seconds``.
+        GenerationCancelled: ``should_stop`` said so between two blocks.
     """
     p = Path(path)
     _check_readable(p)
-    decoders = (
-        (_read_pyav, _read_soundfile)
-        if p.suffix.lower() in _PYAV_FIRST
-        else (
-            _read_soundfile,
-            _read_pyav,
+    with p.open("rb") as handle:
+        return _decode(handle, str(p), max_seconds, should_stop)
+
+
+def read_audio_bytes(
+    data: bytes,
+    *,
+    what: str = "the upload",
+    max_seconds: float = MAX_CLIP_SECONDS,
+    should_stop: StopCheck | None = None,
+) -> DecodedAudio:
+    """:func:`read_audio` for bytes received from outside (an upload, a bundle member), named
+    ``what`` in errors."""
+    if not data:
+        raise AudioFileError(f"{what} is empty (0 bytes)")
+    return _decode(io.BytesIO(data), what, max_seconds, should_stop)
+
+
+def _decode(
+    handle: BinaryIO, what: str, max_seconds: float, should_stop: StopCheck | None
+) -> DecodedAudio:
+    head = handle.read(containers.HEADER_BYTES)
+    handle.seek(0)
+    container = containers.identify(head)
+    if container is None:
+        raise AudioFileError(
+            f"cannot decode {what}: it is not a supported audio file (supported: {READABLE}; "
+            "playlists and links are never opened)"
         )
-    )
-    problems: list[str] = []
+    limit = _Limit(what, max_seconds, should_stop)
+    decoders = (_read_soundfile, _read_pyav) if container.libsndfile else (_read_pyav,)
     decoded: DecodedAudio | None = None
     for decode in decoders:
+        handle.seek(0)
         try:
-            decoded = decode(p)
+            decoded = decode(handle, container, limit)
             break
-        except AudioFileError:
+        except (AudioFileError, GenerationCancelled):
             raise
         except Exception as exc:  # each decoder has its own error types; keep them for the log
-            problems.append(f"{decode.__name__}: {exc}")
+            log.info("%s could not decode %s: %s", decode.__name__, what, exc)
     if decoded is None:
         raise AudioFileError(
-            f"cannot decode {p}: it is not a supported audio file or it is damaged "
-            f"(supported: {READABLE})"
+            f"cannot decode {what}: it looks like {container.name} but is damaged or not "
+            f"audio (supported: {READABLE})"
         )
     if decoded.samples.shape[0] == 0:
-        raise AudioFileError(f"{p} holds no audio (0 samples); record or choose another file")
+        raise AudioFileError(f"{what} holds no audio (0 samples); record or choose another file")
     samples = decoded.samples
     if not np.isfinite(samples).all():
         samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
     return DecodedAudio(np.ascontiguousarray(samples, dtype=np.float32), decoded.sample_rate)
+
+
+@dataclass
+class _Limit:
+    """The decoded-length cap and the stop check, applied between blocks."""
+
+    what: str
+    max_seconds: float
+    should_stop: StopCheck | None
+
+    def check(self, frames: float, rate: float, declared: bool = False) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise GenerationCancelled(f"reading {self.what} was stopped")
+        if rate > 0 and frames / rate > self.max_seconds:
+            length = f"{frames / rate / 60:.1f} minutes" if declared else "more than that"
+            raise AudioFileError(
+                f"{self.what} is too long: this takes at most {_minutes(self.max_seconds)} of "
+                f"audio, and it holds {length}; cut it to the part you need"
+            )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} s"
 
 
 def _check_readable(p: Path) -> None:
@@ -106,29 +173,54 @@ def _check_readable(p: Path) -> None:
         raise AudioFileError(f"{p} is empty (0 bytes)")
 
 
-def _read_soundfile(p: Path) -> DecodedAudio:
-    data, rate = sf.read(str(p), dtype="float32", always_2d=True)
-    return DecodedAudio(data, int(rate))
+def _read_soundfile(
+    handle: BinaryIO, container: containers.Container, limit: _Limit
+) -> DecodedAudio:
+    with sf.SoundFile(handle) as f:
+        rate = int(f.samplerate)
+        if 0 < f.frames < 2**62:  # libsndfile's "unknown" is a huge count: then blocks decide
+            limit.check(f.frames, rate, declared=True)
+        blocks: list[np.ndarray] = []
+        total = 0
+        while True:
+            block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            blocks.append(block)
+            total += block.shape[0]
+            limit.check(total, rate)
+        channels = f.channels
+    if not blocks:
+        return DecodedAudio(np.zeros((0, channels), np.float32), rate)
+    return DecodedAudio(np.concatenate(blocks), rate)
 
 
-def _read_pyav(p: Path) -> DecodedAudio:
+def _read_pyav(handle: BinaryIO, container: containers.Container, limit: _Limit) -> DecodedAudio:
     import av  # imported here: only compressed phone/browser formats need FFmpeg
 
-    with av.open(str(p)) as container:
-        if not container.streams.audio:
-            raise AudioFileError(f"{p} has no audio track")
-        stream = container.streams.audio[0]
+    # a file object (no URL, no protocol) and the format forced: nothing else is opened
+    with av.open(handle, mode="r", format=container.demuxer) as opened:
+        if not opened.streams.audio:
+            raise AudioFileError(f"{limit.what} has no audio track")
+        stream = opened.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            limit.check(float(stream.duration * stream.time_base), 1.0, declared=True)
+        elif opened.duration is not None:
+            limit.check(opened.duration / av.time_base, 1.0, declared=True)
         resampler = av.AudioResampler(format="fltp")
         chunks: list[np.ndarray] = []
-        rate = 0
-        for frame in container.decode(audio=0):
+        rate = int(stream.rate or 0)
+        total = 0
+        for frame in opened.decode(stream):
             for out in resampler.resample(frame):
                 rate = out.sample_rate
                 chunks.append(out.to_ndarray())
+                total += out.samples
+            limit.check(total, rate)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray())
     if not chunks:
-        return DecodedAudio(np.zeros((0, 1), np.float32), rate or int(stream.rate or 0))
+        return DecodedAudio(np.zeros((0, 1), np.float32), rate)
     planar = np.concatenate(chunks, axis=1)
     return DecodedAudio(planar.T.astype(np.float32, copy=False), rate)
 

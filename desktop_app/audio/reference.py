@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from desktop_app.audio import dsp
-from desktop_app.audio.io import read_audio
+from desktop_app.audio.io import StopCheck, read_audio, read_audio_bytes
 from desktop_app.errors import AudioFileError, RequestError
 
 MIN_REFERENCE_SECONDS = 2.0
@@ -50,12 +50,22 @@ def prepare_reference(
 def load_reference(
     path: str | os.PathLike[str], *, denoise: bool = False, source: str | None = None
 ) -> np.ndarray:
-    """Read an audio file and prepare it as a voice reference (see :func:`prepare_reference`);
-    ``source`` names it in errors (default: its path)."""
+    """Read an audio file (at most :data:`~desktop_app.defaults.MAX_CLIP_SECONDS`) and prepare
+    it as a voice reference (see :func:`prepare_reference`); ``source`` names it in errors
+    (default: its path)."""
     decoded = read_audio(path)
     return prepare_reference(
         decoded.samples, decoded.sample_rate, denoise=denoise, source=source or str(Path(path))
     )
+
+
+def reference_from_bytes(
+    data: bytes, *, what: str, should_stop: StopCheck | None = None
+) -> np.ndarray:
+    """:func:`load_reference` for bytes from outside (an upload, a bundle's member), opened by
+    their content and decoded in blocks that ``should_stop`` can end."""
+    decoded = read_audio_bytes(data, what=what, should_stop=should_stop)
+    return prepare_reference(decoded.samples, decoded.sample_rate, source=what)
 
 
 class ClipLike(Protocol):

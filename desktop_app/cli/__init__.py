@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logs.configure_logging()
     logs.log_thread_errors()
-    log.info("command line: %s", _redacted(sys.argv if argv is None else ["", *argv]))
+    log.info("command line: %s", _redacted(sys.argv if argv is None else ["", *argv], args))
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -77,22 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL if description.internal else EXIT_USER
 
 
-SECRET_OPTIONS = ("--token", "--api-key")
+SECRET_DESTS = ("token_on_command_line", "key_on_command_line")
+"""The parsed arguments that hold a secret (refused, but typed: never logged)."""
 
 
-def _redacted(argv: Sequence[str]) -> list[str]:
-    """The command line with the values of --token and --api-key hidden, for the log."""
-    out: list[str] = []
-    hide = False
+def _redacted(argv: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """The command line with every secret value the parser found hidden, for the log.
+
+    Redacted by value, from the parsed arguments, so ``--opt=VALUE``, ``--opt VALUE`` and any
+    spelling the parser accepted are all covered.
+    """
+    secrets = [str(v) for d in SECRET_DESTS if (v := getattr(args, d, None))]
+    out = []
     for arg in argv:
-        if hide:
-            out.append("***")
-            hide = False
-        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS)):
-            out.append(f"{arg.split('=', 1)[0]}=***")
-        else:
-            hide = arg in SECRET_OPTIONS
-            out.append(arg)
+        for secret in secrets:
+            arg = arg.replace(secret, "***")
+        out.append(arg)
     return out
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from desktop_app import defaults
 from desktop_app.errors import OutputFileError, RequestError
@@ -35,9 +35,22 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one ``error:`` line and exit code 2."""
+    """argparse that reports a bad command line as one ``error:`` line and exit code 2.
+
+    Options are never abbreviated (``--tok`` is not ``--token``: an abbreviation would slip a
+    secret past the log's redaction), and the values of arguments it does not know are not
+    repeated (they may be secrets typed in the wrong place).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            names = [a.split("=")[0] for a in message[len(prefix) :].split() if a.startswith("-")]
+            message = prefix + (" ".join(names) or "values this command does not take")
         self.exit(EXIT_USER, f"error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -473,6 +486,14 @@ def keep(
             status(f"recorded in the history as take {kept.record.id}")
     elif library is not None:
         status(f"note: the take was saved but not added to the history: {kept.problem}")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, carriage returns,
+    bidirectional overrides) shown as Python escapes, for names and texts from files or clients."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def status(line: str) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from desktop_app import defaults
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK
+from desktop_app.errors import RequestError
+from desktop_app.files import read_secret
 
 if TYPE_CHECKING:
     from desktop_app.inference.fetch import Progress
@@ -39,10 +41,13 @@ def register(sub: Any) -> None:
         help=f"the speaker-verification model instead ({defaults.SPEAKER_MODEL_ID})",
     )
     download.add_argument(
-        "--token",
+        "--token-file",
         default=None,
-        help="Hugging Face access token (default: $HF_TOKEN or a saved login)",
+        metavar="F",
+        help="a file holding the Hugging Face access token (default: $HF_TOKEN or a saved login)",
     )
+    # refused: a token on the command line is visible to every account in the process list
+    download.add_argument("--token", dest="token_on_command_line", help=argparse.SUPPRESS)
     download.add_argument(
         "--dir", default=None, help="download into this folder instead of the cache"
     )
@@ -58,7 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     kind = model_store.ASR if args.asr else model_store.SPEAKER if args.speaker else model_store.CSM
     repo_id = args.model or _default_for(kind)
-    token = args.token or os.environ.get("HF_TOKEN") or None
+    if args.token_on_command_line is not None:
+        raise RequestError(
+            "--token would show the token to every account on this machine (in the process "
+            "list): put it in a file for --token-file, or in $HF_TOKEN"
+        )
+    token = read_secret(args.token_file, "access token") if args.token_file else None
+    token = token or os.environ.get("HF_TOKEN") or None
     with ByteReport(as_json=args.progress_json) as report:
         folder = model_store.download_model(
             repo_id,

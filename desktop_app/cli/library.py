@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app import defaults
 from desktop_app.cli import common
-from desktop_app.cli.common import EXIT_OK
+from desktop_app.cli.common import EXIT_OK, printable
 from desktop_app.errors import RequestError
 
 if TYPE_CHECKING:
@@ -51,6 +51,12 @@ def register(sub: Any) -> None:
     imported = vsub.add_parser("import", help="add a voice from a zip made by export")
     imported.add_argument("file")
     imported.add_argument("--name", default=None, help="store it under another name")
+    imported.add_argument(
+        "--consent",
+        action="store_true",
+        help="confirm that the person whose voice this is agreed to its cloning (asked when "
+        "left out at a terminal)",
+    )
     voices.set_defaults(handler=run_voices)
 
     history = sub.add_parser("history", help="the takes made so far")
@@ -67,11 +73,12 @@ def register(sub: Any) -> None:
     history.set_defaults(handler=run_history)
 
 
-def _consent(args: argparse.Namespace) -> bool:
+def _consent(args: argparse.Namespace, whose: str) -> bool:
+    """``--consent``, else the answer at the terminal (no terminal: no consent)."""
     if args.consent:
         return True
     if sys.stdin.isatty():
-        answer = input(f"Did the person whose voice {args.name!r} is agree to its cloning? [y/N] ")
+        answer = input(f"Did the person whose voice {whose} is agree to its cloning? [y/N] ")
         return answer.strip().lower() in {"y", "yes"}
     return False
 
@@ -96,7 +103,7 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
                 "give one --transcript per --clip, in the same order, or none to have the "
                 "clips transcribed"
             )
-        if not _consent(args):
+        if not _consent(args, printable(repr(args.name))):
             raise RequestError(
                 "a voice is stored only with the consent of the person it "
                 "belongs to: confirm it with --consent"
@@ -106,7 +113,8 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         clips = [(a, text, "imported") for a, text in zip(audio, texts, strict=True)]
         voice = library.add_voice(args.name, clips, notes=args.notes, consent_confirmed=True)
         seconds = sum(c.duration for c in voice.clips)
-        print(f"stored voice {voice.name!r}: {len(voice.clips)} clip(s), {seconds:.1f} s")
+        name = printable(repr(voice.name))
+        print(f"stored voice {name}: {len(voice.clips)} clip(s), {seconds:.1f} s")
     elif command == "list":
         voices = library.voices()
         if args.json:
@@ -135,8 +143,8 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         else:
             for v in voices:
                 print(
-                    f"{v.name}\t{len(v.clips)} clip(s)\t"
-                    f"{sum(c.duration for c in v.clips):.1f} s\t{v.notes}"
+                    f"{printable(v.name)}\t{len(v.clips)} clip(s)\t"
+                    f"{sum(c.duration for c in v.clips):.1f} s\t{printable(v.notes)}"
                 )
     elif command == "remove":
         library.remove_voice(args.name)
@@ -145,8 +153,10 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         target = export_voice(library, args.name, Path(args.file).expanduser())
         print(f"exported {args.name!r} to {target}")
     else:
-        voice = import_voice(library, Path(args.file).expanduser(), args.name)
-        print(f"imported voice {voice.name!r} ({len(voice.clips)} clip(s))")
+        source = Path(args.file).expanduser()
+        consent = _consent(args, f"in {printable(source.name)}")
+        voice = import_voice(library, source, consent=consent, name=args.name)
+        print(f"imported voice {printable(repr(voice.name))} ({len(voice.clips)} clip(s))")
     return EXIT_OK
 
 
@@ -167,7 +177,7 @@ def _transcribed(args: argparse.Namespace, audio: list[Any]) -> list[str]:
     texts = []
     for path, clip in zip(args.clip, audio, strict=True):
         heard = transcribe_audio(recognizer, clip, SAMPLE_RATE, what=str(path)).text
-        print(f"heard in {path}: {heard}")
+        print(f"heard in {path}: {printable(heard)}")
         texts.append(heard)
     return texts
 
@@ -212,16 +222,18 @@ def _history(args: argparse.Namespace, library: Library) -> int:
             for t in takes:
                 when = datetime.datetime.fromtimestamp(t.created).strftime("%Y-%m-%d %H:%M")
                 verdict = t.verdict or "-"
-                print(f"{t.id}\t{when}\t{t.voice or '-'}\tseed {t.seed}\t{verdict}\t{t.text}")
+                voice = printable(t.voice or "-")
+                print(f"{t.id}\t{when}\t{voice}\tseed {t.seed}\t{verdict}\t{printable(t.text)}")
                 if t.flagged and t.check.get("reasons"):
-                    print(f"\t\t{'; '.join(t.check['reasons'])}")
+                    print(f"\t\t{printable('; '.join(t.check['reasons']))}")
         return EXIT_OK
     take = library.take(args.id)
     target = Path(args.file).expanduser()
     from desktop_app.audio.io import read_audio, write_audio
+    from desktop_app.defaults import MAX_RECORDING_SECONDS
     from desktop_app.takes import record_metadata
 
-    decoded = read_audio(take.file)
+    decoded = read_audio(take.file, max_seconds=MAX_RECORDING_SECONDS)
     write_audio(target, decoded.samples, decoded.sample_rate, record_metadata(take))
     print(f"exported take {take.id} to {target}")
     return EXIT_OK

@@ -1,18 +1,19 @@
 """``serve``: the optional local API (OpenAI's /v1/audio/speech and a voice-clone route) over one
-loaded engine. Off unless started; bound to this machine unless told otherwise, and then only
-with an API key."""
+loaded engine. Off unless started; bound to this machine unless told otherwise; always with a key
+(the install's own, from a file or from the environment, never from the command line)."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-from pathlib import Path
+import os
 from typing import Any
 
 from desktop_app import defaults
+from desktop_app.api.keys import KEY_ENV
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, status
 from desktop_app.errors import RequestError
+from desktop_app.files import read_secret
 
 
 def register(sub: Any) -> None:
@@ -32,12 +33,27 @@ def register(sub: Any) -> None:
     serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on (default: this machine only; any other needs --api-key)",
+        help="address to listen on (default: this machine only); see the README's Security",
     )
     serve.add_argument("--port", type=int, default=8000)
-    keys = serve.add_mutually_exclusive_group()
-    keys.add_argument("--api-key", metavar="KEY", help="the key clients send as a Bearer token")
-    keys.add_argument("--api-key-file", metavar="F", help="read the key from a file")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name clients use besides this machine's (needed with --host 0.0.0.0; "
+        "repeatable)",
+    )
+    serve.add_argument(
+        "--api-key-file",
+        metavar="F",
+        help=f"read the key from a file (default: ${KEY_ENV}, else this install's own key)",
+    )
+    serve.add_argument(
+        "--new-key", action="store_true", help="replace this install's key with a new one"
+    )
+    # refused: a key on the command line is visible to every account in the process list
+    serve.add_argument("--api-key", dest="key_on_command_line", help=argparse.SUPPRESS)
     serve.add_argument(
         "--allow-origin",
         action="append",
@@ -53,6 +69,13 @@ def register(sub: Any) -> None:
         help="requests that may wait for the model (more get 503)",
     )
     serve.add_argument("--max-upload-mb", type=float, default=50.0)
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=32,
+        metavar="N",
+        help="open connections at once (more are closed at once)",
+    )
     serve.add_argument("--max-text-chars", type=int, default=4096, metavar="N")
     serve.add_argument(
         "--time-limit",
@@ -72,22 +95,20 @@ def options_from(args: argparse.Namespace) -> Any:
     """
     from desktop_app.api.app import ServeOptions
 
-    key = args.api_key
-    if args.api_key_file:
-        try:
-            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise RequestError(f"cannot read the API key file {args.api_key_file}: {exc}") from exc
-        if not key:
-            raise RequestError(f"the API key file {args.api_key_file} is empty")
-    if not is_loopback(args.host) and not key:
+    if args.key_on_command_line is not None:
         raise RequestError(
-            f"listening on {args.host} lets other machines in: give --api-key or --api-key-file "
-            "(or listen on 127.0.0.1)"
+            "--api-key would show the key to every account on this machine (in the process "
+            f"list): put it in a file for --api-key-file, or in ${KEY_ENV}"
+        )
+    key, source = _key(args)
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        raise RequestError(
+            f"listening on {args.host} answers any address of this machine: give "
+            "--allow-host NAME for each host name clients use (see the README's Security)"
         )
     if not 0 <= args.port <= 65535:
         raise RequestError(f"--port must be 0-65535 (got {args.port})")
-    for name in ("max_queue", "max_text_chars"):
+    for name in ("max_queue", "max_text_chars", "max_connections"):
         if getattr(args, name) < 1:
             raise RequestError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_upload_mb <= 0 or args.time_limit <= 0:
@@ -95,8 +116,11 @@ def options_from(args: argparse.Namespace) -> Any:
     return ServeOptions(
         host=args.host,
         port=args.port,
-        api_key=key or None,
+        api_key=key,
+        key_source=source,
         allow_origins=tuple(args.allow_origin),
+        allow_hosts=tuple(args.allow_host),
+        max_connections=args.max_connections,
         max_queue=args.max_queue,
         max_upload_mb=args.max_upload_mb,
         max_text_chars=args.max_text_chars,
@@ -104,14 +128,18 @@ def options_from(args: argparse.Namespace) -> Any:
     )
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _key(args: argparse.Namespace) -> tuple[str, str]:
+    """The key and where clients find it: --api-key-file, the environment, or the install's."""
+    from desktop_app.api import keys
+
+    if args.api_key_file:
+        return read_secret(args.api_key_file, "API key"), f"the file {args.api_key_file}"
+    if os.environ.get(KEY_ENV, "").strip():
+        return os.environ[KEY_ENV].strip(), f"the server's environment (${KEY_ENV})"
+    key = keys.install_key(new=args.new_key)
+    if args.new_key:
+        status(f"a new API key is in {keys.key_file()}")
+    return key, f"the file {keys.key_file()}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
 
     from desktop_app.api.app import build_app
     from desktop_app.api.queue import TakeQueue
+    from desktop_app.api.server import server_config
     from desktop_app.api.service import LoadedModels, SpeechService
     from desktop_app.library.store import library_dir
 
@@ -134,15 +163,7 @@ def run(args: argparse.Namespace) -> int:
         queue, lambda: loaded[0] if loaded else None, library_dir(), time_limit=options.time_limit
     )
     app = build_app(service, options)
-    config = uvicorn.Config(
-        app,
-        host=options.host,
-        port=options.port,
-        log_level="info",
-        access_log=True,
-        log_config=None,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, options, log_level="info"))
     failure: list[BaseException] = []
 
     def load(should_stop: Any) -> None:
@@ -160,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
     queue.submit(load, time_limit=24 * 3600.0)
     status(f"serving on http://{options.host}:{options.port} (the model is loading)")
+    status(f"clients send the key kept in {options.key_source.removeprefix('the file ')}")
     try:
         server.run()
     finally:

@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.audio.dsp import to_mono
     from desktop_app.audio.io import read_audio
     from desktop_app.checks.listen import transcribe_audio
+    from desktop_app.defaults import MAX_RECORDING_SECONDS
     from desktop_app.inference.compute_device import pick_device
 
-    decoded = [(path, read_audio(path)) for path in args.files]
+    # a session to transcribe may be long: the recording cap, not a clip's
+    decoded = [(path, read_audio(path, max_seconds=MAX_RECORDING_SECONDS)) for path in args.files]
     common.quiet_transformers()
     recognizer = common.load_recognizer(
         args, pick_device(args.device).type, needed_for="transcribe needs a recognition model"

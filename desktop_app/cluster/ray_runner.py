@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -94,10 +95,12 @@ def connect(address: str, cpus_per_actor: int) -> tuple[Any, int, bool]:
     Raises:
         RequestError: the cluster cannot be reached, or has no room for one actor.
     """
+    where, count = parse_address(address)
+    if where == "local":
+        loopback_only()
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    where, count = parse_address(address)
     if cpus_per_actor < 1:
         raise RequestError("--ray-cpus-per-actor must be at least 1")
     quiet: dict[str, Any] = {
@@ -139,6 +142,25 @@ def connect(address: str, cpus_per_actor: int) -> tuple[Any, int, bool]:
             f"an actor of {cpus_per_actor}"
         )
     return ray, actors, False
+
+
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> None:
+    """Make the private runtime of ``--ray local`` listen on this machine only.
+
+    Ray's gRPC servers (GCS, raylet, workers, the driver) bind to every interface, and
+    ``ray.init(_node_ip_address="127.0.0.1")`` is turned back into the machine's outside address.
+    Ray's own switch for a single-machine runtime (set to 0, the value it has on macOS and
+    Windows) makes the node's address the loopback, and then every server binds to it alone
+    (checked by listing the runtime's sockets: tests/cluster). Set in the environment, so Ray's
+    processes inherit it, and in Ray's constants in case Ray was imported already.
+    """
+    os.environ[LOOPBACK_SWITCH] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False  # type: ignore[attr-defined]
 
 
 def _check_reachable(address: str) -> None:

@@ -20,6 +20,7 @@ from desktop_app.audio import dsp
 from desktop_app.audio.io import read_audio, write_audio
 from desktop_app.conversation.script import Script
 from desktop_app.conversation.speak import SpokenLine, kept_line
+from desktop_app.defaults import MAX_RECORDING_SECONDS
 from desktop_app.errors import RequestError
 from desktop_app.files import atomic_write, write_text_atomic
 
@@ -86,7 +87,9 @@ def read_manifest(mix: Path, script: Script) -> tuple[int, list[KeptLine]]:
     for entry in data["lines"]:
         index = int(entry["index"])
         try:
-            audio = dsp.to_mono(read_audio(folder / entry["file"]).samples)
+            audio = dsp.to_mono(
+                read_audio(folder / entry["file"], max_seconds=MAX_RECORDING_SECONDS).samples
+            )
         except Exception as exc:
             raise RequestError(
                 f"line {index + 1}'s audio in {folder} cannot be read ({exc}); make the whole "

@@ -88,7 +88,7 @@ def how_to_get(repo_id: str = DEFAULT_MODEL_ID, kind: ModelKind = CSM) -> str:
     if kind.gated:
         return (
             f"accept the model's licence at {model_page(repo_id)} (logged in), then run "
-            f"`python -m desktop_app download-model --token YOUR_HF_TOKEN`, "
+            f"`HF_TOKEN=YOUR_TOKEN python -m desktop_app download-model` (or --token-file), "
             f"or pass {kind.option} with a folder that holds the checkpoint"
         )
     return (
@@ -371,8 +371,8 @@ def hub_errors(repo_id: str) -> Iterator[None]:
     except GatedRepoError as exc:
         raise ModelDownloadError(
             f"no access to {repo_id}: it is gated; accept its licence at {model_page(repo_id)} "
-            f"while logged in, then give a token of that account (--token, or the guide's token "
-            f"field)"
+            "while logged in, then give a token of that account ($HF_TOKEN, --token-file, or the "
+            "guide's token field)"
         ) from exc
     except RepositoryNotFoundError as exc:
         raise ModelDownloadError(
@@ -384,8 +384,8 @@ def hub_errors(repo_id: str) -> Iterator[None]:
         if status == 401:
             raise ModelDownloadError(
                 "the hub refused the access token; create a read token at "
-                "https://huggingface.co/settings/tokens and give it (--token, or the guide's "
-                "token field)"
+                "https://huggingface.co/settings/tokens and give it ($HF_TOKEN, --token-file, or "
+                "the guide's token field)"
             ) from exc
         raise ModelDownloadError(f"the download failed ({exc}); download again") from exc
     except (LocalEntryNotFoundError, ConnectionError) as exc:

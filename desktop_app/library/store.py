@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ import numpy as np
 import soundfile as sf
 
 from desktop_app import paths
-from desktop_app.audio import dsp
 from desktop_app.defaults import SAMPLE_RATE as MODEL_RATE
 from desktop_app.errors import UserError
 from desktop_app.files import atomic_write
@@ -119,6 +119,95 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 
 class LibraryError(UserError):
     """The library cannot be opened or changed as asked."""
+
+
+class LibraryBusy(LibraryError):
+    """Another program held the library's database for longer than the wait allowed."""
+
+
+class LibraryConflict(LibraryError):
+    """A change the database refused by its constraints (a taken name, a take restored twice)."""
+
+
+BUSY_SECONDS = 10.0
+"""How long a change waits for another program (another window, ``serve``, a batch) that is
+writing to the library before it is refused with :class:`LibraryBusy`."""
+
+GRACE_SECONDS = 600.0
+"""Clean-up never removes a file written or reused this recently: another program may be about
+to record a row that points at it."""
+
+
+class Database:
+    """The library's SQLite connection: every ``sqlite3`` error leaves it as a
+    :class:`LibraryError` (:class:`LibraryBusy` when another program held the database past the
+    wait, :class:`LibraryConflict` for a constraint), so no face ever sees a raw database error."""
+
+    def __init__(self, path: Path, busy_seconds: float) -> None:
+        self.path = path
+        self.busy_seconds = busy_seconds
+        with self.errors():
+            self.connection = sqlite3.connect(path, timeout=busy_seconds, isolation_level=None)
+            self.connection.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Map the sqlite3 errors raised inside to library errors."""
+        try:
+            yield
+        except sqlite3.IntegrityError as exc:
+            raise LibraryConflict(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise LibraryBusy(
+                    f"the library is busy: another program (another CSM Studio window, `serve`, "
+                    f"a batch, or a tool with {self.path.name} open) kept it for over "
+                    f"{self.busy_seconds:g} s; try again when it is done"
+                ) from exc
+            raise self._damaged(exc) from exc
+        except sqlite3.ProgrammingError as exc:  # used after close()
+            raise LibraryError(f"the library {self.path} is closed ({exc})") from exc
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from exc
+
+    def _damaged(self, exc: sqlite3.Error) -> LibraryError:
+        return LibraryError(
+            f"the library database {self.path} is damaged or cannot be read ({exc}); it was "
+            "left untouched: move it aside to start a new library, or restore it from a backup"
+        )
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self.errors():
+            return self.connection.execute(sql, args)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        with self.errors():
+            return self.connection.executemany(sql, rows)
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Every row of a query (read whole inside the error mapping)."""
+        with self.errors():
+            return self.connection.execute(sql, args).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction, taken at once (``BEGIN IMMEDIATE``): what is read inside it
+        cannot change before it commits."""
+        with self.errors():
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+    def version(self) -> int:
+        """The schema version (``PRAGMA user_version``)."""
+        return int(self.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 @dataclass(frozen=True)
@@ -258,27 +347,36 @@ def library_dir() -> Path:
 class Library:
     """One library folder: ``library.sqlite3`` and ``audio/``."""
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        busy_seconds: float = BUSY_SECONDS,
+        grace_seconds: float = GRACE_SECONDS,
+    ) -> None:
         self.folder = folder or library_dir()
         self.audio_dir = self.folder / "audio"
         self.db_path = self.folder / "library.sqlite3"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.audio_dir.mkdir(exist_ok=True)
-        os.chmod(self.folder, 0o700)  # voices are personal: user-only
-        self._db = self._open()
+        self.grace_seconds = grace_seconds
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.audio_dir.mkdir(exist_ok=True)
+            os.chmod(self.folder, 0o700)  # voices are personal: user-only
+        except OSError as exc:
+            raise LibraryError(
+                f"cannot use the library folder {self.folder}: {exc.strerror or exc}"
+            ) from exc
+        self._db = self._open(busy_seconds)
 
     # -- opening and migrating -----------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, busy_seconds: float) -> Database:
+        db = Database(self.db_path, busy_seconds)
         try:
-            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA busy_timeout = 30000")
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.DatabaseError as exc:
-            raise LibraryError(
-                f"the library database {self.db_path} is damaged ({exc}); it was left untouched: "
-                f"move it aside to start a new library, or restore it from a backup"
-            ) from exc
+            version = db.version()
+        except LibraryError:
+            db.close()
+            raise
         if version > SCHEMA_VERSION:
             db.close()
             raise LibraryError(
@@ -288,24 +386,15 @@ class Library:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
-        for target in range(version, SCHEMA_VERSION):
-            with self._transaction(db):
-                for statement in _statements(MIGRATIONS[target]):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {target + 1}")
+        if version < SCHEMA_VERSION:
+            with db.transaction():
+                # read again under the write lock: another program may have migrated meanwhile
+                for target in range(db.version(), SCHEMA_VERSION):
+                    for statement in _statements(MIGRATIONS[target]):
+                        db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {target + 1}")
         os.chmod(self.db_path, 0o600)
         return db
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database (idempotent)."""
@@ -323,7 +412,7 @@ class Library:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self._db.version()
 
     # -- audio files ---------------------------------------------------------------------------
 
@@ -337,10 +426,14 @@ class Library:
         """Write ``data`` once, named by its SHA-256, in the audio folder."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.audio_dir / digest[:2] / f"{digest}{suffix}"
-        if not target.exists():
+        try:
+            os.utime(target)  # reused: clean-up leaves a file touched this recently alone
+        except FileNotFoundError:
             target.parent.mkdir(exist_ok=True)
             with atomic_write(target, permissions=0o600) as handle:
                 handle.write(data)
+        except OSError as exc:
+            raise LibraryError(f"cannot write to the library: {exc.strerror or exc}") from exc
         return target
 
     # -- voices --------------------------------------------------------------------------------
@@ -373,7 +466,7 @@ class Library:
                 )
         files = [self.store_audio(audio, rate) for audio, _, _ in clips]  # files first
         try:
-            with self._transaction(self._db):
+            with self._db.transaction():
                 cursor = self._db.execute(
                     "INSERT INTO voices (name, notes, created, consent_confirmed) "
                     "VALUES (?, ?, ?, ?)",
@@ -387,7 +480,7 @@ class Library:
                         for (audio, transcript, source), file in zip(clips, files, strict=True)
                     ],
                 )
-        except sqlite3.IntegrityError as exc:
+        except LibraryConflict as exc:
             if "voices.name" in str(exc):
                 raise LibraryError(
                     f"a voice called {name!r} already exists; choose another name"
@@ -444,11 +537,11 @@ class Library:
         if not new_name.strip():
             raise LibraryError("a voice needs a name")
         try:
-            with self._transaction(self._db):
+            with self._db.transaction():
                 self._db.execute(
                     "UPDATE voices SET name = ? WHERE name = ?", (new_name.strip(), name)
                 )
-        except sqlite3.IntegrityError as exc:
+        except LibraryConflict as exc:
             raise LibraryError(f"a voice called {new_name!r} already exists") from exc
 
     def remove_voice(self, name: str) -> RemovedVoice:
@@ -457,7 +550,7 @@ class Library:
         The clip files stay on disk, so :meth:`restore_voice` can put the voice back.
         """
         voice = self.voice(name)
-        with self._transaction(self._db):
+        with self._db.transaction():
             take_ids = tuple(
                 row[0]
                 for row in self._db.execute("SELECT id FROM takes WHERE voice_id = ?", (voice.id,))
@@ -476,7 +569,7 @@ class Library:
             if not clip.file.exists():
                 raise LibraryError(f"cannot restore {voice.name!r}: {clip.file} is gone")
         try:
-            with self._transaction(self._db):
+            with self._db.transaction():
                 self._db.execute(
                     "INSERT INTO voices (id, name, notes, created, consent_confirmed) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -487,7 +580,7 @@ class Library:
                     "UPDATE takes SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
                     [(voice.id, take_id) for take_id in removed.take_ids],
                 )
-        except sqlite3.IntegrityError as exc:
+        except LibraryConflict as exc:
             raise LibraryError(
                 f"cannot restore {voice.name!r}: a voice of that name exists again"
             ) from exc
@@ -519,7 +612,7 @@ class Library:
         """
         voice_id = self.voice(voice).id if voice else None
         file = self.store_audio(audio, rate)
-        with self._transaction(self._db):
+        with self._db.transaction():
             cursor = self._db.execute(
                 "INSERT INTO takes (voice_id, text, settings, seed, model, model_revision, engine, "
                 "device, timings, file, created, duration, verdict, check_report, source) "
@@ -578,7 +671,7 @@ class Library:
         if take.voice is not None:
             row = self._db.execute("SELECT id FROM voices WHERE name = ?", (take.voice,)).fetchone()
             voice_id = row[0] if row else None
-        with self._transaction(self._db):
+        with self._db.transaction():
             self._db.execute(
                 "INSERT INTO takes (id, voice_id, text, settings, seed, model, model_revision, "
                 "engine, device, timings, file, created, favourite, duration, verdict, "
@@ -680,7 +773,7 @@ class Library:
 
     def set_favourite(self, take_id: int, favourite: bool) -> None:
         self.take(take_id)
-        with self._transaction(self._db):
+        with self._db.transaction():
             self._db.execute(
                 "UPDATE takes SET favourite = ? WHERE id = ?", (int(favourite), take_id)
             )
@@ -688,7 +781,7 @@ class Library:
     def set_check(self, take_id: int, check: dict[str, Any]) -> None:
         """Keep a (new) listen-back check of a take: ``TakeCheck.as_json()``."""
         self.take(take_id)
-        with self._transaction(self._db):
+        with self._db.transaction():
             self._db.execute(
                 "UPDATE takes SET verdict = ?, check_report = ? WHERE id = ?",
                 (str(check.get("verdict", "")), json.dumps(check), take_id),
@@ -696,7 +789,7 @@ class Library:
 
     def delete_take(self, take_id: int) -> None:
         self.take(take_id)
-        with self._transaction(self._db):
+        with self._db.transaction():
             self._db.execute("DELETE FROM takes WHERE id = ?", (take_id,))
 
     # -- conversations -------------------------------------------------------------------------
@@ -724,7 +817,7 @@ class Library:
         if not name:
             raise LibraryError("give the conversation a name")
         now = time.time()
-        with self._transaction(self._db):
+        with self._db.transaction():
             self._db.execute(
                 "INSERT INTO conversations (name, script, cast_json, seed, created, modified) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET script = "
@@ -758,7 +851,7 @@ class Library:
     ) -> None:
         """Keep line ``index`` of a stored conversation (replacing the one made before)."""
         codes_file = self.store_codes(codes)
-        with self._transaction(self._db):
+        with self._db.transaction():
             conversation_id = self._conversation_id(name)
             self._db.execute(
                 "INSERT OR REPLACE INTO conversation_lines (conversation_id, line_index, speaker, "
@@ -825,7 +918,7 @@ class Library:
 
     def remove_conversation(self, name: str) -> None:
         """Forget a conversation (its lines' takes stay in the history)."""
-        with self._transaction(self._db):
+        with self._db.transaction():
             conversation_id = self._conversation_id(name)
             self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
@@ -833,32 +926,43 @@ class Library:
 
     def referenced_files(self) -> set[Path]:
         """Every file of the audio folder a clip, a take or a conversation line points at."""
-        rows = self._db.execute(
+        rows = self._db.rows(
             "SELECT file FROM clips UNION SELECT file FROM takes "
             "UNION SELECT codes_file FROM conversation_lines"
-        ).fetchall()
+        )
         return {(self.folder / row[0]).resolve() for row in rows}
 
     def unreferenced_files(self, keep: Iterable[Path] = ()) -> list[Path]:
-        """Files of the audio folder nothing points at any more, except those in ``keep``
-        (what an undo could bring back)."""
+        """Files of the audio folder nothing points at any more, except those in ``keep`` (what
+        an undo could bring back) and those written or reused in the last ``grace_seconds``."""
         held = self.referenced_files() | {Path(f).resolve() for f in keep}
-        return sorted(
-            f
-            for f in self.audio_dir.rglob("*")
-            if f.is_file() and f.suffix in (".wav", ".npy") and f.resolve() not in held
-        )
+        settled = time.time() - self.grace_seconds
+        found = []
+        for f in self.audio_dir.rglob("*"):
+            if f.suffix not in (".wav", ".npy") or f.resolve() in held:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # another program removed it
+                info = f.stat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime < settled:
+                    found.append(f)
+        return sorted(found)
 
     def remove_files(self, files: Iterable[Path], keep: Iterable[Path] = ()) -> tuple[int, int]:
-        """Delete those of ``files`` that are still unreferenced (checked again now); how many
-        and how many bytes."""
-        still = set(self.unreferenced_files(keep))
+        """Delete those of ``files`` that are still unreferenced; how many and how many bytes.
+
+        Decided and done inside one write transaction: no other program can record a row that
+        points at a file between the check and the removal, and a file it is about to record was
+        written or touched moments before (inside the grace period).
+        """
         count = size = 0
-        for file in files:
-            if file in still:
-                size += file.stat().st_size
-                file.unlink()
-                count += 1
+        with self._db.transaction():
+            still = set(self.unreferenced_files(keep))
+            for file in files:
+                if file in still:
+                    with contextlib.suppress(FileNotFoundError):
+                        size += file.stat().st_size
+                        file.unlink()
+                        count += 1
         return count, size
 
     def _relative(self, file: Path) -> str:
@@ -898,32 +1002,55 @@ def export_voice(library: Library, name: str, target: Path) -> Path:
     return target
 
 
-def import_voice(library: Library, source: Path, name: str | None = None) -> VoiceRecord:
+BUNDLE_MEMBER_BYTES = 64_000_000
+"""The largest member of a voice bundle (a 5-minute clip as the library keeps it is ~29 MB)."""
+BUNDLE_TOTAL_BYTES = 512_000_000
+"""All members of a bundle together (room for a voice of many clips)."""
+BUNDLE_MAX_CLIPS = 100
+
+
+def import_voice(
+    library: Library, source: Path, *, consent: bool, name: str | None = None
+) -> VoiceRecord:
     """Add the voice in a zip made by :func:`export_voice` (optionally under another name).
 
+    The bundle is distrusted: each member's size and their total are checked from the zip's
+    directory before anything is decompressed, each clip is opened by its content with a clip's
+    length cap and prepared like a clip given to ``voices add`` (trimmed, normalized, at least
+    2 s of sound), and the bundle's own consent flag is not taken as given: ``consent`` is the
+    person's answer now.
+
     Raises:
-        LibraryError: not such a zip, damaged, or the name is taken.
+        LibraryError: no consent, not such a zip, damaged, too large, or the name is taken.
+        AudioFileError: a clip that is not audio, too long or too short.
     """
     import zipfile
 
+    from desktop_app.audio.reference import reference_from_bytes
+
+    if not consent:
+        raise LibraryError(
+            "a voice is imported only with the consent of the person it belongs to: confirm it "
+            "(--consent)"
+        )
     try:
         with zipfile.ZipFile(source) as bundle:
+            _check_sizes(bundle, source)
             manifest = json.loads(bundle.read(MANIFEST))
             if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
                 raise LibraryError(f"{source} is not a CSM Studio voice bundle")
+            entries = manifest["clips"]
+            if not isinstance(entries, list) or len(entries) > BUNDLE_MAX_CLIPS:
+                raise LibraryError(
+                    f"the voice bundle {source} lists more than {BUNDLE_MAX_CLIPS} clips"
+                )
             clips = []
-            for entry in manifest["clips"]:
-                data, rate = sf.read(io.BytesIO(bundle.read(entry["file"])), dtype="float32")
-                audio = dsp.resample(dsp.to_mono(data), rate, MODEL_RATE)  # each at its own rate
+            for number, entry in enumerate(entries, start=1):
+                audio = reference_from_bytes(
+                    bundle.read(str(entry["file"])), what=f"clip {number} of {source.name}"
+                )
                 clips.append((audio, str(entry["transcript"]), str(entry["source"])))
-    except (
-        OSError,
-        KeyError,
-        TypeError,
-        ValueError,
-        zipfile.BadZipFile,
-        sf.LibsndfileError,
-    ) as exc:
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
         raise LibraryError(f"cannot read the voice bundle {source}: {exc}") from exc
     if not clips:
         raise LibraryError(f"the voice bundle {source} holds no clips; export the voice again")
@@ -931,6 +1058,23 @@ def import_voice(library: Library, source: Path, name: str | None = None) -> Voi
         name or str(manifest.get("name") or ""),
         clips,
         notes=str(manifest.get("notes", "")),
-        consent_confirmed=bool(manifest.get("consent_confirmed")),
+        consent_confirmed=True,
         rate=MODEL_RATE,
     )
+
+
+def _check_sizes(bundle: Any, source: Path) -> None:
+    """Refuse a bundle whose members would decompress past the caps (a zip bomb)."""
+    total = 0
+    for info in bundle.infolist():
+        if info.file_size > BUNDLE_MEMBER_BYTES:
+            raise LibraryError(
+                f"{info.filename} in {source} would take {info.file_size / 1e6:.0f} MB: over "
+                f"the {BUNDLE_MEMBER_BYTES / 1e6:.0f} MB a bundle's file may have"
+            )
+        total += info.file_size
+    if total > BUNDLE_TOTAL_BYTES:
+        raise LibraryError(
+            f"{source} would take {total / 1e6:.0f} MB once unpacked: over the "
+            f"{BUNDLE_TOTAL_BYTES / 1e6:.0f} MB a voice bundle may have"
+        )

@@ -1,7 +1,8 @@
 """The local API inside the window: the same server as ``csm-studio-cli serve``, on the engine
 the window has loaded. Its jobs run on the window's inference worker, in order with the window's
 own takes (one model in memory); a take made through it appears in the History as it is kept.
-Off by default; it listens on this machine only (127.0.0.1)."""
+Off by default; it listens on this machine only (127.0.0.1) and asks for this install's key
+(:mod:`desktop_app.api.keys`), like ``serve``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop_app.api import keys
 from desktop_app.api.app import ServeOptions, build_app
 from desktop_app.api.queue import TakeQueue
-from desktop_app.api.server import BackgroundServer
+from desktop_app.api.server import BackgroundServer, server_config
 from desktop_app.api.service import LoadedModels, SpeechService
 from desktop_app.ui.workers import EngineInfo, InferenceWorker
 
@@ -56,15 +58,22 @@ class LocalAPI(QObject):
 
         Raises:
             ServerError: the port is taken.
+            RequestError: the key cannot be kept in the config folder.
         """
         self.stop()
         self.queue = TakeQueue(8, post=self.worker.run_outside)
         service = SpeechService(
             self.queue, self.models, self.library_folder, on_kept=self.take_kept.emit
         )
-        server = BackgroundServer(
-            build_app(service, ServeOptions(host=host, port=port)), host, port
+        options = ServeOptions(
+            host=host,
+            port=port,
+            api_key=keys.install_key(),
+            key_source=f"the file {keys.key_file()}",
         )
+        # a stream still running does not hold the window when it closes
+        config = server_config(build_app(service, options), options, timeout_graceful_shutdown=3)
+        server = BackgroundServer(config)
         server.start()
         self.server = server
         log.info("the local API listens on %s", server.address)

@@ -863,7 +863,7 @@ class MainWindow(QMainWindow):
 
     def serve_api(self, on: bool) -> None:
         """Model → Serve the local API: start or stop the server on the loaded engine."""
-        from desktop_app.api.server import ServerError
+        from desktop_app.api import keys
 
         self.settings.local_api = on
         if not on:
@@ -873,14 +873,18 @@ class MainWindow(QMainWindow):
             return
         try:
             address = self.local_api.start(self.settings.local_api_port)
-        except ServerError as exc:
+        except UserError as exc:  # the port is taken, the key cannot be kept
             self.settings.local_api = False
             self.api_action.setChecked(False)
             self.errors.show(exc)
             return
         self.api_action.setChecked(True)
         self.api_label.setText(f"API: {address}")
-        self.statusBar().showMessage(f"The local API listens on {address}/v1/audio/speech", 8000)
+        self.api_label.setToolTip(f"Clients send the key kept in {keys.key_file()}")
+        self.statusBar().showMessage(
+            f"The local API listens on {address}/v1/audio/speech; its key is in {keys.key_file()}",
+            8000,
+        )
 
     def _api_take_kept(self, record: TakeRecord) -> None:
         if self.history is not None:

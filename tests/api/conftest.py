@@ -74,6 +74,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with Library(home / "data" / "library") as library:
         library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
     port = free_port()
+    key_file = home / "key.txt"
+    key_file.write_text(KEY)
     env = {**os.environ, "CSM_STUDIO_HOME": str(home), "HF_HUB_CACHE": str(home / "hf")}
     stderr = home / "server.stderr"
     command = [
@@ -85,8 +87,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         str(model),
         "--port",
         str(port),
-        "--api-key",
-        KEY,
+        "--api-key-file",
+        str(key_file),
         "--allow-origin",
         ORIGIN,
         "--max-queue",

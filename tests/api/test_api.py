@@ -21,6 +21,7 @@ import soundfile as sf
 from desktop_app.audio.io import read_audio, read_metadata
 from tests.api.conftest import KEY, ORIGIN, Server
 from tests.support.signals import voiced
+from tests.support.sockets import inet_sockets
 
 SPEECH = {"model": "csm-1b", "voice": "Ada", "input": "Hello there."}
 
@@ -336,15 +337,28 @@ def test_keys_cors_models_and_voices(server: Server) -> None:
     assert all(KEY not in p.read_text(errors="replace") for p in logs if p.is_file())
 
 
-def test_the_server_refuses_other_machines_without_a_key() -> None:
+def test_opening_the_server_needs_its_host_names_and_a_key_never_goes_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "CSM_STUDIO_HOME": str(tmp_path)}
     done = subprocess.run(
         [*CLI, "serve", "--host", "0.0.0.0", "--port", "8999"],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().startswith("error: listening on 0.0.0.0 lets other machines in")
+    assert done.stderr.strip().startswith("error: listening on 0.0.0.0 answers any address")
+    assert "--allow-host" in done.stderr
+    secret = "a-key-for-everyone-to-see"
+    done = subprocess.run(
+        [*CLI, "serve", "--api-key", secret], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 2 and "--api-key-file" in done.stderr
+    assert secret not in done.stderr
+    logs = list((tmp_path / "logs").glob("*.log*"))
+    assert logs and all(secret not in log.read_text() for log in logs)
 
 
 def test_the_queue_keeps_order_refuses_when_full_and_stops_on_time() -> None:
@@ -383,26 +397,6 @@ def test_the_queue_keeps_order_refuses_when_full_and_stops_on_time() -> None:
     with pytest.raises(TimedOut, match=r"time limit of 0\.2 s"):
         late.future.result(10)
     queue.close()
-
-
-def inet_sockets(pid: int) -> list[tuple[str, int, str, int, str]]:
-    """The TCP sockets a process holds: (local address, port, remote address, port, state)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for row in Path(table).read_text().splitlines()[1:]:
-            parts = row.split()
-            if parts[9] in inodes:
-                (local, lport), (remote, rport) = (p.split(":") for p in parts[1:3])
-                found.append((local, int(lport, 16), remote, int(rport, 16), parts[3]))
-    return found
 
 
 def test_no_socket_is_opened_but_the_listening_one(server: Server) -> None:

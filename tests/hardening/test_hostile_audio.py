@@ -88,11 +88,19 @@ def test_odd_contents_are_read_or_refused_clearly(tmp_path: Path) -> None:
     assert "at least 2 s" in results["1.5 s"]
 
 
-def test_ten_minutes_is_read(tmp_path: Path) -> None:
+def test_ten_minutes_is_a_recording_not_a_clip(tmp_path: Path) -> None:
+    from desktop_app.audio.io import read_audio
+    from desktop_app.defaults import MAX_RECORDING_SECONDS
+
     path = tmp_path / "long.flac"
     sf.write(path, voiced(600.0, 16_000), 16_000, subtype="PCM_16")
-    audio = load_reference(path)
-    assert audio.size / 24_000 > 590
+    # as a voice's clip: refused by its declared length, before it is decoded, naming the limit
+    assert outcome(path).endswith(
+        "is too long: this takes at most 5 minutes of audio, and it holds 10.0 minutes; cut it "
+        "to the part you need"
+    )
+    # where a long recording is wanted (transcribing a session), it is read whole
+    assert read_audio(path, max_seconds=MAX_RECORDING_SECONDS).seconds == pytest.approx(600.0)
 
 
 def test_broken_files_are_refused_clearly(tmp_path: Path) -> None:

@@ -80,9 +80,9 @@ def test_a_25_minute_reference_is_refused_before_it_is_transcribed(
         ]
     )  # fmt: skip
     assert code == 2
-    error = last_error(capsys)
-    assert error.startswith("error: the voice reference is too long: 15")  # ~1500 s given
-    assert "trim the reference" in error
+    error = last_error(capsys)  # refused as it is read: it is never decoded, nor transcribed
+    assert error.startswith(f"error: {long} is too long: this takes at most 5 minutes")
+    assert "it holds 25.1 minutes" in error  # the whole repeats of the line: just over 25
 
 
 def test_a_transcript_in_another_script_is_pointed_out(

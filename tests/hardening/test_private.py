@@ -44,12 +44,23 @@ def test_recordings_takes_and_the_library_are_user_only(window: MainWindow, qtbo
     assert all(mode(f) == 0o600 for f in library.audio_dir.rglob("*.wav"))
 
 
-def test_the_access_token_never_reaches_the_log(app_home: Path) -> None:
+def test_the_access_token_never_reaches_the_log_nor_the_process_list(app_home: Path) -> None:
     token = "hf_NotARealToken0123456789abcdefXYZ"
-    proc = run_cli("download-model", "--token", token)  # sockets are blocked: it fails
-    assert proc.returncode == 2 and token not in proc.stderr
-    proc = run_cli("download-model", f"--token={token}")
-    assert proc.returncode == 2 and token not in proc.stderr
+    # on the command line (where `ps` shows it to every account) it is refused, in any spelling;
+    # an abbreviation (--tok) is not taken for the option: it slipped past the redaction once
+    for spelling in (["--token", token], [f"--token={token}"], ["--tok", token], ["--tok=" + token]):
+        proc = run_cli("download-model", *spelling)
+        assert proc.returncode == 2 and token not in proc.stderr, spelling
+        assert proc.stderr.startswith("error: "), proc.stderr
+    assert "--token-file" in run_cli("download-model", "--token", token).stderr
     logs = list((app_home / "logs").glob("*.log*"))
     assert logs and all(token not in log.read_text() for log in logs)
     assert any("--token" in log.read_text() for log in logs)  # the command was logged, redacted
+    # from a file or the environment it is used (sockets are blocked: the download fails)
+    file = app_home / "token"
+    file.write_text(token)
+    for env, extra in (({}, ["--token-file", str(file)]), ({"HF_TOKEN": token}, [])):
+        proc = run_cli("download-model", *extra, env={**env, "HF_HUB_OFFLINE": "0"})
+        assert proc.returncode == 2 and token not in proc.stderr
+        assert "cannot reach the Hugging Face hub" in proc.stderr
+    assert all(token not in log.read_text() for log in app_home.joinpath("logs").glob("*.log*"))

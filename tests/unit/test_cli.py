@@ -125,10 +125,12 @@ def test_the_network_guard_of_child_processes_is_real() -> None:
 
 
 def test_download_without_network_is_a_clear_error(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("hf_secret_value\n")
     proc = run_cli(
         "download-model",
-        "--token",
-        "hf_secret_value",
+        "--token-file",
+        str(token),
         "--dir",
         str(tmp_path / "m"),
         env={"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0"},
@@ -265,8 +267,12 @@ def test_internal_error_exit_1_points_at_the_log(
     assert "RuntimeError: kaboom in the decoder" in log_file.read_text()
 
 
-def test_token_never_reaches_the_log(app_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cli.main(["download-model", "--token", "hf_secret_value"])  # refused: offline in tests
+def test_token_never_reaches_the_log(
+    app_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("hf_secret_value")
+    cli.main(["download-model", "--token-file", str(token)])  # refused: offline in tests
     assert "hf_secret_value" not in (app_home / "logs" / "csm-studio.log").read_text()
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
 

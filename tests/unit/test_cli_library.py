@@ -53,7 +53,10 @@ def test_voices_add_list_export_import_remove(
     assert listed[0]["clips"][0]["seconds"] == pytest.approx(3.2, abs=0.1)  # trimmed
     bundle = tmp_path / "ada.zip"
     assert run(capsys, "voices", "export", "Ada", str(bundle))[0] == 0
-    assert run(capsys, "voices", "import", str(bundle), "--name", "Ada copy")[0] == 0
+    # the bundle's consent is not taken as given: asked again (no terminal here: refused)
+    code, _, err = run(capsys, "voices", "import", str(bundle), "--name", "Ada copy")
+    assert code == 2 and "--consent" in err
+    assert run(capsys, "voices", "import", str(bundle), "--name", "Ada copy", "--consent")[0] == 0
     assert run(capsys, "voices", "remove", "Ada")[0] == 0
     code, out, _ = run(capsys, "voices", "list")
     assert out.startswith("Ada copy\t1 clip(s)")
