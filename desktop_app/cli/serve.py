@@ -78,6 +78,20 @@ def register(sub: Any) -> None:
     )
     serve.add_argument("--max-text-chars", type=int, default=4096, metavar="N")
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a request's headers may take to arrive (default 10)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a request's body may take to arrive (default 60)",
+    )
+    serve.add_argument(
         "--time-limit",
         type=float,
         default=300.0,
@@ -111,8 +125,9 @@ def options_from(args: argparse.Namespace) -> Any:
     for name in ("max_queue", "max_text_chars", "max_connections"):
         if getattr(args, name) < 1:
             raise RequestError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.max_upload_mb <= 0 or args.time_limit <= 0:
-        raise RequestError("--max-upload-mb and --time-limit must be positive")
+    for name in ("max_upload_mb", "time_limit", "header_timeout", "body_timeout"):
+        if not getattr(args, name) > 0:
+            raise RequestError(f"--{name.replace('_', '-')} must be positive")
     return ServeOptions(
         host=args.host,
         port=args.port,
@@ -121,6 +136,8 @@ def options_from(args: argparse.Namespace) -> Any:
         allow_origins=tuple(args.allow_origin),
         allow_hosts=tuple(args.allow_host),
         max_connections=args.max_connections,
+        header_seconds=args.header_timeout,
+        body_seconds=args.body_timeout,
         max_queue=args.max_queue,
         max_upload_mb=args.max_upload_mb,
         max_text_chars=args.max_text_chars,

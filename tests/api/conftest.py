@@ -97,6 +97,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "1",
         "--time-limit",
         "120",
+        "--max-connections",
+        "16",
+        "--header-timeout",
+        "2",
+        "--body-timeout",
+        "4",
     ]
     with stderr.open("wb") as err:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)

@@ -200,3 +200,38 @@ def test_without_ray_the_error_says_how_to_get_it(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(RequestError, match=r"pip install '\.\[cluster\]'"):
         ray_runner.check_ray()
+
+
+PROBE = """
+import json, os
+from desktop_app.cluster.ray_runner import connected
+from tests.support.sockets import address, descendants, inet_sockets
+with connected("local:1", 1) as (ray, actors, gpus):
+    @ray.remote
+    def pid():
+        return os.getpid()
+    ray.get(pid.remote())  # a worker is up and has its own server too
+    listening = [
+        str(address(local))
+        for process in descendants(os.getpid())
+        for local, _, _, _, state in inet_sockets(process)
+        if state == "0A"
+    ]
+print(json.dumps(listening))
+"""
+
+
+def test_the_private_runtime_listens_on_this_machine_only() -> None:
+    """``--ray local``'s runtime (GCS, raylet, driver, workers) binds to the loopback alone:
+    Ray's default binds every interface, so other machines could reach its servers."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **RAY_ENV, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    listening = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(listening) >= 3  # at least the GCS, the raylet and the driver
+    assert set(listening) == {"127.0.0.1"}, listening

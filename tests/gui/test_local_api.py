@@ -25,13 +25,21 @@ def test_the_window_serves_the_local_api_on_its_own_engine(
     url = window.local_api.address
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "healthy" and health["engine"] == window.engine_info.engine  # type: ignore[union-attr]
+    # the window's server asks for this install's key, kept in a user-only file it names
+    from desktop_app.api import keys
+
+    key_file = keys.key_file()
+    assert health["auth"] == {"key_required": True, "key": f"the file {key_file}"}
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert httpx.get(f"{url}/v1/audio/voices").status_code == 401
+    headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
 
     replies: list[httpx.Response] = []
     body = {"model": "csm-1b", "voice": "Ada", "input": "From another program.",
             "response_format": "wav", "max_seconds": 0.6}  # fmt: skip
 
     def ask() -> None:
-        replies.append(httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60))
+        replies.append(httpx.post(f"{url}/v1/audio/speech", json=body, headers=headers, timeout=60))
 
     asking = threading.Thread(target=ask)
     with qtbot.waitSignal(window.api_take_kept, timeout=30_000) as kept:

@@ -48,7 +48,12 @@ def test_the_access_token_never_reaches_the_log_nor_the_process_list(app_home: P
     token = "hf_NotARealToken0123456789abcdefXYZ"
     # on the command line (where `ps` shows it to every account) it is refused, in any spelling;
     # an abbreviation (--tok) is not taken for the option: it slipped past the redaction once
-    for spelling in (["--token", token], [f"--token={token}"], ["--tok", token], ["--tok=" + token]):
+    for spelling in (
+        ["--token", token],
+        [f"--token={token}"],
+        ["--tok", token],
+        ["--tok=" + token],
+    ):
         proc = run_cli("download-model", *spelling)
         assert proc.returncode == 2 and token not in proc.stderr, spelling
         assert proc.stderr.startswith("error: "), proc.stderr

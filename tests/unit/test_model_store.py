@@ -12,7 +12,9 @@ from desktop_app.inference import load_engine
 from desktop_app.inference.model_store import download_model, resolve_model
 from tests.support.checkpoints import copy_checkpoint, install_in_hub_cache
 
-GUIDANCE = r"huggingface\.co/sesame/csm-1b.*HF_TOKEN=YOUR_TOKEN python -m desktop_app download-model"
+GUIDANCE = (
+    r"huggingface\.co/sesame/csm-1b.*HF_TOKEN=YOUR_TOKEN python -m desktop_app download-model"
+)
 
 
 def test_folder_resolves_and_loads(tiny_model_dir: Path) -> None:
