@@ -46,7 +46,7 @@ def main() -> int:
         os.environ["CSM_STUDIO_HOME"] = str(Path(tmp) / "home")
         from desktop_app.api.app import ServeOptions, build_app
         from desktop_app.api.queue import TakeQueue
-        from desktop_app.api.server import BackgroundServer
+        from desktop_app.api.server import BackgroundServer, server_config
         from desktop_app.api.service import LoadedModels, SpeechService
         from desktop_app.inference import GenerationRequest, ReferenceClip
         from desktop_app.inference.fast_engine import FastEngine
@@ -65,9 +65,11 @@ def main() -> int:
             )
         models = LoadedModels(engine, str(folder), folder)
         service = SpeechService(TakeQueue(4), lambda: models, library_dir)
-        server = BackgroundServer(build_app(service, ServeOptions(port=0)), "127.0.0.1", 0)
+        options = ServeOptions(port=0, api_key="benchmark-key")
+        server = BackgroundServer(server_config(build_app(service, options), options))
         server.start()
         url = f"{server.address}/v1/audio/speech"
+        KEY = {"Authorization": "Bearer benchmark-key"}  # noqa: N806
         body = {"model": "csm-1b", "voice": "Ada", "input": TEXT, "max_seconds": args.seconds,
                 "seed": 1, "temperature": 0.9}  # fmt: skip
         request = GenerationRequest(TEXT, references=references, max_seconds=args.seconds, seed=1)
@@ -83,7 +85,7 @@ def main() -> int:
             started = time.perf_counter()
             first = 0.0
             with httpx.stream(
-                "POST", url, json={**body, "response_format": "pcm"}, timeout=600
+                "POST", url, json={**body, "response_format": "pcm"}, headers=KEY, timeout=600
             ) as r:
                 for _ in r.iter_bytes():
                     first = first or time.perf_counter() - started
@@ -91,7 +93,9 @@ def main() -> int:
 
         def whole() -> tuple[float, float]:
             started = time.perf_counter()
-            reply = httpx.post(url, json={**body, "response_format": "wav"}, timeout=600)
+            reply = httpx.post(
+                url, json={**body, "response_format": "wav"}, headers=KEY, timeout=600
+            )
             assert reply.status_code == 200, reply.text
             elapsed = time.perf_counter() - started
             return elapsed, elapsed

@@ -41,27 +41,41 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-class Doorman:
-    """Refuses a request whose ``Host`` is not one of ``hosts``, or that a web page of another
-    origin sends (``Origin`` not in ``origins``, or ``Sec-Fetch-Site: cross-site``)."""
+class _Door:
+    """An ASGI middleware that answers an HTTP request with its :meth:`refusal`, if any, before
+    the app sees it."""
 
-    def __init__(self, app: ASGIApp, hosts: frozenset[str], origins: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.hosts = hosts
-        self.origins = origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = _headers(scope)
-        refusal = self.refusal(headers)
+        refusal = self.refusal(scope, _headers(scope))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, self.receive_for(scope, receive), send)
 
-    def refusal(self, headers: dict[str, str]) -> JSONResponse | None:
+    def refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+        raise NotImplementedError
+
+    def receive_for(self, scope: Scope, receive: Receive) -> Receive:
+        """What the app reads the body through."""
+        return receive
+
+
+class Doorman(_Door):
+    """Refuses a request whose ``Host`` is not one of ``hosts``, or that a web page of another
+    origin sends (``Origin`` not in ``origins``, or ``Sec-Fetch-Site: cross-site``)."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str], origins: frozenset[str]) -> None:
+        super().__init__(app)
+        self.hosts = hosts
+        self.origins = origins
+
+    def refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         name = host_name(headers.get("host", ""))
         if name not in self.hosts:
             return error_response(
@@ -104,7 +118,7 @@ NO_BODY = RouteRule("", 65_536, "send no body with this request")
 """The limit of a request that takes no body (a GET, an unknown route)."""
 
 
-class Guard:
+class Guard(_Door):
     """Checks the API key (except on :data:`OPEN_PATHS` and CORS preflights), the content type
     of each POST route, and its body's size and arrival time."""
 
@@ -115,28 +129,20 @@ class Guard:
         rules: dict[str, RouteRule],
         body_seconds: float,
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.api_key = api_key
         self.rules = rules
         self.body_seconds = body_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rule = self.rules.get(scope["path"]) if scope["method"] == "POST" else None
-        refusal = self._refusal(scope, _headers(scope), rule)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        await self.app(scope, self._timed_body(scope, receive, rule), send)
+    def _rule(self, scope: Scope) -> RouteRule | None:
+        return self.rules.get(scope["path"]) if scope["method"] == "POST" else None
 
-    def _timed_body(self, scope: Scope, receive: Receive, rule: RouteRule | None) -> Receive:
+    def receive_for(self, scope: Scope, receive: Receive) -> Receive:
         """``receive`` that ends the body (as a disconnect, marked in the scope's state) when it
         passes the route's size or does not arrive in ``body_seconds``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_seconds
-        limits = rule if rule is not None else NO_BODY
+        limits = self._rule(scope) or NO_BODY
         seen = 0
         complete = False
         state = scope.setdefault("state", {})
@@ -160,9 +166,7 @@ class Guard:
 
         return receive_body
 
-    def _refusal(
-        self, scope: Scope, headers: dict[str, str], rule: RouteRule | None
-    ) -> JSONResponse | None:
+    def refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         if self.api_key and scope["method"] != "OPTIONS" and scope["path"] not in OPEN_PATHS:
             given = headers.get("x-api-key", "")
             auth = headers.get("authorization", "")
@@ -180,6 +184,7 @@ class Guard:
                 return error_response(
                     403, "the API key is not this server's", "permission_error", "invalid_api_key"
                 )
+        rule = self._rule(scope)
         if rule is None:
             return None
         kind = headers.get("content-type", "").split(";")[0].strip().lower()

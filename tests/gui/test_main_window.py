@@ -259,3 +259,27 @@ def test_a_long_text_is_said_in_parts_and_one_part_made_again(
         redone.result.audio[: start - 300], take.result.audio[: start - 300]
     )
     assert redone.request.text == take.request.text
+
+
+def test_a_take_made_while_another_program_holds_the_library_is_kept_and_said(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    """The history cannot take the row (another program holds the database past the wait):
+    the take is still in the takes list and on disk, and the status bar says why."""
+    from tests.support.locker import held
+
+    assert window.library is not None
+    drop_file(window, speech_file(tmp_path))
+    qtbot.keyClicks(window.voice.transcript, "Hello there, this is my voice.")
+    qtbot.keyClicks(window.text, "Said while the library is busy.")
+    window.max_seconds.setValue(0.4)
+    with (
+        held(window.library.db_path),
+        qtbot.waitSignal(window.take_ready, timeout=60_000) as made,
+    ):
+        window.generate()
+    take = made.args[0]
+    assert take.path.exists() and window.takes.take_list.count() == 1
+    message = window.statusBar().currentMessage()
+    assert message.startswith(f"Take kept at {take.path}, not in the history: the library is busy")
+    assert window.library.takes() == []

@@ -235,11 +235,16 @@ def test_frozen_cli_serves_the_local_api(
         wait_healthy(url, process, tmp_path / "serve.stderr", 120)  # type: ignore[arg-type]
         body = {"model": "csm-1b", "voice": "Ada", "input": "Frozen.", "response_format": "mp3",
                 "max_seconds": 0.6}  # fmt: skip
-        reply = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
+        assert httpx.post(f"{url}/v1/audio/speech", json=body).status_code == 401
+        key = (tmp_path / "app" / "config" / "api-key").read_text().strip()  # the install's
+        headers = {"Authorization": f"Bearer {key}"}
+        reply = httpx.post(f"{url}/v1/audio/speech", json=body, headers=headers, timeout=60)
         assert reply.status_code == 200, reply.text
         (tmp_path / "take.mp3").write_bytes(reply.content)
         assert sf.info(str(tmp_path / "take.mp3")).samplerate == 24_000
-        missing = httpx.post(f"{url}/v1/audio/speech", json={**body, "voice": "Bob"}, timeout=60)
+        missing = httpx.post(
+            f"{url}/v1/audio/speech", json={**body, "voice": "Bob"}, headers=headers, timeout=60
+        )
         assert missing.status_code == 404 and "Traceback" not in missing.text
     finally:
         process.terminate()
