@@ -46,6 +46,7 @@ from desktop_app.audio.encode import MEDIA_TYPES, StreamEncoder, change_speed, e
 from desktop_app.audio.io import TakeMetadata
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import AudioFileError, GenerationCancelled, UserError
+from desktop_app.session.say import SayOptions
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +263,9 @@ class _Routes:
         references = self.service.voice_clips(voice)
         settings = dataclasses.replace(settings, references=references)
         streams = speed == 1.0 and fmt != "flac" and (stream_format is not None or fmt != "wav")
+        options = _say_options(fields)
         return await self._answer(
-            request, settings, voice, None, fmt, stream_format, speed, streams
+            request, settings, options, voice, None, fmt, stream_format, speed, streams
         )
 
     def _settings(self, fields: dict[str, Any]) -> Any:
@@ -315,7 +317,9 @@ class _Routes:
 
         placeholder = (ReferenceClip(np.zeros(1, np.float32), fields["transcript"] or ""),)
         settings = dataclasses.replace(settings, references=placeholder)
-        return await self._answer(request, settings, None, data, fields["format"], None, 1.0, False)
+        options = _say_options(fields)
+        fmt = fields["format"]
+        return await self._answer(request, settings, options, None, data, fmt, None, 1.0, False)
 
     # -- making and answering ------------------------------------------------------------------
 
@@ -323,6 +327,7 @@ class _Routes:
         self,
         request: Request,
         settings: Any,
+        options: SayOptions,
         voice: str | None,
         upload: bytes | None,
         fmt: str,
@@ -337,7 +342,7 @@ class _Routes:
             loop.call_soon_threadsafe(chunks.put_nowait, np.array(piece, dtype=np.float32))
 
         ticket = self.service.speak(
-            settings, voice, on_audio=on_audio if streams else None, upload=upload
+            settings, voice, on_audio=on_audio if streams else None, upload=upload, options=options
         )
         ticket.future.add_done_callback(
             lambda _: loop.call_soon_threadsafe(chunks.put_nowait, _END)
@@ -434,8 +439,15 @@ async def _stream(
         ticket.cancel()  # the client went away mid-stream: the take stops at its next frame
 
 
+def _say_options(fields: dict[str, Any]) -> SayOptions:
+    """How the request's take is made: best of N, checked or only trimmed."""
+    return SayOptions(candidates=fields["best_of"], check=fields["check"])
+
+
 def _take_headers(spoken: Spoken) -> dict[str, str]:
     headers = {"X-Seed": str(spoken.result.seed)}
+    if spoken.check is not None:
+        headers["X-Verdict"] = spoken.check.verdict
     if spoken.record is not None:
         headers["X-Take-Id"] = str(spoken.record.id)
     elif spoken.not_kept:

@@ -15,6 +15,7 @@ from typing import Any
 
 from desktop_app import defaults
 from desktop_app.audio.encode import MEDIA_TYPES, SPEEDS
+from desktop_app.checks.best_of import MAX_CANDIDATES
 from desktop_app.errors import UserError
 
 MAX_SEED = 2**32 - 1
@@ -100,6 +101,22 @@ _SAMPLING = (
         default=defaults.MAX_SECONDS,
         above=0.0,
         maximum=MAX_TAKE_SECONDS,
+    ),
+    Field(
+        "best_of",
+        "integer",
+        "make this many takes (seeds seed, seed+1, ...) and answer the one the checks rank best",
+        default=1,
+        minimum=1,
+        maximum=MAX_CANDIDATES,
+    ),
+    Field(
+        "check",
+        "string",
+        "full: listen back (words, voice) and trim what follows the last speech; trim: only "
+        "trim (no speech recogniser: lower latency)",
+        default="full",
+        choices=("full", "trim"),
     ),
 )
 

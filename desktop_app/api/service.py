@@ -1,5 +1,6 @@
 """What the API serves, without HTTP: the loaded models, the library's voices, and the jobs that
-make a take from a library voice or from an uploaded clip and keep it in the history.
+make a take from a library voice or from an uploaded clip and keep it in the history, through
+the session layer like every other face (checked, or at least trimmed; best of N).
 
 The models are read through ``models()`` (None while loading), so the same service runs over
 the engine that ``serve`` loads and over the one the window already has. Every job runs on the
@@ -24,15 +25,13 @@ import numpy as np
 from desktop_app.api.queue import TakeQueue, Ticket
 from desktop_app.errors import RequestError, UserError
 from desktop_app.library.store import Library, LibraryError
+from desktop_app.session.models import LoadedModels
+from desktop_app.session.say import SayOptions
 
 if TYPE_CHECKING:
-    from desktop_app.inference.asr import SpeechRecognizer
-    from desktop_app.inference.engine import (
-        AudioCallback,
-        BatchEngine,
-        GenerationRequest,
-        GenerationResult,
-    )
+    from desktop_app.checks.best_of import MadeTake
+    from desktop_app.checks.take_check import TakeCheck
+    from desktop_app.inference.engine import AudioCallback, GenerationRequest, GenerationResult
     from desktop_app.library.store import TakeRecord
 
 log = logging.getLogger(__name__)
@@ -46,24 +45,15 @@ class VoiceNotFound(UserError):
 
 
 @dataclass(frozen=True)
-class LoadedModels:
-    """The models a service speaks with."""
-
-    engine: BatchEngine
-    model: str  # as the user named it (a folder or a hub id)
-    model_dir: Path
-    recognizer: SpeechRecognizer | None = None
-
-
-@dataclass(frozen=True)
 class Spoken:
     """A finished API take: its result and its history row (None when not recorded)."""
 
     request: GenerationRequest
-    result: GenerationResult
+    result: GenerationResult  # checked and trimmed (the codes as made)
     record: TakeRecord | None
     transcript: str = ""  # the uploaded clip's transcript when it was heard, not given
     not_kept: str = ""  # why the take is not in the history (the library was busy, ...)
+    check: TakeCheck | None = None
 
 
 class SpeechService:
@@ -121,7 +111,7 @@ class SpeechService:
         Raises:
             VoiceNotFound: no voice of that name (any name: it is only ever looked up).
         """
-        from desktop_app.inference import ReferenceClip
+        from desktop_app.session.voices import voice_clips
 
         library = self.library()
         if library is None:
@@ -134,7 +124,7 @@ class SpeechService:
                 f"voice {name!r} not found in the library (voices: {known}); GET /v1/audio/voices "
                 "lists them"
             ) from None
-        return tuple(ReferenceClip(c.audio(), c.transcript) for c in voice.clips)
+        return voice_clips(voice)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -170,10 +160,13 @@ class SpeechService:
         *,
         on_audio: AudioCallback | None = None,
         upload: bytes | None = None,
+        options: SayOptions | None = None,
     ) -> Ticket:
         """Queue a take of ``request`` (whose references are set, or come from ``upload``: the
         uploaded file's bytes, opened by what they are, transcribed when ``request`` has no
-        transcript).
+        transcript), said as ``options`` say (default: one take, checked). A streamed take is heard
+        as it is made (``on_audio``); the take answered whole and the one kept are checked (or at
+        least trimmed).
 
         Raises:
             QueueFull: too many requests wait.
@@ -187,11 +180,11 @@ class SpeechService:
             made = request
             if upload is not None:
                 made, heard = self._reference_from_upload(request, upload, models, should_stop)
-            from desktop_app.inference.long_text import speak
+            from desktop_app.session.say import Control, say
 
-            result = speak(models.engine, made, None, should_stop, on_audio)
-            record, problem = self._keep(made, result, models, voice)
-            return Spoken(made, result, record, heard, problem)
+            take = say(models, made, options or SayOptions(), Control(None, should_stop, on_audio))
+            record, problem = self._keep(made, take, models, voice)
+            return Spoken(made, take.result, record, heard, problem, take.check)
 
         return self.queue.submit(run, self.time_limit)
 
@@ -225,29 +218,23 @@ class SpeechService:
         return dataclasses.replace(request, references=(clip,)), heard
 
     def _keep(
-        self,
-        request: GenerationRequest,
-        result: GenerationResult,
-        models: LoadedModels,
-        voice: str | None,
+        self, request: GenerationRequest, take: MadeTake, models: LoadedModels, voice: str | None
     ) -> tuple[TakeRecord | None, str]:
         """The take's history row, or None and why it is not kept (the take is answered
         either way)."""
         from desktop_app import paths
-        from desktop_app.inference.model_store import model_revision
-        from desktop_app.takes import keep_take
+        from desktop_app.session.say import keep
 
         folder = paths.private_folder(paths.data_dir() / "api-takes")
-        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(_numbers)}-seed{result.seed}"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{next(_numbers)}-seed{take.result.seed}"
         try:
-            kept = keep_take(
+            kept = keep(
+                models.names,
                 request,
-                result,
-                model=models.model,
+                take,
                 file=folder / f"api-take-{stamp}.wav",
                 library=self.library(),
                 voice=voice,
-                model_revision=model_revision(models.model_dir),
                 private=True,
                 source=SOURCE,
             )

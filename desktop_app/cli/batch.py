@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app.batch.lines import Line, read_lines
 from desktop_app.batch.manifest import Manifest, file_hash, line_key
-from desktop_app.batch.work import LineJob, MadeLine, ModelSpec
+from desktop_app.batch.work import LineJob, MadeLine
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, EXIT_USER, status
 from desktop_app.errors import RequestError, UserError
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.ray and keep_dir is not None:
         raise RequestError("--keep-candidates works without --ray only")
-    engine_name = common.engine_choice(args)
+    spec = common.model_spec(args)  # a bad engine name is said before anything is read
     settings = common.sampling_request(args, "-")  # the text and seed are each line's
     runner = None
     if args.ray:
@@ -182,15 +182,6 @@ def run(args: argparse.Namespace) -> int:
         jobs = _jobs(args, todo, settings, seeds, library)
         progress.total = progress.bar.total = sum(len(group) for group in jobs.values())
         requests = {job.number: job.request for group in jobs.values() for job in group}
-        spec = ModelSpec(
-            args.model,
-            engine_name,
-            args.device,
-            "" if args.quantize == "none" else args.quantize,
-            args.asr_model,
-            args.speaker_model,
-            not args.no_check,
-        )
 
         def finished(made: MadeLine) -> None:
             """A line came back: write it once (a retried task may bring it twice)."""
@@ -216,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.start,
             )
         else:
-            _run_here(args, engine_name, jobs, finished, progress.start)
+            _run_here(args, jobs, finished, progress.start)
     except KeyboardInterrupt:
         progress.close()
         status(
@@ -297,24 +288,27 @@ def _revision(model: str) -> str:
 
 def _run_here(
     args: argparse.Namespace,
-    engine_name: str,
     jobs: dict[str | None, list[LineJob]],
     finished: Callable[[MadeLine], None],
     started: Callable[[], None],
 ) -> None:
     """Make the lines on this machine, a batch at a time."""
     from desktop_app.batch.work import safe_make_lines
+    from desktop_app.session.say import checker_for
 
     if not jobs:
         return
-    _, engine = common.load_for(args, engine_name)
-    checker = common.load_checker(args, engine.device, None)
+    models = common.load_models(args)
+    checker = checker_for(models, common.check_level(args))
     started()
     for voice, group in jobs.items():
         status(f"{voice or 'the --ref voice'}: {len(group)} line(s)")
         for start in range(0, len(group), args.batch_size):
             part = group[start : start + args.batch_size]
-            for made in safe_make_lines(engine, part, checker=checker, candidates=args.candidates):
+            made_lines = safe_make_lines(
+                models.engine, part, checker=checker, candidates=args.candidates
+            )
+            for made in made_lines:
                 finished(made)
 
 
@@ -329,13 +323,15 @@ def _keep_line(
     keys: dict[int, str],
 ) -> None:
     """Write the take (atomically) and its history row, then its manifest entry."""
+    from desktop_app.checks.best_of import MadeTake
     from desktop_app.checks.take_check import TakeCheck
+    from desktop_app.session.models import ModelNames
 
     assert made.result is not None
     check = TakeCheck.from_json(made.check) if made.check else None
-    common.keep(
-        args, request, made.result, line.out, library, revision, line.voice, check, quiet=True
-    )
+    take = MadeTake(made.result, check)
+    names = ModelNames(args.model, revision)
+    common.keep(names, request, take, line.out, library, line.voice, quiet=True, source="batch")
     manifest.add(
         {
             "key": keys[line.number],

@@ -47,11 +47,9 @@ def run(args: argparse.Namespace) -> int:
     """References + text in, a take file (and optional report and codes) out."""
     import numpy as np
 
-    from desktop_app.checks.best_of import make_take
-    from desktop_app.conversation.speak import speak_coherent
     from desktop_app.files import atomic_write
     from desktop_app.inference.long_text import is_long
-    from desktop_app.inference.model_store import model_revision
+    from desktop_app.session.say import Control, SayOptions, say
 
     common.check_voice_arguments(args)
     out = common.check_output(args.out, (".wav", ".flac"), "cannot save")
@@ -64,38 +62,24 @@ def run(args: argparse.Namespace) -> int:
         common.check_output(args.codes_out, (".npy",), "cannot write") if args.codes_out else None
     )
     keep_dir = common.check_candidates(args)
-    engine_name = common.engine_choice(args)
+    common.engine_choice(args)  # a bad engine name is said before the references are read
     settings = common.sampling_request(args, args.text)  # checked before the references are read
     library = common.open_library()
     try:
         references = common.voice_references(args, args.voice, library)
-        model_dir, engine = common.load_for(args, engine_name)
-        references, recognizer = common.transcribe_references(args, references, engine.device, None)
-        checker = common.load_checker(args, engine.device, recognizer)
-        if checker is not None:
-            common.check_reference_transcripts(args, references, checker.recognizer)
+        models = common.load_models(args)
+        engine = models.engine
+        references, _ = common.transcribe_references(
+            args, references, engine.device, models.recognizer
+        )
+        common.check_reference_transcripts(args, references, models.recognizer)
         request = dataclasses.replace(settings, references=references)
         playback = _playback(request) if args.play else None
         coherent = args.long_text == "coherent" and is_long(request.text)
+        options = SayOptions(args.candidates, coherent, common.check_level(args))
         with common.FrameBar(request.max_seconds) as bar:
-            if coherent:
-                made = speak_coherent(
-                    engine,  # type: ignore[arg-type]  # both engines count prompt positions
-                    request,
-                    checker=checker,
-                    candidates=args.candidates,
-                    on_progress=bar.update,
-                    on_audio=playback.feed if playback else None,
-                )
-            else:
-                made = make_take(
-                    engine,
-                    request,
-                    checker,
-                    args.candidates,
-                    on_progress=bar.update,
-                    on_audio=playback.feed if playback else None,
-                )
+            control = Control(bar.update, None, playback.feed if playback else None)
+            made = say(models, request, options, control)
         result = made.result
         if result.parts:
             how = "one after another, each on the ones before" if coherent else "as one batch"
@@ -106,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
             status(f"note: {notice}")
         if made.check is not None:
             common.print_check(made.check)
-        common.keep(
-            args, request, result, out, library, model_revision(model_dir), args.voice, made.check
-        )
+        common.keep(models.names, request, made, out, library, args.voice)
     finally:
         if library is not None:
             library.close()

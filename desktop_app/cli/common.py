@@ -18,16 +18,13 @@ from desktop_app import defaults
 from desktop_app.errors import OutputFileError, RequestError
 
 if TYPE_CHECKING:
-    from desktop_app.checks.best_of import BestOf
-    from desktop_app.checks.take_check import TakeCheck, TakeChecker
+    from desktop_app.checks.best_of import BestOf, MadeTake
+    from desktop_app.checks.take_check import TakeCheck
     from desktop_app.inference.asr import SpeechRecognizer
-    from desktop_app.inference.engine import (
-        BatchEngine,
-        GenerationRequest,
-        GenerationResult,
-        ReferenceClip,
-    )
+    from desktop_app.inference.engine import GenerationRequest, ReferenceClip
     from desktop_app.library.store import Library
+    from desktop_app.session.models import LoadedModels, ModelNames, ModelSpec
+    from desktop_app.session.say import CheckLevel
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USER, EXIT_INTERRUPTED = 0, 1, 2, 130
 """0 success, 1 an internal error (traceback in the log) or a failed self-test, 2 a user error,
@@ -324,31 +321,6 @@ def load_recognizer(
     return SpeechRecognizer(folder, device)
 
 
-def load_checker(
-    args: argparse.Namespace, device: str, recognizer: SpeechRecognizer | None
-) -> TakeChecker | None:
-    """The take checker (recogniser and speaker model, each when there), or None with
-    --no-check."""
-    from desktop_app.checks.take_check import TakeChecker
-    from desktop_app.errors import ModelNotFoundError
-    from desktop_app.inference.model_store import SPEAKER, resolve_model
-    from desktop_app.inference.speaker import SpeakerEncoder
-
-    if getattr(args, "no_check", False):
-        return None
-    if recognizer is None:
-        recognizer = load_recognizer(args, device)
-    spec = args.speaker_model or defaults.SPEAKER_MODEL_ID
-    speaker = None
-    try:
-        speaker = SpeakerEncoder(resolve_model(spec, SPEAKER), device)
-    except ModelNotFoundError as exc:
-        if args.speaker_model:
-            raise
-        status(f"note: the voice of the takes is not checked: {exc}")
-    return TakeChecker(recognizer, speaker)
-
-
 def transcribe_references(
     args: argparse.Namespace,
     references: tuple[ReferenceClip, ...],
@@ -442,45 +414,62 @@ def open_library() -> Library | None:
         return None
 
 
-def load_for(args: argparse.Namespace, engine_name: str) -> tuple[Path, BatchEngine]:
-    """Find the checkpoint and load the engine, saying so on stderr."""
-    from desktop_app.inference import load_engine
-    from desktop_app.inference.model_store import resolve_model
+def model_spec(args: argparse.Namespace, *, check: bool = True) -> ModelSpec:
+    """What the command line names to load: the checkpoint, engine, device and quantization,
+    and (unless ``check`` is off or --no-check) the listen-back models."""
+    from desktop_app.session.models import ModelSpec
 
-    model_dir = resolve_model(args.model)
+    return ModelSpec(
+        model=args.model,
+        engine=engine_choice(args),
+        device=args.device,
+        quantize="" if args.quantize == "none" else args.quantize,
+        asr_model=getattr(args, "asr_model", None),
+        speaker_model=getattr(args, "speaker_model", None),
+        check=check and not getattr(args, "no_check", False),
+    )
+
+
+def load_models(args: argparse.Namespace, *, check: bool = True) -> LoadedModels:
+    """Load what the command line names (see :func:`model_spec`), saying so on stderr; a
+    listen-back model that is not installed is a ``note:``.
+
+    Raises:
+        ModelNotFoundError: the checkpoint, or a named listen-back model, is missing.
+    """
+    from desktop_app.inference.model_store import resolve_model
+    from desktop_app.session.models import load_models as load
+
+    spec = model_spec(args, check=check)
+    resolve_model(spec.model)  # a missing checkpoint is said before anything loads
     quiet_transformers()
-    status(f"loading {args.model} ({engine_name}) ...")
-    quantize = "" if args.quantize == "none" else args.quantize
-    engine = load_engine(engine_name, model_dir, args.device, quantize)
+    status(f"loading {spec.model} ({spec.engine}) ...")
+    models = load(spec, on_note=lambda note: status(f"note: {note}"))
+    engine = models.engine
     status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
-    return model_dir, engine
+    return models
+
+
+def check_level(args: argparse.Namespace) -> CheckLevel:
+    """How the takes are listened to: fully, or not at all with --no-check."""
+    return "off" if getattr(args, "no_check", False) else "full"
 
 
 def keep(
-    args: argparse.Namespace,
+    names: ModelNames,
     request: GenerationRequest,
-    result: GenerationResult,
+    made: MadeTake,
     file: Path,
     library: Library | None,
-    revision: str,
     voice: str | None = None,
-    check: TakeCheck | None = None,
     quiet: bool = False,
+    source: str = "cli",
 ) -> None:
-    """Write the take to ``file`` and record it in the history, saying how that went (only
-    when it did not, with ``quiet``)."""
-    from desktop_app.takes import keep_take
+    """Write the take to ``file`` and record it in the history (made by ``source``), saying how
+    that went (only when it did not, with ``quiet``)."""
+    from desktop_app.session.say import keep as keep_take
 
-    kept = keep_take(
-        request,
-        result,
-        model=args.model,
-        file=file,
-        library=library,
-        voice=voice,
-        model_revision=revision,
-        check=check,
-    )
+    kept = keep_take(names, request, made, file=file, library=library, voice=voice, source=source)
     if kept.record is not None:
         if not quiet:
             status(f"recorded in the history as take {kept.record.id}")

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.conversation import render
     from desktop_app.conversation.script import parse_cast, read_script
     from desktop_app.conversation.speak import SpokenLine, speak_script
+    from desktop_app.session.say import checker_for
 
     script = read_script(Path(args.script).expanduser())
     cast = parse_cast(args.cast, script)
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         base_seed, kept = read_manifest(out, script)
         seed = args.seed if args.seed is not None else random.randrange(2**31)
         settings = dataclasses.replace(settings, seed=(seed - redo) % 2**31)  # seed + k = seed
-    engine_name = common.engine_choice(args)
+    common.engine_choice(args)  # a bad engine name is said before the voices are read
     library = None
     if any(member.voice for member in cast.values()):
         from desktop_app.library.store import Library
@@ -123,14 +124,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if library is not None:
             library.close()
-    _, engine = common.load_for(args, engine_name)
-    recognizer = None
+    models = common.load_models(args)
+    engine = models.engine
+    recognizer = models.recognizer
     for name, clips in voices.items():
         where = str(cast[name].clip) if cast[name].clip else f"{name}'s voice"
         voices[name], recognizer = common.transcribe_references(
             args, clips, engine.device, recognizer, names=[where] * len(clips)
         )
-    checker = common.load_checker(args, engine.device, recognizer)
+    checker = checker_for(models, common.check_level(args))
     total = len(script.turns)
 
     def said(line: SpokenLine) -> None:

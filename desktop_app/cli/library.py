@@ -212,6 +212,7 @@ def _history(args: argparse.Namespace, library: Library) -> int:
                             "favourite": t.favourite,
                             "verdict": t.verdict,
                             "check": t.check,
+                            "source": t.source,  # "" for takes made before it was kept
                         }
                         for t in takes
                     ],

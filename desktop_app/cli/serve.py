@@ -23,13 +23,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
     serve.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
     serve.add_argument("--quantize", default="none", choices=("none", "int8"))
-    serve.add_argument(
-        "--asr-model",
-        default=None,
-        metavar="M",
-        help="speech-recognition checkpoint for clips sent without a transcript "
-        f"(default: {defaults.ASR_MODEL_ID_CPU} on the CPU, when installed)",
-    )
+    common.add_listen_arguments(serve)  # the models that check (and transcribe) API takes
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -166,11 +160,12 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.api.app import build_app
     from desktop_app.api.queue import TakeQueue
     from desktop_app.api.server import server_config
-    from desktop_app.api.service import LoadedModels, SpeechService
+    from desktop_app.api.service import SpeechService
     from desktop_app.library.store import library_dir
+    from desktop_app.session.models import LoadedModels
 
     options = options_from(args)
-    engine_name = common.engine_choice(args)
+    common.model_spec(args)  # a bad engine name is said before anything listens
     from desktop_app.inference.model_store import resolve_model
 
     resolve_model(args.model)  # a missing checkpoint is an error before anything listens
@@ -185,11 +180,10 @@ def run(args: argparse.Namespace) -> int:
 
     def load(should_stop: Any) -> None:
         try:
-            model_dir, engine = common.load_for(args, engine_name)
-            recognizer = common.load_recognizer(
-                args, engine.device, without="clips sent without a transcript are refused"
-            )
-            loaded.append(LoadedModels(engine, args.model, model_dir, recognizer))
+            models = common.load_models(args)
+            if models.recognizer is None:
+                status("note: clips sent without a transcript are refused (no recogniser)")
+            loaded.append(models)
             where = f"http://{options.host}:{options.port}"
             status(f"ready: {where}/v1/audio/speech, {where}/clone-voice (Ctrl+C stops)")
         except BaseException as exc:

@@ -23,8 +23,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from desktop_app.batch.work import LineJob, MadeLine, ModelSpec
+from desktop_app.batch.work import LineJob, MadeLine
 from desktop_app.errors import RequestError
+from desktop_app.session.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ class SpeakerActor:
     def __init__(self, spec: ModelSpec, cpus: int, name: str) -> None:
         import torch
 
-        from desktop_app.batch.work import load_models
+        from desktop_app.session.models import load_models
+        from desktop_app.session.say import checker_for
 
         if spec.device != "cuda" and not torch.cuda.is_available():
             torch.set_num_threads(max(1, cpus))
         self.name = name
-        self.engine, self.checker = load_models(spec)
+        models = load_models(spec)
+        self.engine = models.engine
+        self.checker = checker_for(models, "full" if spec.check else "off")
 
     def pid(self) -> int:
         return os.getpid()

@@ -16,7 +16,8 @@ from desktop_app.api import keys
 from desktop_app.api.app import ServeOptions, build_app
 from desktop_app.api.queue import TakeQueue
 from desktop_app.api.server import BackgroundServer, server_config
-from desktop_app.api.service import LoadedModels, SpeechService
+from desktop_app.api.service import SpeechService
+from desktop_app.session.models import LoadedModels
 from desktop_app.ui.workers import EngineInfo, InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,7 @@ class LocalAPI(QObject):
         engine, info = self.worker.engine, self.engine_info()
         if engine is None or info is None:
             return None
-        checker = self.worker.checker
-        recognizer = checker.recognizer if checker is not None else None
-        return LoadedModels(engine, info.model, info.model_dir, recognizer)
+        return LoadedModels(engine, info.model, info.model_dir, self.worker.checker)
 
     @property
     def address(self) -> str:

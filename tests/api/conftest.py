@@ -27,6 +27,7 @@ class Server:
     home: Path
     stderr: Path
     pid: int
+    model: Path
 
     @property
     def headers(self) -> dict[str, str]:
@@ -108,6 +109,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, process, stderr, 90)
-    yield Server(url, KEY, home, stderr, process.pid)
+    yield Server(url, KEY, home, stderr, process.pid, model)
     process.terminate()
     process.wait(timeout=30)

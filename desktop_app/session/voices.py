@@ -1,0 +1,34 @@
+"""A library voice as the clips the model gets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from desktop_app.errors import RequestError
+
+if TYPE_CHECKING:
+    from desktop_app.inference import ReferenceClip
+    from desktop_app.library.store import Library, VoiceRecord
+
+
+def voice_clips(voice: VoiceRecord) -> tuple[ReferenceClip, ...]:
+    """The reference clips of a stored voice (prepared when they were stored), in order.
+
+    Raises:
+        LibraryError: a clip's file is gone or unreadable.
+    """
+    from desktop_app.inference import ReferenceClip
+
+    return tuple(ReferenceClip(clip.audio(), clip.transcript) for clip in voice.clips)
+
+
+def library_voice_clips(library: Library | None, name: str) -> tuple[ReferenceClip, ...]:
+    """The clips of the library voice ``name``.
+
+    Raises:
+        RequestError: there is no library open.
+        LibraryError: no voice of that name (the message lists the voices), or a missing clip.
+    """
+    if library is None:
+        raise RequestError(f"the voice {name!r} needs the library, which is not open")
+    return voice_clips(library.voice(name))
