@@ -88,6 +88,14 @@ def load_models(spec: ModelSpec, on_note: Note | None = None) -> LoadedModels:
     return LoadedModels(engine, spec.model, folder, checker, notes)
 
 
+def listener_names(spec: ModelSpec, device: str, checker: TakeChecker) -> tuple[str, str]:
+    """The recogniser's and the speaker model's names as ``checker`` has them ("" for one that
+    is not loaded)."""
+    asr = spec.asr_model or defaults.asr_model_for(device)
+    speaker = spec.speaker_model or defaults.SPEAKER_MODEL_ID
+    return (asr if checker.recognizer else "", speaker if checker.speaker else "")
+
+
 def load_checker(spec: ModelSpec, device: str) -> tuple[TakeChecker, tuple[str, ...]]:
     """The take checker with the recogniser and the speaker model of ``spec`` (each when it is
     installed) on ``device``, and a note for each that is not.

@@ -43,10 +43,9 @@ class LocalAPI(QObject):
 
     def models(self) -> LoadedModels | None:
         """What the window's worker has loaded now (None while loading or without a model)."""
-        engine, info = self.worker.engine, self.engine_info()
-        if engine is None or info is None:
+        if self.engine_info() is None:  # still loading (the worker's models are the last ones)
             return None
-        return LoadedModels(engine, info.model, info.model_dir, self.worker.checker)
+        return self.worker.models
 
     @property
     def address(self) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop_app.errors import GenerationCancelled, UserError, as_internal
+from desktop_app.session.models import LoadedModels, ModelSpec, listener_names, load_checker
 
 if TYPE_CHECKING:
     import numpy as np
@@ -165,6 +166,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.engine: BatchEngine | None = None
         self.checker: TakeChecker | None = None  # the listen-back models beside the engine
+        self.models: LoadedModels | None = None  # both, as every face's session holds them
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[int, Work]] = collections.deque()
         self._skip: set[int] = set()  # jobs cancelled before they started
@@ -263,6 +265,7 @@ class InferenceWorker(QObject):
         if self.engine is not None:  # a reload: let the old engine's objects be collected
             self.engine = None
             self.checker = None
+            self.models = None
             gc.unfreeze()
             gc.collect()
         # torch, transformers and the engines are hundreds of thousands of long-lived objects:
@@ -278,11 +281,22 @@ class InferenceWorker(QObject):
         self.engine = engine
         gc.freeze()
         self.load_progressed.emit(job_id, "loading the listen-back models")
-        asr, speaker, notes = self._load_listeners(work, engine.device)
+        spec = ModelSpec(
+            work.model,
+            work.engine,
+            work.device,
+            work.quantize,
+            work.asr_model or None,
+            work.speaker_model or None,
+        )
+        checker, notes = load_checker(spec, engine.device)  # a missing one is a note
         gc.freeze()
         if self._stop.is_set():
             self.engine = None
             raise GenerationCancelled()
+        self.checker = checker
+        self.models = LoadedModels(engine, work.model, folder, checker, notes)
+        asr, speaker = listener_names(spec, engine.device, checker)
         self.loaded.emit(
             job_id,
             EngineInfo(
@@ -299,44 +313,12 @@ class InferenceWorker(QObject):
             ),
         )
 
-    def _load_listeners(self, work: LoadWork, device: str) -> tuple[str, str, tuple[str, ...]]:
-        """Load the recogniser and the speaker model beside the engine, each when it is there.
-
-        A missing one is a note, not a failure: the takes are then checked without it.
-        """
-        from desktop_app import defaults
-        from desktop_app.checks.take_check import TakeChecker
-        from desktop_app.inference.asr import SpeechRecognizer
-        from desktop_app.inference.model_store import ASR, SPEAKER, resolve_model
-        from desktop_app.inference.speaker import SpeakerEncoder
-
-        notes: list[str] = []
-        recognizer = speaker = None
-        asr_spec = work.asr_model or defaults.asr_model_for(device)
-        speaker_spec = work.speaker_model or defaults.SPEAKER_MODEL_ID
-        try:
-            recognizer = SpeechRecognizer(resolve_model(asr_spec, ASR), device)
-        except UserError as exc:
-            notes.append(f"the words of the takes are not checked: {exc}")
-        try:
-            speaker = SpeakerEncoder(resolve_model(speaker_spec, SPEAKER), device)
-        except UserError as exc:
-            notes.append(f"the voice of the takes is not checked: {exc}")
-        self.checker = TakeChecker(recognizer, speaker)
-        return (
-            asr_spec if recognizer else "",
-            speaker_spec if speaker else "",
-            tuple(notes),
-        )
-
     def _generate(self, job_id: int, work: GenerateWork) -> None:
         if self.engine is None:
             raise UserError("no model is loaded yet; choose a model first")
         from desktop_app.audio.reference import prepare_clips
-        from desktop_app.checks.best_of import make_take
-        from desktop_app.conversation.speak import speak_coherent
         from desktop_app.inference import ReferenceClip
-        from desktop_app.inference.long_text import is_long
+        from desktop_app.session.say import Control, SayOptions, say
 
         request = work.request
         if work.clips:
@@ -354,29 +336,17 @@ class InferenceWorker(QObject):
             job_id, frames, seconds
         )
         on_audio = (lambda piece: self.chunk_ready.emit(job_id, piece)) if work.stream else None
-        if work.coherent and is_long(request.text):
-            made = speak_coherent(
-                self.engine,  # type: ignore[arg-type]  # both engines count prompt positions
-                request,
-                checker=checker,
-                candidates=work.candidates,
-                on_progress=on_progress,
-                should_stop=self._stop.is_set,
-                on_audio=on_audio,
-            )
-        else:
-            made = make_take(
-                self.engine,
-                request,
-                checker,
-                work.candidates,
-                on_progress=on_progress,
-                should_stop=self._stop.is_set,
-                on_audio=on_audio,
-                on_checking=lambda done, total: self.share_progressed.emit(
-                    job_id, done / max(1, total), "listening back"
-                ),
-            )
+        assert self.models is not None
+        options = SayOptions(work.candidates, work.coherent, "full" if work.check else "off")
+        control = Control(
+            on_progress,
+            self._stop.is_set,
+            on_audio,
+            lambda done, total: self.share_progressed.emit(
+                job_id, done / max(1, total), "listening back"
+            ),
+        )
+        made = say(self.models, request, options, control)
         self.finished.emit(job_id, Outcome(request, made.result, made.check, made.best_of))
 
     def _generate_part(self, job_id: int, work: GenerateWork, checker: TakeChecker | None) -> None:
