@@ -81,3 +81,28 @@ def test_help_test_this_computer_runs_the_self_test_in_the_worker(
     shown = window.self_test_dialog.text.toPlainText()
     assert shown == report.table() and "verdict" in shown
     assert window.generate_button.isEnabled()
+
+
+def test_the_windows_worker_makes_the_engines_greedy_codes(
+    qtbot: QtBot, tiny_model_dir: Path
+) -> None:
+    """The window's face (its worker, over the session layer) makes exactly the codes the engine
+    makes for the same request, as clone, batch and the API do (tests/unit/test_faces.py)."""
+    from desktop_app.audio.reference import prepare_reference
+    from desktop_app.inference import ReferenceClip, load_engine
+    from desktop_app.ui.workers import LoadWork
+    from tests.support.signals import voiced
+
+    worker = InferenceWorker()  # on this thread: submit() queues, the event loop runs the jobs
+    with qtbot.waitSignal(worker.loaded, timeout=60_000):
+        worker.submit(1, LoadWork(str(tiny_model_dir), "fast", "cpu"))
+    audio = voiced(3.0, 24_000)
+    request = GenerationRequest("Hello there.", temperature=0.0, seed=7, max_seconds=0.8)
+    with qtbot.waitSignal(worker.finished, timeout=60_000) as made:
+        worker.submit(2, GenerateWork(request, (ClipAudio(audio, "I am Ada."),)))
+    outcome = made.args[1]
+    clips = (ReferenceClip(prepare_reference(audio, 24_000), "I am Ada."),)
+    direct = load_engine("fast", tiny_model_dir, "cpu").generate(
+        GenerationRequest("Hello there.", clips, temperature=0.0, seed=7, max_seconds=0.8)
+    )
+    np.testing.assert_array_equal(outcome.result.codes, direct.codes)
