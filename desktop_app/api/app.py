@@ -13,7 +13,6 @@ import base64
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -269,20 +268,16 @@ class _Routes:
         )
 
     def _settings(self, fields: dict[str, Any]) -> Any:
-        from desktop_app.inference import GenerationRequest
-        from desktop_app.inference.prompt import check_request
+        from desktop_app.session.requests import make_request
 
-        seed = fields["seed"]
-        request = GenerationRequest(
-            text=fields["input"] if "input" in fields else fields["text"],
+        return make_request(  # the CLI's own messages for out-of-range settings
+            fields["input"] if "input" in fields else fields["text"],
             temperature=fields["temperature"],
             top_k=fields["top_k"],
             top_p=fields["top_p"],
-            seed=seed if seed is not None else random.randrange(2**31),
+            seed=fields["seed"],
             max_seconds=fields["max_seconds"],
         )
-        check_request(request)  # the CLI's own messages for out-of-range settings
-        return request
 
     # -- /clone-voice --------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from desktop_app.batch.work import LineJob, MadeLine
 from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, EXIT_USER, status
 from desktop_app.errors import RequestError, UserError
+from desktop_app.session.requests import new_seed
 
 if TYPE_CHECKING:
     from desktop_app.inference.engine import GenerationRequest
@@ -158,9 +158,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = _settings_key(args, settings)
     seeds, keys = {}, {}
     for line in lines:
-        seeds[line.number] = (
-            args.seed + line.number - 1 if args.seed is not None else random.randrange(2**31)
-        )
+        seeds[line.number] = args.seed + line.number - 1 if args.seed is not None else new_seed()
         fixed = {"seed": seeds[line.number]} if args.seed is not None else {}
         keys[line.number] = line_key(
             line.text, line.voice, line.out.name, {**wanted, **fixed}, args.model

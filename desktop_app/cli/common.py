@@ -154,19 +154,16 @@ def sampling_request(args: argparse.Namespace, text: str) -> GenerationRequest:
     Raises:
         RequestError: a setting out of range or an empty text (before anything slow happens).
     """
-    from desktop_app.inference import GenerationRequest
-    from desktop_app.inference.prompt import check_request
+    from desktop_app.session.requests import make_request
 
-    request = GenerationRequest(
-        text=text,
+    return make_request(
+        text,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
         max_seconds=args.max_seconds,
     )
-    check_request(request)
-    return request
 
 
 def voice_references(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from desktop_app.cli import common
 from desktop_app.cli.common import EXIT_OK, status
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import OutputFileError, RequestError
+from desktop_app.session.requests import new_seed
 
 if TYPE_CHECKING:
     from desktop_app.conversation.manifest import KeptLine
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             raise RequestError(f"--redo {args.redo}: the script has turns 1 to {len(script.turns)}")
         redo = args.redo - 1
         base_seed, kept = read_manifest(out, script)
-        seed = args.seed if args.seed is not None else random.randrange(2**31)
+        seed = args.seed if args.seed is not None else new_seed()
         settings = dataclasses.replace(settings, seed=(seed - redo) % 2**31)  # seed + k = seed
     common.engine_choice(args)  # a bad engine name is said before the voices are read
     library = None

@@ -52,6 +52,7 @@ from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.files import write_text_atomic
 from desktop_app.library.store import Library
+from desktop_app.session.requests import new_seed
 from desktop_app.ui.conversation_timeline import Block, ConversationTimeline, speaker_colour
 from desktop_app.ui.icons import labelled
 
@@ -474,10 +475,9 @@ class ConversationPanel(QWidget):
         index = self.current_index()
         if index is None or self.script is None or self.busy:
             return
-        import random
 
         keep = set(self.made) - {index}
-        self._order((index,), keep, random.randrange(2**31))
+        self._order((index,), keep, new_seed())
 
     def started(self, seed: int) -> None:
         """The window started an order with this base seed."""

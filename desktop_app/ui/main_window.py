@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
-import random
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -58,6 +57,7 @@ from desktop_app.errors import InternalError, ModelNotFoundError, RequestError, 
 from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
+from desktop_app.session.requests import make_request, new_seed
 from desktop_app.takes import keep_take, session_take_file
 from desktop_app.ui.conversation_panel import ConversationPanel, SpeakOrder
 from desktop_app.ui.describe import describe
@@ -551,9 +551,9 @@ class MainWindow(QMainWindow):
     def sampling_request(self, text: str) -> GenerationRequest:
         """``text`` with the sampling settings and the seed (a new one unless it is locked)."""
         if not self.seed_lock.isChecked():
-            self.seed.setValue(random.randrange(2**31))
-        return GenerationRequest(
-            text=text,
+            self.seed.setValue(new_seed())
+        return make_request(
+            text,
             temperature=self.temperature.value(),
             top_k=self.top_k.value(),
             top_p=self.top_p.value(),
@@ -583,7 +583,7 @@ class MainWindow(QMainWindow):
         """Make ``take`` again: same text and settings, a new seed unless the seed is locked."""
         if self.generating or self.engine_info is None:
             return
-        seed = take.request.seed if self.seed_lock.isChecked() else random.randrange(2**31)
+        seed = take.request.seed if self.seed_lock.isChecked() else new_seed()
         self._submit(dataclasses.replace(take.request, seed=seed), take.voice)
 
     def regenerate_part(self, take: Take, index: int) -> None:
@@ -593,7 +593,7 @@ class MainWindow(QMainWindow):
         from desktop_app.inference.long_text import chunk_requests
 
         part_request = chunk_requests(take.request)[0][index]
-        part_request = dataclasses.replace(part_request, seed=random.randrange(2**31))
+        part_request = dataclasses.replace(part_request, seed=new_seed())
         self._submit(part_request, take.voice, part=(take, index))
 
     def _submit(
