@@ -57,8 +57,10 @@ from desktop_app.errors import InternalError, ModelNotFoundError, RequestError, 
 from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.self_test import SelfTestReport
 from desktop_app.library.store import Library, TakeRecord
+from desktop_app.session.models import ModelNames
 from desktop_app.session.requests import make_request, new_seed
-from desktop_app.takes import keep_take, session_take_file
+from desktop_app.session.say import keep
+from desktop_app.takes import session_take_file
 from desktop_app.ui.conversation_panel import ConversationPanel, SpeakOrder
 from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import (
@@ -965,20 +967,19 @@ class MainWindow(QMainWindow):
         best_of: BestOf | None = None,
     ) -> Take | None:
         """Write the take to the takes folder, record it in the history, list it."""
+        from desktop_app.checks.best_of import MadeTake
         from desktop_app.inference.model_store import model_revision
 
         revision = model_revision(self.engine_info.model_dir) if self.engine_info else ""
         try:
-            kept = keep_take(
+            kept = keep(
+                ModelNames(self.settings.model, revision),
                 request,
-                result,
-                model=self.settings.model,
+                MadeTake(result, check, best_of),
                 file=session_take_file(len(self.takes.takes) + 1, result.seed),
                 library=self.library,
                 voice=voice,
-                model_revision=revision,
                 private=True,  # a cloned voice: user-only until the user saves it elsewhere
-                check=check,
                 source=WINDOW_SOURCE,
             )
         except UserError as exc:
