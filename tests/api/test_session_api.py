@@ -74,3 +74,16 @@ def test_best_of_and_a_trim_only_check_over_http(server: Server) -> None:
             f"{server.url}/v1/audio/speech", json={**BODY, **bad}, headers=server.headers
         )
         assert refused.status_code == code, bad
+
+
+def test_a_streamed_take_streams_as_made_and_is_kept_checked(server: Server) -> None:
+    body = {**BODY, "response_format": "pcm", "input": "Streamed, then checked.", "seed": 3}
+    with httpx.stream(
+        "POST", f"{server.url}/v1/audio/speech", json=body, headers=server.headers, timeout=120
+    ) as reply:
+        assert reply.status_code == 200 and reply.headers.get("transfer-encoding") == "chunked"
+        streamed = b"".join(reply.iter_bytes())
+    assert len(streamed) > 0
+    listed = json.loads(cli(server, "history", "list", "--json").stdout)
+    take = next(t for t in listed if t["text"] == body["input"])
+    assert take["source"] == "api" and take["verdict"] != "" and "trimmed_s" in take["check"]
