@@ -23,12 +23,12 @@ take made alone, as it is in float32; every run is still reproducible.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import torch
 
-if TYPE_CHECKING:
-    from desktop_app.inference.fast_engine import FastEngine, Linear
+Linear = Callable[[torch.Tensor], torch.Tensor]
+"""A matrix product as the frame loop calls it (the fast engine's ``Linear``)."""
 
 
 def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linear:
@@ -47,25 +47,3 @@ def int8_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linea
     product = DynamicLinear(in_features, out_features, dtype=torch.qint8)
     product.set_weight_bias(qweight, None if bias is None else bias.detach().to(torch.float32))
     return product
-
-
-def quantize(engine: FastEngine) -> None:
-    """Give ``engine``'s frame loop int8 matrix products (it must run on the CPU in float32).
-
-    Raises:
-        ValueError: the engine is not on the CPU in float32.
-    """
-    if engine.torch_device.type != "cpu" or engine.torch_dtype != torch.float32:
-        raise ValueError("int8 weights are for the CPU engine in float32")
-    for stack in (engine.backbone, engine.depth):
-        for layer in stack.layers:
-            layer.qkv = int8_linear(layer.qkv_w, layer.qkv_b)
-            layer.gate_up = int8_linear(layer.gate_up_w, layer.gate_up_b)
-            attn, mlp = layer.source.self_attn, layer.source.mlp
-            layer.o_proj = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
-            layer.down_proj = int8_linear(mlp.down_proj.weight, mlp.down_proj.bias)
-    model = engine.reference.model
-    engine.lm_head = int8_linear(model.lm_head.weight, model.lm_head.bias)
-    engine.codebook_head = [int8_linear(head.T) for head in engine.codebook_heads]
-    projector = model.depth_decoder.model.inputs_embeds_projector
-    engine.depth_projector = int8_linear(projector.weight, projector.bias)

@@ -474,9 +474,31 @@ class FastEngine:
         self._cache_keys = None  # what each cached position holds
         self.batch_states = {}
         if self.quantize == "int8":
-            from desktop_app.inference import cpu_int8
+            self.use_int8()
 
-            cpu_int8.quantize(self)
+    def use_int8(self) -> None:
+        """Give the frame loop int8 matrix products (:mod:`cpu_int8` makes each one; the engine
+        puts them in its own places, so the quantization knows no engine).
+
+        Raises:
+            ValueError: the engine is not on the CPU in float32.
+        """
+        from desktop_app.inference.cpu_int8 import int8_linear
+
+        if self.torch_device.type != "cpu" or self.torch_dtype != torch.float32:
+            raise ValueError("int8 weights are for the CPU engine in float32")
+        for stack in (self.backbone, self.depth):
+            for layer in stack.layers:
+                layer.qkv = int8_linear(layer.qkv_w, layer.qkv_b)
+                layer.gate_up = int8_linear(layer.gate_up_w, layer.gate_up_b)
+                attn, mlp = layer.source.self_attn, layer.source.mlp
+                layer.o_proj = int8_linear(attn.o_proj.weight, attn.o_proj.bias)
+                layer.down_proj = int8_linear(mlp.down_proj.weight, mlp.down_proj.bias)
+        model = self.reference.model
+        self.lm_head = int8_linear(model.lm_head.weight, model.lm_head.bias)
+        self.codebook_head = [int8_linear(head.T) for head in self.codebook_heads]
+        projector = model.depth_decoder.model.inputs_embeds_projector
+        self.depth_projector = int8_linear(projector.weight, projector.bias)
 
     def pads_batches(self) -> bool:
         """Whether batches run padded to a bucket (CUDA's default: one graph per bucket) rather

@@ -36,7 +36,7 @@ def test_a_quantized_engine_makes_takes_and_batches(tiny_model_dir: Path) -> Non
 
     engine = FastEngine(tiny_model_dir, "cpu")
     plain = engine.generate(greedy(seconds=1.2))
-    cpu_int8.quantize(engine)
+    engine.use_int8()
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     layer = engine.depth.layers[0]
@@ -63,7 +63,7 @@ def test_int8_is_refused_off_the_cpu_float32_engine(
     engine = FastEngine(tiny_model_dir, "cpu")
     monkeypatch.setattr(engine, "torch_dtype", torch.bfloat16)
     with pytest.raises(ValueError, match="for the CPU engine in float32"):
-        cpu_int8.quantize(engine)
+        engine.use_int8()
 
 
 def test_clone_quantize_int8_on_the_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
