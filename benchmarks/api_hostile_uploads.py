@@ -11,7 +11,6 @@ its worker; now the declared length is refused before anything is decoded.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -21,19 +20,10 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
-import numpy as np
-import soundfile as sf
 
 from desktop_app.inference.random_checkpoint import build_random_checkpoint
 from tests.api.conftest import free_port
-
-
-def silence(fmt: str, subtype: str, minutes: int, rate: int) -> bytes:
-    data = io.BytesIO()
-    with sf.SoundFile(data, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype) as out:
-        for _ in range(minutes):
-            out.write(np.zeros(rate * 60, np.float32))
-    return data.getvalue()
+from tests.support.signals import encoded_silence
 
 
 def rss_mb(pid: int) -> float:
@@ -63,8 +53,8 @@ def main() -> None:
                 time.sleep(0.2)
         rows = []
         for name, data in (
-            ("FLAC, 60 min of silence at 8 kHz", silence("FLAC", "PCM_16", 60, 8_000)),
-            ("Ogg Opus, 10 min of silence at 48 kHz", silence("OGG", "OPUS", 10, 48_000)),
+            ("FLAC, 60 min of silence at 8 kHz", encoded_silence("FLAC", "PCM_16", 60, 8_000)),
+            ("Ogg Opus, 10 min of silence at 48 kHz", encoded_silence("OGG", "OPUS", 10, 48_000)),
         ):
             before = rss_mb(server.pid)
             started = time.perf_counter()

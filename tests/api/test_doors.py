@@ -21,7 +21,7 @@ import soundfile as sf
 
 from tests.api.conftest import ORIGIN, Server, free_port
 from tests.support.locker import held
-from tests.support.signals import voiced
+from tests.support.signals import encoded_silence, voiced
 
 SPEECH = {"model": "csm-1b", "voice": "Ada", "input": "Hello there.", "max_seconds": 0.4}
 
@@ -202,20 +202,12 @@ def test_an_upload_is_opened_by_what_it_is_and_never_reads_a_file_it_names(
     assert reply.status_code == 200 and reply.content[:4] == b"RIFF"
 
 
-def silence(fmt: str, subtype: str, minutes: int, rate: int) -> bytes:
-    data = io.BytesIO()
-    with sf.SoundFile(data, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype) as out:
-        for _ in range(minutes):
-            out.write(np.zeros(rate * 60, np.float32))
-    return data.getvalue()
-
-
 def test_audio_that_decodes_to_hours_is_refused_before_it_is_held(server: Server) -> None:
-    flac = silence("FLAC", "PCM_16", 60, 8_000)  # an hour of silence in about 90 KB
-    unknown = bytearray(silence("FLAC", "PCM_16", 30, 8_000))
+    flac = encoded_silence("FLAC", "PCM_16", 60, 8_000)  # an hour of silence in about 90 KB
+    unknown = bytearray(encoded_silence("FLAC", "PCM_16", 30, 8_000))
     unknown[21] &= 0xF0  # STREAMINFO's total samples set to 0: "unknown", found while decoding
     unknown[22:26] = b"\0\0\0\0"
-    opus = silence("OGG", "OPUS", 6, 8_000)
+    opus = encoded_silence("OGG", "OPUS", 6, 8_000)
     assert len(flac) < 200_000 and len(opus) < 200_000
     rss = rss_mb(server.pid)
     for data, holds in ((flac, "60.0 minutes"), (bytes(unknown), "more than that"), (opus, "6.0")):

@@ -45,3 +45,17 @@ def write_pyav(path: Path, samples: np.ndarray, rate: int, codec: str) -> None:
             container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+
+
+def encoded_silence(fmt: str, subtype: str, minutes: int, rate: int) -> bytes:
+    """``minutes`` of silence encoded in memory (``fmt``/``subtype`` as soundfile names them):
+    a small file that decodes to a long stretch of audio, as a decompression bomb does."""
+    import io
+
+    import soundfile as sf
+
+    data = io.BytesIO()
+    with sf.SoundFile(data, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype) as out:
+        for _ in range(minutes):
+            out.write(np.zeros(rate * 60, np.float32))
+    return data.getvalue()

@@ -22,7 +22,7 @@ from desktop_app.errors import AudioFileError
 from desktop_app.library import store
 from desktop_app.library.store import Library, LibraryBusy, LibraryError
 from tests.support.locker import held
-from tests.support.signals import voiced
+from tests.support.signals import encoded_silence, voiced
 
 
 def test_a_locked_library_is_a_clear_error_after_a_bounded_wait_and_reading_goes_on(
@@ -156,14 +156,6 @@ def bundle(path: Path, members: dict[str, bytes], consent: bool = True) -> Path:
     return path
 
 
-def flac_silence(minutes: int, rate: int = 8_000) -> bytes:
-    data = io.BytesIO()
-    with sf.SoundFile(data, "w", samplerate=rate, channels=1, format="FLAC") as out:
-        for _ in range(minutes):
-            out.write(np.zeros(rate * 60, np.float32))
-    return data.getvalue()
-
-
 def wav(audio: np.ndarray, rate: int = 24_000) -> bytes:
     data = io.BytesIO()
     sf.write(data, audio, rate, format="WAV")
@@ -190,7 +182,9 @@ def test_a_hostile_voice_bundle_is_refused_before_it_is_unpacked(
         import_voice(library, bundle(tmp_path / "many.zip", many), consent=True)
     monkeypatch.undo()
     # an hour of silence as a clip (FLAC in a member named .wav): opened by content, refused
-    hour = bundle(tmp_path / "hour.zip", {"clips/00.wav": flac_silence(60)})
+    hour = bundle(
+        tmp_path / "hour.zip", {"clips/00.wav": encoded_silence("FLAC", "PCM_16", 60, 8_000)}
+    )
     with pytest.raises(AudioFileError, match=r"at most 5 minutes of audio, and it holds 60\.0"):
         import_voice(library, hour, consent=True)
     assert library.voices() == []
