@@ -57,6 +57,8 @@ def app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     """Every test gets its own settings, data, logs and an empty model cache."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("CSM_STUDIO_HOME", str(home))
+    # a busy library is refused after 2 s here, not 10: the tests that hold its lock wait less
+    monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", "2")
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
     import huggingface_hub.constants
 

@@ -131,7 +131,20 @@ class LibraryConflict(LibraryError):
 
 BUSY_SECONDS = 10.0
 """How long a change waits for another program (another window, ``serve``, a batch) that is
-writing to the library before it is refused with :class:`LibraryBusy`."""
+writing to the library before it is refused with :class:`LibraryBusy`; ``CSM_STUDIO_LIBRARY_WAIT``
+(seconds) sets another wait, e.g. for a library on a slow shared disk."""
+WAIT_ENV = "CSM_STUDIO_LIBRARY_WAIT"
+
+
+def busy_wait() -> float:
+    """The wait for a busy library: ``CSM_STUDIO_LIBRARY_WAIT`` when it is a positive number,
+    else :data:`BUSY_SECONDS`."""
+    try:
+        seconds = float(os.environ.get(WAIT_ENV, ""))
+    except ValueError:
+        return BUSY_SECONDS
+    return seconds if 0 < seconds < 3600 else BUSY_SECONDS
+
 
 GRACE_SECONDS = 600.0
 """Clean-up never removes a file written or reused this recently: another program may be about
@@ -351,7 +364,7 @@ class Library:
         self,
         folder: Path | None = None,
         *,
-        busy_seconds: float = BUSY_SECONDS,
+        busy_seconds: float | None = None,
         grace_seconds: float = GRACE_SECONDS,
     ) -> None:
         self.folder = folder or library_dir()
@@ -366,7 +379,7 @@ class Library:
             raise LibraryError(
                 f"cannot use the library folder {self.folder}: {exc.strerror or exc}"
             ) from exc
-        self._db = self._open(busy_seconds)
+        self._db = self._open(busy_wait() if busy_seconds is None else busy_seconds)
 
     # -- opening and migrating -----------------------------------------------------------------
 

@@ -77,7 +77,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     key_file = home / "key.txt"
     key_file.write_text(KEY)
-    env = {**os.environ, "CSM_STUDIO_HOME": str(home), "HF_HUB_CACHE": str(home / "hf")}
+    env = {**os.environ, "CSM_STUDIO_HOME": str(home), "HF_HUB_CACHE": str(home / "hf"),
+           "CSM_STUDIO_LIBRARY_WAIT": "2"}  # fmt: skip
     stderr = home / "server.stderr"
     command = [
         sys.executable,

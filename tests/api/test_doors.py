@@ -328,6 +328,7 @@ def test_a_take_made_while_another_program_holds_the_library_is_answered_all_the
         )
     assert reply.status_code == 200 and sf.info(io.BytesIO(reply.content)).frames > 0
     assert "the library is busy" in reply.headers["x-take-not-kept"]
+    assert "for over 2 s" in reply.headers["x-take-not-kept"]  # the server's set wait
     assert "X-Take-Id" not in reply.headers
     assert api_takes(server) == before
     files = sorted((server.home / "data" / "api-takes").glob("*.wav"), key=os.path.getmtime)

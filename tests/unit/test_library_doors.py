@@ -63,8 +63,13 @@ def test_a_locked_library_is_a_clear_error_after_a_bounded_wait_and_reading_goes
 
 
 def test_clone_with_a_locked_library_writes_the_take_and_says_it_is_not_in_the_history(
-    tiny_model_dir: Path, app_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_model_dir: Path,
+    app_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", "1.5")  # the wait, set as a user would
     with Library() as library:
         library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
         database = library.db_path
@@ -77,6 +82,7 @@ def test_clone_with_a_locked_library_writes_the_take_and_says_it_is_not_in_the_h
     err = capsys.readouterr().err
     assert code == 0, err
     assert "note: the take was saved but not added to the history: the library is busy" in err
+    assert "kept it for over 1.5 s" in err
     assert "internal error" not in err and sf.info(out).frames > 0
 
 
@@ -218,3 +224,11 @@ def test_names_with_terminal_escapes_are_printed_escaped(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out and "\r" not in out
     assert out.startswith("Eve\\x1b]0;owned\\x07\\x1b[2J\\u202eevil\t1 clip(s)")  # name stripped
+
+
+def test_the_wait_for_a_busy_library_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for given, wait in (("5", 5.0), ("0.5", 0.5), ("0", 10.0), ("-3", 10.0), ("soon", 10.0)):
+        monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", given)
+        assert store.busy_wait() == wait, given
+    monkeypatch.delenv("CSM_STUDIO_LIBRARY_WAIT")
+    assert store.busy_wait() == store.BUSY_SECONDS == 10.0
