@@ -32,6 +32,7 @@ from benchmarks.decode import (
     write_report,
 )
 from desktop_app.inference import GenerationRequest, ReferenceClip, cpu_int8
+from desktop_app.inference.decoder import dense
 from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.self_test import (
     TEXT,
@@ -60,7 +61,7 @@ def take(engine: FastEngine, request: GenerationRequest) -> tuple[Any, float]:
 def layer_differences(engine: FastEngine, request: GenerationRequest) -> list[float]:
     """Relative difference ||int8 - float|| / ||float|| of each backbone layer's output, fed
     the same input (the float run's), over the prompt's prefill."""
-    inputs, _, _ = engine.prompt_of(request)
+    inputs = engine.prompts.prompt_of(request).inputs
     from desktop_app.inference.transformers_compat import prompt_embeddings
 
     ids = inputs["input_ids"]
@@ -68,20 +69,15 @@ def layer_differences(engine: FastEngine, request: GenerationRequest) -> list[fl
         engine.reference.model, ids, inputs["input_values"], inputs["input_values_cutoffs"]
     )
     end = ids.shape[1]
-    positions = engine.all_positions[:end]
-    stack = engine.backbone.with_batch(1, end)
+    positions = engine.decoder.all_positions[:end]
+    stack = engine.decoder.backbone.with_batch(1, end)
     cos, sin = stack.cos[positions], stack.sin[positions]
     out = []
     with torch.inference_mode():
         for i, layer in enumerate(stack.layers):
-            float_parts = (layer.qkv, layer.gate_up, layer.o_proj, layer.down_proj)
-            layer.qkv = cpu_int8.int8_linear(layer.qkv_w, layer.qkv_b)
-            layer.gate_up = cpu_int8.int8_linear(layer.gate_up_w, layer.gate_up_b)
-            attn, mlp = layer.source.self_attn, layer.source.mlp
-            layer.o_proj = cpu_int8.int8_linear(attn.o_proj.weight, attn.o_proj.bias)
-            layer.down_proj = cpu_int8.int8_linear(mlp.down_proj.weight, mlp.down_proj.bias)
+            layer.quantize(cpu_int8.int8_linear)
             quantized = layer.forward(x, cos, sin, stack.k[i], stack.v[i], positions, end, None)
-            layer.qkv, layer.gate_up, layer.o_proj, layer.down_proj = float_parts
+            layer.quantize(dense)
             exact = layer.forward(x, cos, sin, stack.k[i], stack.v[i], positions, end, None)
             out.append(float((quantized - exact).norm() / exact.norm()))
             x = exact

@@ -201,8 +201,8 @@ def run_self_test(
     want, reference_clock = timed(fast.reference)
     if fast.fallback_reason:
         graph = f"not used: the fast engine runs transformers ({fast.fallback_reason})"
-    elif fast.graph_off_reason:
-        graph = f"off: {fast.graph_off_reason}"
+    elif fast.graphs.off_reason:
+        graph = f"off: {fast.graphs.off_reason}"
     else:
         graph = "on, checked against the eager loop" if cuda else "not used (CPU: eager loop)"
     return SelfTestReport(

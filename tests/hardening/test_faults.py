@@ -141,16 +141,17 @@ def test_out_of_memory_in_the_fast_engine_retries_on_the_cpu(
     from desktop_app.inference.hf_engine import CPU_FALLBACK_NOTICE
 
     engine = load_engine("fast", tiny_model_dir, "cpu")
-    real_frame = engine._frame
+    state = engine.decoder.single
+    real_frame = state.frame
     calls = {"n": 0}
 
-    def flaky_frame(position: int | None) -> None:
+    def flaky_frame(kv_len: int | None) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        real_frame(position)
+        real_frame(kv_len)
 
-    monkeypatch.setattr(engine, "_frame", flaky_frame)
+    monkeypatch.setattr(state, "frame", flaky_frame)
     request = GenerationRequest(
         "Say this.", (ReferenceClip(smoke_clip().audio, "Hello."),), seed=3, max_seconds=0.4
     )
@@ -179,13 +180,12 @@ def test_a_missing_audio_device_gets_a_clear_error(
         assert window.takes.current is take  # the take is still there
 
 
-def _oom_after(
-    engine: Any, method: str, calls_before: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``engine.<method>`` raises CUDA's out-of-memory error once, on call ``calls_before + 1``."""
+def _oom_after(part: Any, method: str, calls_before: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``part.<method>`` (a part of an engine) raises CUDA's out-of-memory error once, on call
+    ``calls_before + 1``."""
     import torch
 
-    real = getattr(engine, method)
+    real = getattr(part, method)
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -194,7 +194,7 @@ def _oom_after(
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, method, flaky)
+    monkeypatch.setattr(part, method, flaky)
 
 
 def test_a_streamed_take_that_runs_out_of_memory_half_way_sends_only_what_is_new(
@@ -210,7 +210,9 @@ def test_a_streamed_take_that_runs_out_of_memory_half_way_sends_only_what_is_new
         "Say this.", (ReferenceClip(smoke_clip().audio, "Hello."),), seed=3, max_seconds=1.6
     )
     plain = engine.generate(request)
-    _oom_after(engine, "_frame", 10, monkeypatch)  # after 10 of the 20 frames: 2-3 pieces sent
+    _oom_after(
+        engine.decoder.single, "frame", 10, monkeypatch
+    )  # after 10 of the 20 frames: 2-3 pieces sent
     pieces: list[np.ndarray] = []
     result = engine.generate(request, on_audio=lambda piece: pieces.append(piece.copy()))
     assert result.notices[:1] == (CPU_FALLBACK_NOTICE,)
@@ -234,7 +236,9 @@ def test_a_batch_that_runs_out_of_memory_is_made_again_on_the_cpu(
         for text, seconds in (("One line here.", 0.8), ("A second, longer line.", 1.6))
     ]
     plain = generate_batch(engine, requests)
-    _oom_after(engine, "frame_codes", 12, monkeypatch)  # row 0 (10 frames) streamed, row 1 not
+    _oom_after(
+        engine.decoder, "frame_codes", 12, monkeypatch
+    )  # row 0 (10 frames) streamed, row 1 not
     pieces: list[tuple[int, np.ndarray]] = []
     rows = generate_batch(engine, requests, on_part_audio=lambda i, p: pieces.append((i, p.copy())))
     for index, (row, alone) in enumerate(zip(rows, plain, strict=True)):

@@ -301,10 +301,14 @@ def test_the_conversation_cache_is_extended_not_prefilled_again(fast: Any) -> No
         "Ben": [ReferenceClip(voiced(2.0, RATE, f0=110), "I am Ben.")],
     }
     greedy = GenerationRequest("-", temperature=0, max_seconds=0.8, seed=2)
-    fast.forget_cache()
+    fast.prompts.forget()
     prefilled: list[int] = []
     lines = speak_script(
-        fast, script, voices, greedy, on_line=lambda _: prefilled.append(fast.prefilled_positions)
+        fast,
+        script,
+        voices,
+        greedy,
+        on_line=lambda _: prefilled.append(fast.prompts.prefilled_positions),
     )
     assert prefilled[0] == lines[0].context.positions  # the first line: its whole prompt
     for k, line in enumerate(lines[1:], start=1):
@@ -312,9 +316,9 @@ def test_the_conversation_cache_is_extended_not_prefilled_again(fast: Any) -> No
         new_text = fast.turn_positions(line.speaker_id, line.turn.text, 0)
         assert prefilled[k] <= new_text + 2  # the previous line's end and the new text only
     for line in lines[1:]:
-        fast.forget_cache()
+        fast.prompts.forget()
         fresh = fast.generate(line.request)
-        assert fast.prefilled_positions == line.context.positions
+        assert fast.prompts.prefilled_positions == line.context.positions
         np.testing.assert_array_equal(fresh.codes, line.result.codes)
 
 

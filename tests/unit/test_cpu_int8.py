@@ -39,8 +39,9 @@ def test_a_quantized_engine_makes_takes_and_batches(tiny_model_dir: Path) -> Non
     engine.use_int8()
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    layer = engine.depth.layers[0]
-    parts = [engine.lm_head, engine.depth_projector, *engine.codebook_head]
+    decoder = engine.decoder
+    layer = decoder.depth.layers[0]
+    parts = [decoder.lm_head, decoder.depth_projector, *decoder.codebook_head]
     parts += [layer.qkv, layer.gate_up, layer.o_proj, layer.down_proj]
     assert all(isinstance(part, DynamicLinear) for part in parts)
     first = engine.generate(greedy(seconds=1.2))
@@ -61,7 +62,7 @@ def test_int8_is_refused_off_the_cpu_float32_engine(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = FastEngine(tiny_model_dir, "cpu")
-    monkeypatch.setattr(engine, "torch_dtype", torch.bfloat16)
+    monkeypatch.setattr(engine.decoder, "dtype", torch.bfloat16)
     with pytest.raises(ValueError, match="for the CPU engine in float32"):
         engine.use_int8()
 

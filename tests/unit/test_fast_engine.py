@@ -20,7 +20,9 @@ from transformers.generation.logits_process import (
 
 from desktop_app.errors import GenerationCancelled
 from desktop_app.inference import GenerationRequest, ReferenceClip, load_engine
-from desktop_app.inference.fast_engine import FastEngine, filter_logits
+from desktop_app.inference.decoder import FrameState
+from desktop_app.inference.fast_engine import FastEngine
+from desktop_app.inference.sampling import filter_logits
 from desktop_app.inference.streaming import STREAM_EVERY
 from tests.support.signals import voiced
 
@@ -62,7 +64,7 @@ def test_second_take_reuses_the_voice_prompt_and_stays_exact(
     third = fast.generate(other_voice)
     assert third.notices == ()  # another voice: its prompt is prefilled whole
     assert (
-        fast.prefilled_positions
+        fast.prompts.prefilled_positions
         == fast.reference.prepare_inputs(other_voice)["input_ids"].shape[-1]
     )
     np.testing.assert_array_equal(third.codes, reference.generate(other_voice).codes)
@@ -146,14 +148,15 @@ def test_sampler_draws_from_the_filtered_distribution(engines: tuple[FastEngine,
     fast, _ = engines
     rows = 20_000
     logits = torch.randn(1, 2051, generator=torch.Generator().manual_seed(9)).expand(rows, -1)
-    fast.greedy.fill_(False)
-    fast.temperature.fill_(0.8)
-    fast.top_k.fill_(6)
-    fast.top_p.fill_(0.9)
+    sampler = fast.decoder.sampler
+    sampler.use(GenerationRequest("-", temperature=0.8, top_k=6, top_p=0.9))
     noise = torch.empty(rows, 2051).exponential_(generator=torch.Generator().manual_seed(1))
-    draws = fast._sample(logits, noise)
+    draws = sampler.sample(logits, noise)
     probs = filter_logits(
-        logits[:1].masked_fill(fast.suppress, -torch.inf), fast.temperature, fast.top_k, fast.top_p
+        logits[:1].masked_fill(sampler.suppress, -torch.inf),
+        sampler.temperature,
+        sampler.top_k,
+        sampler.top_p,
     ).softmax(-1)[0]
     support = probs.nonzero()[:, 0]
     assert set(draws.unique().tolist()) <= set(support.tolist())
@@ -181,11 +184,11 @@ def test_progress_and_cancel(engines: tuple[FastEngine, Any]) -> None:
 def test_fused_weights_are_the_model_weights(engines: tuple[FastEngine, Any]) -> None:
     fast, reference = engines
     attn = reference.model.backbone_model.layers[0].self_attn
-    fused = fast.backbone.layers[0].qkv_w
+    fused = fast.decoder.backbone.layers[0].qkv_w
     assert attn.q_proj.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
     assert attn.v_proj.weight.untyped_storage().data_ptr() == fused.untyped_storage().data_ptr()
     mlp = reference.model.depth_decoder.model.layers[0].mlp
-    gate_up = fast.depth.layers[0].gate_up_w
+    gate_up = fast.decoder.depth.layers[0].gate_up_w
     assert mlp.up_proj.weight.untyped_storage().data_ptr() == gate_up.untyped_storage().data_ptr()
 
 
@@ -265,7 +268,8 @@ def test_a_batch_streams_every_take_in_order(engines: tuple[FastEngine, Any]) ->
     requests = three_rows()
     plain = generate_batch(fast, requests)
     frames: list[int] = []
-    pieces: list[tuple[int, int, np.ndarray]] = []  # (request, frames made by then, audio)
+    # (request, frames told by then, audio); a frame's audio goes out before its progress
+    pieces: list[tuple[int, int, np.ndarray]] = []
     streamed = generate_batch(
         fast,
         requests,
@@ -275,7 +279,7 @@ def test_a_batch_streams_every_take_in_order(engines: tuple[FastEngine, Any]) ->
     order = [index for index, _, _ in pieces]
     assert order == sorted(order) and set(order) == {0, 1, 2}
     # the second take starts streaming when the first has ended, long before its own end
-    first_of_second = next(made for index, made, _ in pieces if index == 1)
+    first_of_second = next(told + 1 for index, told, _ in pieces if index == 1)
     assert 10 <= first_of_second < 30
     assert sum(index == 1 for index in order) > 2  # and goes on in pieces while it is made
     for index, (row, unstreamed) in enumerate(zip(streamed, plain, strict=True)):
@@ -314,10 +318,10 @@ def test_sampled_batch_rows_follow_their_seeds(engines: tuple[FastEngine, Any]) 
 def test_more_rows_than_one_batch_holds_go_through_in_turn(
     engines: tuple[FastEngine, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from desktop_app.inference import batch, fast_batch
+    from desktop_app.inference import batch, decoding
 
     fast, _ = engines
-    monkeypatch.setattr(fast_batch, "MAX_ROWS", 2)
+    monkeypatch.setattr(decoding, "MAX_ROWS", 2)
     requests = [greedy(f"Sentence number {n} of five.", seconds=0.4 + 0.4 * n) for n in range(5)]
     rows = batch.generate_batch(fast, requests)
     assert [r.frames for r in rows] == [5, 10, 15, 20, 25]
@@ -327,21 +331,25 @@ def test_more_rows_than_one_batch_holds_go_through_in_turn(
 
 
 class StandInGraph:
-    """Where CUDA cannot exist: a "captured graph" whose replay runs the frame in graph mode
-    (attention over the whole cache under the mask, as the captured graph does), optionally
-    writing wrong codes or raising on one replay."""
+    """Where CUDA cannot exist: a "captured graph" whose replay runs the frame it was given in
+    graph mode (attention over the whole cache under the mask, as the captured graph does),
+    optionally writing wrong codes or raising on one replay."""
 
-    def __init__(self, engine: FastEngine, wrong: bool = False, fail_at: int = 0) -> None:
-        self.engine, self.wrong, self.fail_at, self.replays = engine, wrong, fail_at, 0
+    def __init__(
+        self, frame: Any, state: FrameState, wrong: bool = False, fail_at: int = 0
+    ) -> None:
+        self.frame, self.state = frame, state
+        self.wrong, self.fail_at, self.replays = wrong, fail_at, 0
 
     def replay(self) -> None:
         self.replays += 1
         if self.replays == self.fail_at:
             raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
-        self.engine._frame(None)
+        self.frame()
         if self.wrong:
-            index = int(self.engine.frame_index[0]) - 1
-            self.engine.codes[0, index, 0] = (self.engine.codes[0, index, 0] + 1) % 7
+            codes = self.state.codes
+            index = int(self.state.frame_index[0]) - 1
+            codes[0, index, 0] = (codes[0, index, 0] + 1) % 7
 
 
 def graphed_engine(
@@ -350,11 +358,11 @@ def graphed_engine(
     engine = FastEngine(folder, "cpu", use_cuda_graph=True)
     made: list[StandInGraph] = []
 
-    def capture() -> StandInGraph:
-        made.append(StandInGraph(engine, **stand_in))
+    def capture(frame: Any, tensors: Any) -> StandInGraph:
+        made.append(StandInGraph(frame, engine.decoder.single, **stand_in))
         return made[-1]
 
-    monkeypatch.setattr(engine, "_capture", capture)
+    monkeypatch.setattr(engine.graphs, "capture", capture)
     return engine, made
 
 
@@ -366,7 +374,7 @@ def test_a_checked_graph_makes_the_eager_loops_take(
     result = engine.generate(greedy(seconds=1.2))
     np.testing.assert_array_equal(result.codes, eager.codes)
     assert made[0].replays == 4 + 15  # the check's 4 frames, then the take's 15
-    assert not engine.graph_off_reason and not any("graph" in n for n in result.notices)
+    assert not engine.graphs.off_reason and not any("graph" in n for n in result.notices)
 
 
 def test_a_graph_that_makes_wrong_frames_is_turned_off_for_the_run(
@@ -377,7 +385,7 @@ def test_a_graph_that_makes_wrong_frames_is_turned_off_for_the_run(
     with caplog.at_level(logging.WARNING):
         result = engine.generate(greedy(seconds=1.2))
     np.testing.assert_array_equal(result.codes, eager.codes)  # made on the eager loop
-    assert "differ from the eager loop's" in engine.graph_off_reason
+    assert "differ from the eager loop's" in engine.graphs.off_reason
     assert "CUDA graphs turned off" in caplog.text
     assert any("the CUDA graph was turned off" in n for n in result.notices)
     engine.generate(greedy(seconds=0.4))
@@ -393,7 +401,7 @@ def test_a_replay_that_fails_mid_take_finishes_the_take_on_the_eager_loop(
     result = engine.generate(greedy(seconds=1.2), on_audio=pieces.append)
     np.testing.assert_array_equal(result.codes, eager.codes)
     np.testing.assert_array_equal(np.concatenate(pieces), result.audio)
-    assert "replaying it failed: RuntimeError" in engine.graph_off_reason
+    assert "replaying it failed: RuntimeError" in engine.graphs.off_reason
     assert any("turned off" in n for n in result.notices) and made[0].replays == 12
 
 
@@ -403,7 +411,7 @@ def test_a_capture_that_raises_leaves_the_take_to_the_eager_loop(tiny_model_dir:
     engine = FastEngine(tiny_model_dir, "cpu", use_cuda_graph=True)
     result = engine.generate(greedy(seconds=0.8))
     np.testing.assert_array_equal(result.codes, eager.codes)
-    assert engine.graph_off_reason.startswith("capturing it failed")
+    assert engine.graphs.off_reason.startswith("capturing it failed")
     assert any("the CUDA graph was turned off" in n for n in result.notices)
 
 
@@ -413,7 +421,7 @@ def test_padding_a_batch_to_its_bucket_never_changes_a_rows_codes(
     """The padded-bucket loop (CUDA's, eager here): 3 rows run as 4 and 5 as 8, finished rows
     keep running with their position frozen; every row's codes are the take made alone."""
     from desktop_app.inference.batch import generate_batch
-    from desktop_app.inference.fast_batch import bucket_for
+    from desktop_app.inference.decoding import bucket_for
 
     fast, _ = engines
     requests = three_rows()
@@ -427,7 +435,7 @@ def test_padding_a_batch_to_its_bucket_never_changes_a_rows_codes(
         for row, one in zip(rows, alone, strict=False):
             np.testing.assert_array_equal(row.codes, one.codes)
             np.testing.assert_allclose(row.audio, one.audio, atol=1e-5)
-    assert sorted(fast.batch_states) == [bucket_for(3), bucket_for(5)] == [4, 8]
+    assert sorted(fast.decoder.buckets) == [bucket_for(3), bucket_for(5)] == [4, 8]
 
 
 def test_padded_sampled_rows_follow_their_seeds_and_stream_in_order(
@@ -477,7 +485,7 @@ def test_a_bucket_graph_stands_in_for_the_eager_frame_and_a_failing_one_is_dropp
                 raise RuntimeError("CUDA error: launch failure (simulated)")
             self.frame()
 
-    monkeypatch.setattr(engine, "capture", lambda frame, state: Replayed(frame))
+    monkeypatch.setattr(engine.graphs, "capture", lambda frame, state: Replayed(frame))
     rows = generate_batch(engine, requests)
     assert replays["n"] == 30  # every frame of the longest row replayed the bucket's graph
     for row, one in zip(rows, alone, strict=True):
@@ -487,7 +495,7 @@ def test_a_bucket_graph_stands_in_for_the_eager_frame_and_a_failing_one_is_dropp
     rows = generate_batch(engine, requests)  # the kept bucket and its graph, failing at frame 12
     for row, one in zip(rows, alone, strict=True):
         np.testing.assert_array_equal(row.codes, one.codes)
-    assert "replaying a batch graph failed" in engine.batch_graph_off_reason
+    assert "replaying a batch graph failed" in engine.graphs.batch_off_reason
     assert any("the batch was made without it" in n for n in rows[0].notices)
     assert replays["n"] == 12  # no replay after the failure
 
@@ -504,7 +512,7 @@ def test_a_bucket_capture_that_raises_leaves_the_batch_to_the_eager_loop(
     rows = generate_batch(engine, requests)
     for row, one in zip(rows, alone, strict=True):
         np.testing.assert_array_equal(row.codes, one.codes)
-    assert engine.batch_graph_off_reason.startswith("capturing a batch graph failed")
+    assert engine.graphs.batch_off_reason.startswith("capturing a batch graph failed")
     assert all(any("the batch was made without it" in n for n in r.notices) for r in rows)
 
 
@@ -514,7 +522,7 @@ def test_without_a_position_plan_the_voice_is_reused_the_older_way(
     """The fall-back when a prompt's audio positions do not split into its turns: the voice
     part is reused only when it is the previous take's exactly, and stays exact."""
     fast, reference = engines
-    monkeypatch.setattr(fast, "_codes_plan", lambda request, ids, clips: None)
+    monkeypatch.setattr(fast.prompts, "_codes_plan", lambda request, ids, clips: None)
     fast.generate(greedy("A first sentence."))
     second = fast.generate(greedy("Something else entirely, please."))
     assert "voice prompt reused from the previous take" in second.notices
