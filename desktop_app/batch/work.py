@@ -9,13 +9,10 @@ request is refused (a setting, a text that cannot be said) fails alone.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from desktop_app.errors import GenerationCancelled, UserError
 from desktop_app.inference.engine import GenerationRequest, GenerationResult
@@ -47,10 +44,7 @@ class MadeLine:
 
     @property
     def codes_hash(self) -> str:
-        if self.result is None:
-            return ""
-        codes = np.ascontiguousarray(self.result.codes, dtype=np.int64)
-        return hashlib.sha256(codes.tobytes() + str(codes.shape).encode()).hexdigest()
+        return self.result.codes_sha256 if self.result is not None else ""
 
 
 def make_lines(

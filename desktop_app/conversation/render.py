@@ -94,6 +94,7 @@ def line_entry(line: SpokenLine) -> dict[str, object]:
         "seed": line.result.seed,
         "frames": line.result.frames,
         "stopped_by": line.result.stopped_by,
+        "codes_sha256": line.result.codes_sha256,
         "check": line.check.as_json() if line.check is not None else None,
         "context": line.context.as_json(),
     }

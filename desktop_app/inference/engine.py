@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,12 @@ class GenerationResult:
     @property
     def seconds(self) -> float:
         return len(self.audio) / self.sample_rate
+
+    @property
+    def codes_sha256(self) -> str:
+        """A digest of the codes (their int64 bytes and shape): equal codes, equal digest."""
+        codes = np.ascontiguousarray(self.codes, dtype=np.int64)
+        return hashlib.sha256(codes.tobytes() + str(codes.shape).encode()).hexdigest()
 
 
 class Engine(Protocol):

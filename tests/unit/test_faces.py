@@ -1,6 +1,7 @@
 """Every face makes exactly the codes the engine makes for the same request (greedy, fp32, the
-tiny checkpoint): ``clone``, ``batch`` and the API's service, against the engine called
-directly. Kept through the move of the faces onto ``desktop_app.session`` (issue 26): a face that
+tiny checkpoint): ``clone``, ``batch`` and the API's service against the engine called
+directly, ``dialogue`` against the conversation core called directly (the window's worker:
+tests/gui/test_generation_controller.py). Kept through the move of the faces onto ``desktop_app.session`` (issue 26): a face that
 rebuilt its request, its voice's clips or its model differently would fail here."""
 
 from __future__ import annotations
@@ -105,3 +106,27 @@ def test_the_apis_service_makes_the_engines_codes(
         spoken.result.codes, engine_codes(tiny_model_dir, ada, TEXTS[0], SEED)
     )
     assert spoken.record is not None and spoken.record.source == "api"
+
+
+def test_dialogue_makes_the_conversations_codes_for_every_line(
+    tiny_model_dir: Path, ada: tuple[object, ...], tmp_path: Path
+) -> None:
+    """The CLI's `dialogue` against the conversation core called directly (each line's prompt
+    holds the lines before it, so the engine alone is not the reference here)."""
+    from desktop_app.conversation.script import parse_script
+    from desktop_app.conversation.speak import speak_script
+
+    text = "".join(f"Ada: {line}\n" for line in TEXTS)
+    script = tmp_path / "script.txt"
+    script.write_text(text)
+    report = tmp_path / "report.json"
+    args = ["dialogue", "--model", str(tiny_model_dir), "--script", str(script), "--cast",
+            "Ada=Ada", "--out", str(tmp_path / "mix.wav"), "--report-json", str(report),
+            "--no-check", *GREEDY]  # fmt: skip
+    assert cli.main(args) == 0
+    made = json.loads(report.read_text())
+    settings = GenerationRequest("-", temperature=0.0, seed=SEED, max_seconds=SECONDS)
+    engine = load_engine("fast", tiny_model_dir, "cpu")
+    lines = speak_script(engine, parse_script(text), {"Ada": ada}, settings)  # type: ignore[dict-item]
+    assert [entry["codes_sha256"] for entry in made] == [line.result.codes_sha256 for line in lines]
+    assert len(set(entry["codes_sha256"] for entry in made)) == len(TEXTS)
