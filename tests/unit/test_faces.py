@@ -124,7 +124,7 @@ def test_dialogue_makes_the_conversations_codes_for_every_line(
             "Ada=Ada", "--out", str(tmp_path / "mix.wav"), "--report-json", str(report),
             "--no-check", *GREEDY]  # fmt: skip
     assert cli.main(args) == 0
-    made = json.loads(report.read_text())
+    made = json.loads(report.read_text())["lines"]
     settings = GenerationRequest("-", temperature=0.0, seed=SEED, max_seconds=SECONDS)
     engine = load_engine("fast", tiny_model_dir, "cpu")
     lines = speak_script(engine, parse_script(text), {"Ada": ada}, settings)  # type: ignore[dict-item]
