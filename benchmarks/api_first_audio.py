@@ -45,13 +45,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["CSM_STUDIO_HOME"] = str(Path(tmp) / "home")
         from desktop_app.api.app import ServeOptions, build_app
-        from desktop_app.api.queue import TakeQueue
         from desktop_app.api.server import BackgroundServer, server_config
         from desktop_app.api.service import LoadedModels, SpeechService
         from desktop_app.inference import GenerationRequest, ReferenceClip
         from desktop_app.inference.fast_engine import FastEngine
         from desktop_app.inference.long_text import speak
         from desktop_app.library.store import Library
+        from desktop_app.session.jobs import JobQueue
         from tests.support.signals import voiced
 
         folder = checkpoint_folder(args, tmp)
@@ -64,7 +64,7 @@ def main() -> int:
                 ReferenceClip(c.audio(), c.transcript) for c in library.voice("Ada").clips
             )
         models = LoadedModels(engine, str(folder), folder)
-        service = SpeechService(TakeQueue(4), lambda: models, library_dir)
+        service = SpeechService(JobQueue(4), lambda: models, library_dir)
         options = ServeOptions(port=0, api_key="benchmark-key")
         server = BackgroundServer(server_config(build_app(service, options), options))
         server.start()

@@ -38,13 +38,13 @@ from desktop_app.api.doors import (
     too_large,
     too_slow,
 )
-from desktop_app.api.queue import QueueFull, Ticket, TimedOut
 from desktop_app.api.schema import FieldError
 from desktop_app.api.service import SpeechService, Spoken, VoiceNotFound
 from desktop_app.audio.encode import MEDIA_TYPES, StreamEncoder, change_speed, encode
 from desktop_app.audio.io import TakeMetadata
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import AudioFileError, GenerationCancelled, UserError
+from desktop_app.session.jobs import QueueFull, Ticket, TimedOut
 from desktop_app.session.say import SayOptions
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ the session layer like every other face (checked, or at least trimmed; best of N
 
 The models are read through ``models()`` (None while loading), so the same service runs over
 the engine that ``serve`` loads and over the one the window already has. Every job runs on the
-queue's worker (:mod:`desktop_app.api.queue`); the library is opened once per thread that uses
+queue's worker (:mod:`desktop_app.session.jobs`); the library is opened once per thread that uses
 it (SQLite connections stay on their thread).
 """
 
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from desktop_app.api.queue import TakeQueue, Ticket
 from desktop_app.errors import RequestError, UserError
 from desktop_app.library.store import Library, LibraryError
+from desktop_app.session.jobs import JobQueue, Ticket
 from desktop_app.session.models import LoadedModels
 from desktop_app.session.say import SayOptions
 
@@ -61,7 +61,7 @@ class SpeechService:
 
     def __init__(
         self,
-        queue: TakeQueue,
+        queue: JobQueue,
         models: Callable[[], LoadedModels | None],
         library_folder: Path | None,
         *,
@@ -74,6 +74,8 @@ class SpeechService:
         self.time_limit = time_limit
         self.on_kept = on_kept
         self._local = threading.local()
+        self._tickets: set[Ticket[Any]] = set()  # this service's jobs not yet finished
+        self._tickets_lock = threading.Lock()
 
     # -- the library, per thread ---------------------------------------------------------------
 
@@ -161,7 +163,7 @@ class SpeechService:
         on_audio: AudioCallback | None = None,
         upload: bytes | None = None,
         options: SayOptions | None = None,
-    ) -> Ticket:
+    ) -> Ticket[Spoken]:
         """Queue a take of ``request`` (whose references are set, or come from ``upload``: the
         uploaded file's bytes, opened by what they are, transcribed when ``request`` has no
         transcript), said as ``options`` say (default: one take, checked). A streamed take is heard
@@ -172,7 +174,8 @@ class SpeechService:
             QueueFull: too many requests wait.
         """
 
-        def run(should_stop: Callable[[], bool]) -> Spoken:
+        def run(ticket: Ticket[Spoken]) -> Spoken:
+            should_stop = ticket.should_stop
             models = self.models()
             if models is None:
                 raise RequestError("the model is still loading; try again in a moment")
@@ -186,7 +189,23 @@ class SpeechService:
             record, problem = self._keep(made, take, models, voice)
             return Spoken(made, take.result, record, heard, problem, take.check)
 
-        return self.queue.submit(run, self.time_limit)
+        ticket = self.queue.submit(run, self.time_limit)
+        with self._tickets_lock:
+            self._tickets.add(ticket)
+        ticket.future.add_done_callback(lambda _: self._forget(ticket))
+        return ticket
+
+    def _forget(self, ticket: Ticket[Any]) -> None:
+        with self._tickets_lock:
+            self._tickets.discard(ticket)
+
+    def cancel_all(self) -> None:
+        """Cancel this service's jobs that have not finished (the server stops; the queue may
+        go on with another face's jobs)."""
+        with self._tickets_lock:
+            tickets = list(self._tickets)
+        for ticket in tickets:
+            ticket.cancel()
 
     def _reference_from_upload(
         self,

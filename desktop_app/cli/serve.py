@@ -158,10 +158,10 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from desktop_app.api.app import build_app
-    from desktop_app.api.queue import TakeQueue
     from desktop_app.api.server import server_config
     from desktop_app.api.service import SpeechService
     from desktop_app.library.store import library_dir
+    from desktop_app.session.jobs import JobQueue
     from desktop_app.session.models import LoadedModels
 
     options = options_from(args)
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.inference.model_store import resolve_model
 
     resolve_model(args.model)  # a missing checkpoint is an error before anything listens
-    queue = TakeQueue(options.max_queue)
+    queue = JobQueue(options.max_queue, name="api-worker")
     loaded: list[LoadedModels] = []
     service = SpeechService(
         queue, lambda: loaded[0] if loaded else None, library_dir(), time_limit=options.time_limit
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     server = uvicorn.Server(server_config(app, options, log_level="info"))
     failure: list[BaseException] = []
 
-    def load(should_stop: Any) -> None:
+    def load(ticket: Any) -> None:
         try:
             models = common.load_models(args)
             if models.recognizer is None:

@@ -1,24 +1,29 @@
-"""The window's side of the inference worker: one job at a time, each with an id.
+"""The window's side of the job queue: one job of its own at a time.
 
-:class:`GenerationController` owns the :class:`~desktop_app.ui.workers.InferenceWorker` and its
-QThread. The window asks it to load a model or make a take; it refuses a second job while one
-runs (a model load in the middle of a take would pull the engine from under it), passes on the
-worker's signals for the current job only (a late signal of a cancelled job is dropped). Jobs:
-loading a model (and the listen-back models beside it), making a take (checked, or the best of
-several), making one part of a long take again, transcribing a clip, the self-test.
+:class:`GenerationController` owns the window's :class:`~desktop_app.session.jobs.JobQueue` (the
+local API's jobs wait in it too, behind the window's) and the
+:class:`~desktop_app.ui.workers.InferenceWorker` whose methods are the jobs. The window asks it
+to load a model, make a take, speak a conversation, transcribe a clip or run the self-test; it
+refuses a second job while one runs (a model load in the middle of a take would pull the engine
+from under it). Each job has its own :class:`~desktop_app.ui.job_bridge.JobBridge`, and says at
+submission what to do with its result (and, through :class:`JobHooks`, with its progress, a
+cancel or a failure): there is no dispatch on kinds of job. The controller's signals carry what
+every job shares (progress, audio, cancelled, failed) and each kind of result.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from desktop_app.errors import UserError
+from desktop_app.session.jobs import JobQueue, Ticket
+from desktop_app.ui.job_bridge import JobBridge
 from desktop_app.ui.workers import (
     ClipAudio,
     ConversationWork,
@@ -28,7 +33,6 @@ from desktop_app.ui.workers import (
     Outcome,
     SelfTestWork,
     TranscribeWork,
-    Work,
 )
 
 if TYPE_CHECKING:
@@ -39,25 +43,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_job_ids = itertools.count(1)
+
+@dataclass(frozen=True)
+class JobHooks:
+    """What the window does for one job besides what every job gets: its own progress or share
+    display (instead of the shared signal), and what a cancel or a failure means for it."""
+
+    on_progress: Callable[[int, float], None] | None = None
+    on_share: Callable[[float, str], None] | None = None
+    on_cancelled: Callable[[], None] | None = None
+    on_failed: Callable[[object], None] | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
-    """One piece of work the window waits for: a model load or a take."""
+    """One piece of work the window waits for."""
 
-    id: int
-    kind: str  # "load", "generate", "transcribe", "conversation" or "self-test"
+    doing: str  # what it is, for a refusal: "a take is being made"
+    makes_take: bool = False
     voice: str | None = None  # the saved voice whose clips make the take, if any
     part: tuple[Take, int] | None = None  # the long take and the part being made again
     target: object = None  # what a transcription is for (the clip)
+    hooks: JobHooks = field(default_factory=JobHooks)
     started: float = field(default_factory=time.monotonic)
     check: object = None  # once finished: the take's TakeCheck, when it was checked
     best_of: object = None  # once finished: the BestOf of a take made as the best of several
+    ticket: Ticket[Any] | None = None
+    bridge: JobBridge | None = None
 
 
 class GenerationController(QObject):
-    """Loads models and makes takes on the inference thread, one job at a time."""
+    """Loads models and makes takes on the queue's thread, one window job at a time."""
 
     load_progressed = Signal(str)
     loaded = Signal(object)  # EngineInfo
@@ -75,20 +91,8 @@ class GenerationController(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.job: Job | None = None
-        self.inference_thread = QThread(self)
-        self.inference_thread.setObjectName("inference")
+        self.queue = JobQueue(name="inference")
         self.worker = InferenceWorker()
-        self.worker.moveToThread(self.inference_thread)
-        self.worker.load_progressed.connect(self._load_progressed)
-        self.worker.loaded.connect(self._loaded)
-        self.worker.progressed.connect(self._progressed)
-        self.worker.chunk_ready.connect(self._chunk_ready)
-        self.worker.share_progressed.connect(self._share_progressed)
-        self.worker.line_ready.connect(self._line_ready)
-        self.worker.finished.connect(self._finished)
-        self.worker.cancelled.connect(self._cancelled)
-        self.worker.failed.connect(self._failed)
-        self.inference_thread.start()
 
     @property
     def busy(self) -> bool:
@@ -97,7 +101,7 @@ class GenerationController(QObject):
 
     @property
     def generating(self) -> bool:
-        return self.job is not None and self.job.kind == "generate"
+        return self.job is not None and self.job.makes_take
 
     # -- asking --------------------------------------------------------------------------------
 
@@ -109,15 +113,17 @@ class GenerationController(QObject):
         quantize: str = "",
         asr_model: str = "",
         speaker_model: str = "",
+        hooks: JobHooks | None = None,
     ) -> Job:
         """Load ``model``, and beside it the listen-back models (each when it is there).
 
         Raises:
-            UserError: a take is being made (wait for it, or cancel it first).
+            UserError: another job is running (wait for it, or cancel it first).
         """
         self._refuse_while_busy("load a model")
         work = LoadWork(model, engine, device, quantize, asr_model, speaker_model)
-        return self._submit(Job(next(_job_ids), "load"), work)
+        job = Job("a model is loading", hooks=hooks or JobHooks())
+        return self._submit(job, lambda t: self.worker.load(t, work), self.loaded.emit)
 
     def generate(
         self,
@@ -131,6 +137,7 @@ class GenerationController(QObject):
         check: bool = True,
         candidates: int = 1,
         coherent: bool = False,
+        hooks: JobHooks | None = None,
     ) -> Job:
         """Make a take of ``request`` (its voice prompt from ``clips``, prepared in the worker,
         or the request's own references), checked unless ``check`` is off, or the best of
@@ -140,10 +147,15 @@ class GenerationController(QObject):
             UserError: another job is running.
         """
         self._refuse_while_busy("start another take")
-        job = Job(next(_job_ids), "generate", voice=voice, part=part)
+        job = Job("a take is being made", True, voice=voice, part=part, hooks=hooks or JobHooks())
         part_of = (part[0].request, part[0].result, part[1]) if part is not None else None
         work = GenerateWork(request, clips, denoise, stream, check, candidates, coherent, part_of)
-        return self._submit(job, work)
+
+        def took(outcome: Outcome) -> None:  # for a part: the whole take, the part put back
+            job.check, job.best_of = outcome.check, outcome.best_of
+            self.finished.emit(job, outcome.request, outcome.result)
+
+        return self._submit(job, lambda t: self.worker.generate(t, work), took)
 
     def converse(
         self,
@@ -154,6 +166,7 @@ class GenerationController(QObject):
         candidates: int = 1,
         lines: tuple[int, ...] | None = None,
         made: tuple[object, ...] = (),
+        hooks: JobHooks | None = None,
     ) -> Job:
         """Speak a conversation's script (see :class:`ConversationWork`).
 
@@ -161,120 +174,107 @@ class GenerationController(QObject):
             UserError: another job is running.
         """
         self._refuse_while_busy("speak the conversation")
-        job = Job(next(_job_ids), "conversation")
+        job = Job("a conversation is being spoken", hooks=hooks or JobHooks())
         work = ConversationWork(script, voices, settings, check, candidates, lines, made)
-        return self._submit(job, work)
+        return self._submit(
+            job,
+            lambda t: self.worker.converse(t, work),
+            lambda lines: self.conversed.emit(job, lines),
+        )
 
-    def transcribe(self, audio: np.ndarray, what: str, target: object) -> Job:
+    def transcribe(
+        self, audio: np.ndarray, what: str, target: object, hooks: JobHooks | None = None
+    ) -> Job:
         """Transcribe ``audio`` (24 kHz) with the loaded recogniser; ``target`` rides along.
 
         Raises:
             UserError: another job is running.
         """
         self._refuse_while_busy("transcribe a clip")
-        job = Job(next(_job_ids), "transcribe", target=target)
-        return self._submit(job, TranscribeWork(audio, what))
+        job = Job("a clip is being transcribed", target=target, hooks=hooks or JobHooks())
+        work = TranscribeWork(audio, what)
+        return self._submit(
+            job,
+            lambda t: self.worker.transcribe(t, work),
+            lambda transcript: self.transcribed.emit(job, transcript),
+        )
 
-    def self_test(self, model: str) -> Job:
+    def self_test(self, model: str, hooks: JobHooks | None = None) -> Job:
         """Run the self-test on the loaded fast engine.
 
         Raises:
             UserError: another job is running.
         """
         self._refuse_while_busy("run the self-test")
-        return self._submit(Job(next(_job_ids), "self-test"), SelfTestWork(model))
+        job = Job("the self-test is running", hooks=hooks or JobHooks())
+        work = SelfTestWork(model)
+        return self._submit(job, lambda t: self.worker.self_test(t, work), self.self_tested.emit)
 
     def cancel(self) -> None:
         """Stop the current job after its current frame (a load: drop the model when loaded)."""
-        if self.job is not None:
-            self.worker.cancel(self.job.id)
+        if self.job is not None and self.job.ticket is not None:
+            self.job.ticket.cancel()
 
-    def shutdown(self, timeout_ms: int = 30_000) -> None:
-        """Cancel everything and stop the thread."""
-        self.worker.cancel()
-        self.inference_thread.quit()
-        if not self.inference_thread.wait(timeout_ms):
-            log.warning("the inference thread did not stop within %d ms", timeout_ms)
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Cancel everything and stop the queue's thread."""
+        self.queue.close(timeout_s)
 
     def _refuse_while_busy(self, what: str) -> None:
-        if self.job is None:
-            return
-        doing = {
-            "load": "a model is loading",
-            "generate": "a take is being made",
-            "self-test": "the self-test is running",
-            "transcribe": "a clip is being transcribed",
-            "conversation": "a conversation is being spoken",
-        }[self.job.kind]
-        raise UserError(f"cannot {what} now: {doing}; wait for it or cancel it (Esc)")
+        if self.job is not None:
+            raise UserError(f"cannot {what} now: {self.job.doing}; wait for it or cancel it (Esc)")
 
-    def _submit(self, job: Job, work: Work) -> Job:
+    def _submit(
+        self, job: Job, run: Callable[[Ticket[Any]], Any], done: Callable[[Any], None]
+    ) -> Job:
+        bridge = JobBridge()  # no parent: it lives as long as its job (and a late report)
+        hooks = job.hooks
+        while_current = self._while_current
+        bridge.status_changed.connect(while_current(job, self.load_progressed.emit))
+        bridge.progressed.connect(while_current(job, hooks.on_progress or self.progressed.emit))
+        bridge.shared.connect(while_current(job, hooks.on_share or self.share_progressed.emit))
+        bridge.audio_ready.connect(while_current(job, self.chunk_ready.emit))
+        bridge.item_ready.connect(while_current(job, self.line_ready.emit))
+        bridge.finished.connect(lambda result: self._finished(job, done, result))
+        bridge.cancelled.connect(lambda: self._cancelled(job))
+        bridge.failed.connect(lambda error: self._failed(job, error))
+        job.bridge = bridge
         self.job = job
-        self.worker.submit(job.id, work)
+        job.ticket = self.queue.submit(run, listener=bridge.listener(), bounded=False)
         return job
 
-    # -- the worker's answers (queued onto the GUI thread) -------------------------------------
+    # -- the job's answers (queued onto the GUI thread) ----------------------------------------
 
-    def _current(self, job_id: int) -> Job | None:
-        job = self.job
-        if job is None or job.id != job_id:
-            log.debug("dropped a signal of job %d (current: %s)", job_id, job and job.id)
-            return None
-        return job
+    def _while_current(self, job: Job, then: Callable[..., None]) -> Callable[..., None]:
+        """``then`` for a report of ``job`` while the window waits for it; a late report of a
+        job no longer waited for is dropped."""
 
-    def _end(self, job_id: int) -> Job | None:
-        job = self._current(job_id)
-        if job is not None:
-            self.job = None
-        return job
+        def relay(*args: Any) -> None:
+            if self.job is job:
+                then(*args)
+            else:
+                log.debug("dropped a report of a job no longer waited for")
 
-    def _load_progressed(self, job_id: int, text: str) -> None:
-        if self._current(job_id):
-            self.load_progressed.emit(text)
+        return relay
 
-    def _loaded(self, job_id: int, info: object) -> None:
-        if self._end(job_id):
-            self.loaded.emit(info)
+    def _finished(self, job: Job, done: Callable[[Any], None], result: Any) -> None:
+        if self._end(job):
+            done(result)
 
-    def _progressed(self, job_id: int, frames: int, seconds: float) -> None:
-        if self._current(job_id):
-            self.progressed.emit(frames, seconds)
+    def _end(self, job: Job) -> bool:
+        """The job has ended: True when the window still waited for it."""
+        if self.job is not job:
+            return False
+        self.job = None
+        return True
 
-    def _line_ready(self, job_id: int, line: object) -> None:
-        if self._current(job_id):
-            self.line_ready.emit(line)
-
-    def _share_progressed(self, job_id: int, share: float, what: str) -> None:
-        if self._current(job_id):
-            self.share_progressed.emit(share, what)
-
-    def _chunk_ready(self, job_id: int, piece: object) -> None:
-        if self._current(job_id):
-            self.chunk_ready.emit(piece)
-
-    def _finished(self, job_id: int, outcome: object) -> None:
-        job = self._end(job_id)
-        if job is None:
-            return
-        if job.kind == "self-test":
-            self.self_tested.emit(outcome)
-            return
-        if job.kind == "transcribe":
-            self.transcribed.emit(job, outcome)
-            return
-        if job.kind == "conversation":
-            self.conversed.emit(job, outcome)
-            return
-        made = cast("Outcome", outcome)  # for a part: the whole take, the part put back
-        job.check, job.best_of = made.check, made.best_of
-        self.finished.emit(job, made.request, made.result)
-
-    def _cancelled(self, job_id: int) -> None:
-        job = self._end(job_id)
-        if job is not None:
+    def _cancelled(self, job: Job) -> None:
+        if self._end(job):  # what every job does first, then this job's own
             self.cancelled.emit(job)
+            if job.hooks.on_cancelled is not None:
+                job.hooks.on_cancelled()
 
-    def _failed(self, job_id: int, error: object) -> None:
-        job = self._end(job_id)
-        if job is not None:
+    def _failed(self, job: Job, error: object) -> None:
+        if self._end(job):
             self.failed.emit(job, error)
+            if job.hooks.on_failed is not None:
+                job.hooks.on_failed(error)

@@ -1,5 +1,5 @@
 """The local API inside the window: the same server as ``csm-studio-cli serve``, on the engine
-the window has loaded. Its jobs run on the window's inference worker, in order with the window's
+the window has loaded. Its jobs wait in the window's job queue, in order with the window's
 own takes (one model in memory); a take made through it appears in the History as it is kept.
 Off by default; it listens on this machine only (127.0.0.1) and asks for this install's key
 (:mod:`desktop_app.api.keys`), like ``serve``."""
@@ -14,9 +14,9 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.api import keys
 from desktop_app.api.app import ServeOptions, build_app
-from desktop_app.api.queue import TakeQueue
 from desktop_app.api.server import BackgroundServer, server_config
 from desktop_app.api.service import SpeechService
+from desktop_app.session.jobs import JobQueue
 from desktop_app.session.models import LoadedModels
 from desktop_app.ui.workers import EngineInfo, InferenceWorker
 
@@ -30,16 +30,18 @@ class LocalAPI(QObject):
 
     def __init__(
         self,
+        queue: JobQueue,
         worker: InferenceWorker,
         engine_info: Callable[[], EngineInfo | None],
         library_folder: Path | None,
     ) -> None:
         super().__init__()
+        self.queue = queue
         self.worker = worker
         self.engine_info = engine_info  # the window's: None while loading
         self.library_folder = library_folder
         self.server: BackgroundServer | None = None
-        self.queue: TakeQueue | None = None
+        self.service: SpeechService | None = None
 
     def models(self) -> LoadedModels | None:
         """What the window's worker has loaded now (None while loading or without a model)."""
@@ -59,8 +61,7 @@ class LocalAPI(QObject):
             RequestError: the key cannot be kept in the config folder.
         """
         self.stop()
-        self.queue = TakeQueue(8, post=self.worker.run_outside)
-        service = SpeechService(
+        service = self.service = SpeechService(
             self.queue, self.models, self.library_folder, on_kept=self.take_kept.emit
         )
         options = ServeOptions(
@@ -82,6 +83,6 @@ class LocalAPI(QObject):
         if self.server is not None:
             self.server.stop()
             self.server = None
-        if self.queue is not None:
-            self.queue.close()
-            self.queue = None
+        if self.service is not None:
+            self.service.cancel_all()
+            self.service = None

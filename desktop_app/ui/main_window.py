@@ -70,7 +70,7 @@ from desktop_app.ui.dialogs import (
     show_about,
 )
 from desktop_app.ui.first_run import FirstRunGuide
-from desktop_app.ui.generation import GenerationController, Job
+from desktop_app.ui.generation import GenerationController, Job, JobHooks
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
 from desktop_app.ui.local_api import LocalAPI
 from desktop_app.ui.takes_panel import Take, TakesPanel
@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         self.jobs.line_ready.connect(self._line_ready)
         self.jobs.conversed.connect(self._conversed)
         self.local_api = LocalAPI(
+            self.jobs.queue,
             self.jobs.worker,
             lambda: self.engine_info,
             self.library.folder if self.library is not None else None,
@@ -448,7 +449,15 @@ class MainWindow(QMainWindow):
             return
         try:
             s = self.settings
-            self.jobs.load(model, s.engine, s.device, s.quantize, s.asr_model, s.speaker_model)
+            self.jobs.load(
+                model,
+                s.engine,
+                s.device,
+                s.quantize,
+                s.asr_model,
+                s.speaker_model,
+                JobHooks(on_cancelled=self._load_cancelled, on_failed=self._load_failed),
+            )
         except UserError as exc:
             self.errors.show(exc)
             return
@@ -619,6 +628,7 @@ class MainWindow(QMainWindow):
                 check=self.check_takes.isChecked() or candidates > 1,
                 candidates=candidates,
                 coherent=self.coherent.isChecked(),
+                hooks=JobHooks(on_failed=lambda _: self.player.stop()),
             )
         except UserError as exc:
             self.errors.show(exc)
@@ -651,9 +661,6 @@ class MainWindow(QMainWindow):
 
     def _progressed(self, frames: int, seconds: float) -> None:
         job = self.jobs.job
-        if job is not None and job.kind == "self-test":
-            self.progress_label.setText(f"Testing this computer… frame {frames}")
-            return
         self.progress.setValue(min(frames, self.progress.maximum()))
         elapsed = time.monotonic() - job.started if job is not None else 0.0
         remaining = (self.progress.maximum() - frames) * elapsed / max(1, frames)
@@ -661,11 +668,12 @@ class MainWindow(QMainWindow):
             f"{seconds:.1f} s of audio made · at most {remaining:.0f} s left"
         )
 
+    def _transcription_progressed(self, share: float, what: str) -> None:
+        self.progress.setRange(0, 100)
+        self.progress.setValue(round(100 * share))
+        self._share_progressed(share, what)
+
     def _share_progressed(self, share: float, what: str) -> None:
-        job = self.jobs.job
-        if job is not None and job.kind == "transcribe":
-            self.progress.setRange(0, 100)
-            self.progress.setValue(round(100 * share))
         self.progress_label.setText(f"{what[:1].upper()}{what[1:]}… {share:.0%}")
 
     # -- transcribing clips --------------------------------------------------------------------
@@ -685,7 +693,8 @@ class MainWindow(QMainWindow):
             self.errors.show(UserError("load a model first: the recogniser loads beside it"))
             return
         try:
-            self.jobs.transcribe(clip.audio, f"the clip {clip.name!r}", clip)
+            hooks = JobHooks(on_share=self._transcription_progressed)
+            self.jobs.transcribe(clip.audio, f"the clip {clip.name!r}", clip, hooks)
         except UserError as exc:
             self.errors.show(exc)
             return
@@ -734,6 +743,10 @@ class MainWindow(QMainWindow):
                 candidates=self.candidates.value(),
                 lines=order.lines,
                 made=order.made,
+                hooks=JobHooks(
+                    on_cancelled=self.conversation.failed,
+                    on_failed=lambda _: self.conversation.failed(),
+                ),
             )
         except UserError as exc:
             self.errors.show(exc)
@@ -914,7 +927,14 @@ class MainWindow(QMainWindow):
             self.errors.show(UserError("load a model first, then test this computer with it"))
             return
         try:
-            self.jobs.self_test(self.settings.model)
+            self.jobs.self_test(
+                self.settings.model,
+                JobHooks(
+                    on_progress=lambda frames, _: self.progress_label.setText(
+                        f"Testing this computer… frame {frames}"
+                    )
+                ),
+            )
         except UserError as exc:
             self.errors.show(exc)
             return
@@ -997,30 +1017,26 @@ class MainWindow(QMainWindow):
 
     def _cancelled(self, job: Job) -> None:
         self._done()
-        if job.kind == "conversation":
-            self.conversation.failed()
         self.player.stop()  # what was streamed of a cancelled take stops too
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if job.kind == "load":
-            self.engine_info = None
-            self.generate_button.setEnabled(False)
-            self.model_label.setText("model: not loaded (cancelled)")
-            self.progress_label.setText("Loading cancelled: choose a model in the Model menu.")
-        else:
-            self.progress_label.setText("Cancelled.")
+        self.progress_label.setText("Cancelled.")
         self.generation_cancelled.emit()
 
+    def _load_cancelled(self) -> None:
+        """A model load was cancelled (after the shared handling above)."""
+        self.engine_info = None
+        self.generate_button.setEnabled(False)
+        self.model_label.setText("model: not loaded (cancelled)")
+        self.progress_label.setText("Loading cancelled: choose a model in the Model menu.")
+
+    def _load_failed(self, error: object) -> None:
+        self.model_label.setText("model: failed to load")
+
     def _failed(self, job: Job, error: UserError | InternalError) -> None:
-        if job.kind == "generate":
-            self.player.stop()
-        if job.kind == "conversation":
-            self.conversation.failed()
         self._done()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if job.kind == "load":
-            self.model_label.setText("model: failed to load")
         self.progress_label.setText("")
         self.errors.show(error)
         self.generation_failed.emit(error)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import numpy as np
@@ -362,14 +363,14 @@ def test_opening_the_server_needs_its_host_names_and_a_key_never_goes_on_the_com
 
 
 def test_the_queue_keeps_order_refuses_when_full_and_stops_on_time() -> None:
-    from desktop_app.api.queue import QueueFull, TakeQueue, TimedOut
+    from desktop_app.session.jobs import JobQueue, QueueFull, TimedOut
 
-    queue = TakeQueue(max_waiting=2)
+    queue = JobQueue(max_waiting=2)
     release = threading.Event()
     order: list[int] = []
 
     def job(i: int) -> object:
-        def run(should_stop: object) -> int:
+        def run(ticket: object) -> int:
             release.wait(10)
             order.append(i)
             return i
@@ -386,10 +387,10 @@ def test_the_queue_keeps_order_refuses_when_full_and_stops_on_time() -> None:
     release.set()
     assert [t.future.result(10) for t in (first, *waiting)] == [0, 1, 2] == order
 
-    def forever(should_stop: object) -> None:
+    def forever(ticket: Any) -> None:
         from desktop_app.errors import GenerationCancelled
 
-        while not should_stop():  # type: ignore[operator]
+        while not ticket.should_stop():
             time.sleep(0.01)
         raise GenerationCancelled("stopped")
 

@@ -1,5 +1,5 @@
-"""The window's job handling: one job at a time, loads refused mid-take, stale signals dropped,
-the worker's queue in order with jobs cancelled before they start skipped."""
+"""The window's job handling: one job at a time, loads refused mid-take, late reports dropped;
+the window's worker over the session layer (the queue itself: tests/unit/test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -36,33 +36,25 @@ def test_a_model_load_is_refused_while_a_take_is_made(
     assert window.engine_info is not None  # the loaded model is still there
 
 
-def test_signals_of_a_job_no_longer_waited_for_are_dropped(
-    window: MainWindow, qtbot: QtBot
+def test_reports_of_a_job_no_longer_waited_for_are_dropped(
+    window: MainWindow, qtbot: QtBot, tiny_model_dir: Path
 ) -> None:
-    takes: list[object] = []
-    window.jobs.finished.connect(lambda job, request, result: takes.append(result))
-    window.jobs.worker.finished.emit(987_654, (GenerationRequest("stale"), object()))
-    window.jobs.worker.progressed.emit(987_654, 3, 0.24)
+    """A report that comes after its job has ended (what a worker might still hold) changes
+    nothing: no progress shown, no second "loaded"."""
+    frames: list[int] = []
+    loaded: list[object] = []
+    window.jobs.progressed.connect(lambda f, s: frames.append(f))
+    window.jobs.loaded.connect(loaded.append)
+    with qtbot.waitSignal(window.model_ready, timeout=60_000):
+        window.load_model(str(tiny_model_dir))
+        job = window.jobs.job
+        assert job is not None and job.bridge is not None
+        late = job.bridge.listener()
+    assert len(loaded) == 1 and window.jobs.job is None
+    late.on_progress(3, 0.24)
+    late.on_finished(loaded[0])
     qtbot.wait(50)  # the queued signals are delivered, and dropped
-    assert takes == [] and window.takes.take_list.count() == 0
-
-
-def test_the_worker_runs_its_queue_in_order_and_skips_a_job_cancelled_before_it_starts(
-    qtbot: QtBot,
-) -> None:
-    """Without an engine each take fails at once: the order of the answers is the queue's."""
-    worker = InferenceWorker()  # on this thread: submit() queues, the event loop runs the jobs
-    answers: list[tuple[str, int]] = []
-    worker.failed.connect(lambda job_id, error: answers.append(("failed", job_id)))
-    worker.cancelled.connect(lambda job_id: answers.append(("cancelled", job_id)))
-    clip = ClipAudio(np.zeros(48_000, np.float32), "Hello.")
-    for job_id in (1, 2, 3):
-        worker.submit(job_id, GenerateWork(GenerationRequest("Hi."), (clip,)))
-    worker.cancel(2)
-    assert worker.waiting == 3
-    qtbot.waitUntil(lambda: len(answers) == 3, timeout=5_000)
-    assert answers == [("failed", 1), ("cancelled", 2), ("failed", 3)]
-    assert worker.waiting == 0
+    assert frames == [] and len(loaded) == 1 and window.generate_button.isEnabled()
 
 
 def test_help_test_this_computer_runs_the_self_test_in_the_worker(
@@ -90,17 +82,18 @@ def test_the_windows_worker_makes_the_engines_greedy_codes(
     makes for the same request, as clone, batch and the API do (tests/unit/test_faces.py)."""
     from desktop_app.audio.reference import prepare_reference
     from desktop_app.inference import ReferenceClip, load_engine
+    from desktop_app.session.jobs import JobQueue
     from desktop_app.ui.workers import LoadWork
     from tests.support.signals import voiced
 
-    worker = InferenceWorker()  # on this thread: submit() queues, the event loop runs the jobs
-    with qtbot.waitSignal(worker.loaded, timeout=60_000):
-        worker.submit(1, LoadWork(str(tiny_model_dir), "fast", "cpu"))
+    queue, worker = JobQueue(name="test-inference"), InferenceWorker()
+    load = LoadWork(str(tiny_model_dir), "fast", "cpu")
+    queue.submit(lambda ticket: worker.load(ticket, load)).future.result(timeout=60)
     audio = voiced(3.0, 24_000)
     request = GenerationRequest("Hello there.", temperature=0.0, seed=7, max_seconds=0.8)
-    with qtbot.waitSignal(worker.finished, timeout=60_000) as made:
-        worker.submit(2, GenerateWork(request, (ClipAudio(audio, "I am Ada."),)))
-    outcome = made.args[1]
+    work = GenerateWork(request, (ClipAudio(audio, "I am Ada."),))
+    outcome = queue.submit(lambda ticket: worker.generate(ticket, work)).future.result(timeout=60)
+    queue.close()
     clips = (ReferenceClip(prepare_reference(audio, 24_000), "I am Ada."),)
     direct = load_engine("fast", tiny_model_dir, "cpu").generate(
         GenerationRequest("Hello there.", clips, temperature=0.0, seed=7, max_seconds=0.8)

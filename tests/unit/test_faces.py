@@ -1,8 +1,9 @@
 """Every face makes exactly the codes the engine makes for the same request (greedy, fp32, the
 tiny checkpoint): ``clone``, ``batch`` and the API's service against the engine called
 directly, ``dialogue`` against the conversation core called directly (the window's worker:
-tests/gui/test_generation_controller.py). Kept through the move of the faces onto ``desktop_app.session`` (issue 26): a face that
-rebuilt its request, its voice's clips or its model differently would fail here."""
+tests/gui/test_generation_controller.py). Kept through the move of the faces onto
+``desktop_app.session`` (issue 26): a face that rebuilt its request, its voice's clips or its
+model differently would fail here."""
 
 from __future__ import annotations
 
@@ -85,13 +86,13 @@ def test_batch_makes_the_engines_codes_for_every_line(
 def test_the_apis_service_makes_the_engines_codes(
     tiny_model_dir: Path, ada: tuple[object, ...], app_home: Path
 ) -> None:
-    from desktop_app.api.queue import TakeQueue
     from desktop_app.api.service import SpeechService
     from desktop_app.library.store import library_dir
+    from desktop_app.session.jobs import JobQueue
     from desktop_app.session.models import ModelSpec, load_models
 
     models = load_models(ModelSpec(str(tiny_model_dir), device="cpu"))
-    queue = TakeQueue(2)
+    queue = JobQueue(2)
     service = SpeechService(queue, lambda: models, library_dir())
     request = GenerationRequest(
         TEXTS[0],
