@@ -59,9 +59,9 @@ def main() -> int:
         library_dir = Path(tmp) / "library"
         with Library(library_dir) as library:
             clip = voiced(args.prompt_seconds, 24_000)
-            library.add_voice("Ada", [(clip, "I am Ada, and this is my voice.", "imported")])
+            library.voices.add("Ada", [(clip, "I am Ada, and this is my voice.", "imported")])
             references = tuple(
-                ReferenceClip(c.audio(), c.transcript) for c in library.voice("Ada").clips
+                ReferenceClip(c.audio(), c.transcript) for c in library.voices.get("Ada").clips
             )
         models = LoadedModels(engine, str(folder), folder)
         service = SpeechService(JobQueue(4), lambda: models, library_dir)

@@ -39,7 +39,7 @@ def main() -> int:
         env = {**os.environ, "CSM_STUDIO_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
         subprocess.run(
             [sys.executable, "-c", "from desktop_app.library.store import Library; "
-             "from tests.support.signals import voiced; Library().add_voice('Ada', "
+             "from tests.support.signals import voiced; Library().voices.add('Ada', "
              f"[(voiced({args.prompt_seconds}, 24000), 'I am Ada, and this is my voice.', "
              "'imported')])"], env=env, check=True)  # fmt: skip
         model = checkpoint_folder(args, tmp)

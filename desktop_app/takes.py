@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from desktop_app import paths
 from desktop_app.audio.io import TakeMetadata, write_audio
 from desktop_app.inference.engine import GenerationRequest, GenerationResult
-from desktop_app.library.store import Library, LibraryError, TakeRecord
+from desktop_app.library.database import LibraryError
+from desktop_app.library.records import TakeRecord
+from desktop_app.library.store import Library
 
 if TYPE_CHECKING:
     from desktop_app.checks.take_check import TakeCheck
@@ -86,7 +88,7 @@ def keep_take(
     if library is None:
         return KeptTake(file, None, "the library is not open")
     try:
-        record = library.record_result(
+        record = library.takes.record_result(
             request,
             result,
             model,

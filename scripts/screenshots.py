@@ -61,22 +61,22 @@ def main() -> int:
         window = build_window(settings)
         window.resize(1280, 860)
         window.show()
-        wait(window.model_ready, lambda: window.load_model(str(model)))
+        wait(window.model_ready, lambda: window.loader.load(str(model)))
         assert window.library is not None
         for name, f0 in (("Ada", 210), ("Ben", 120)):
             clip = with_silence(voiced(4.0, 24_000, f0=f0), 24_000, 0.2, 0.2)
-            window.library.add_voice(
+            window.library.voices.add(
                 name, [(clip, f"Hello, I am {name}.", "imported")], consent_confirmed=True
             )
         window.library_box.refresh()
         window.library_box.use("Ada")
-        window.max_seconds.setValue(1.6)
+        window.say.max_seconds.setValue(1.6)
         for text in (
             "The morning train was late again.",
             "So I walked along the river and watched the boats.",
             "Then coffee, and the day could begin.",
         ):
-            window.text.setPlainText(text)
+            window.say.text.setPlainText(text)
             wait(window.take_ready, window.generate)
         panel = window.conversation
         panel.hear_as_made.setChecked(False)
@@ -84,7 +84,7 @@ def main() -> int:
             "Ada: Good morning. Did you sleep at all?\nBen: Not a wink.\n\n"
             "Ada: Then coffee first.\n"
         )
-        window.max_seconds.setValue(1.2)
+        window.say.max_seconds.setValue(1.2)
         wait(window.conversation_ready, panel.generate)
         panel.stop()
         shots = ((0, "takes"), (window.tabs.indexOf(panel), "conversation"))

@@ -156,7 +156,7 @@ def window(qtbot: Any, tiny_model_dir: Path) -> Any:
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.model_ready, timeout=60_000):
-        win.load_model(str(tiny_model_dir))
+        win.loader.load(str(tiny_model_dir))
     return win
 
 

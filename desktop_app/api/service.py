@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from desktop_app.errors import RequestError, UserError
-from desktop_app.library.store import Library, LibraryError
+from desktop_app.library.database import LibraryError
+from desktop_app.library.store import Library
 from desktop_app.session.jobs import JobQueue, Ticket
 from desktop_app.session.models import LoadedModels
 from desktop_app.session.say import SayOptions
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from desktop_app.checks.best_of import MadeTake
     from desktop_app.checks.take_check import TakeCheck
     from desktop_app.inference.engine import AudioCallback, GenerationRequest, GenerationResult
-    from desktop_app.library.store import TakeRecord
+    from desktop_app.library.records import TakeRecord
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class SpeechService:
                 "clips": len(v.clips),
                 "seconds": round(sum(c.duration for c in v.clips), 2),
             }
-            for v in library.voices()
+            for v in library.voices.all()
         ]
 
     def voice_clips(self, name: str) -> tuple[Any, ...]:
@@ -119,9 +120,9 @@ class SpeechService:
         if library is None:
             raise VoiceNotFound(f"voice {name!r} not found: the library is not available")
         try:
-            voice = library.voice(name)
+            voice = library.voices.get(name)
         except LibraryError:
-            known = ", ".join(v.name for v in library.voices()) or "none saved yet"
+            known = ", ".join(v.name for v in library.voices.all()) or "none saved yet"
             raise VoiceNotFound(
                 f"voice {name!r} not found in the library (voices: {known}); GET /v1/audio/voices "
                 "lists them"

@@ -142,7 +142,7 @@ def _write_report(
     out: Path,
 ) -> None:
     from desktop_app.files import write_text_atomic
-    from desktop_app.library.store import settings_of
+    from desktop_app.library.records import settings_of
 
     result = made.result
     data = {

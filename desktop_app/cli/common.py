@@ -175,7 +175,9 @@ def voice_references(
     if voice:
         if library is None:
             raise RequestError(f"the voice {voice!r} needs the library, which is not open")
-        return tuple(ReferenceClip(c.audio(), c.transcript) for c in library.voice(voice).clips)
+        return tuple(
+            ReferenceClip(c.audio(), c.transcript) for c in library.voices.get(voice).clips
+        )
     from desktop_app.audio.reference import load_reference
 
     texts = args.ref_text or [""] * len(args.ref)  # "": transcribed once a recogniser is loaded
@@ -402,7 +404,8 @@ def open_library() -> Library | None:
 
     A take is still written then; it is just not added to the history.
     """
-    from desktop_app.library.store import Library, LibraryError
+    from desktop_app.library.database import LibraryError
+    from desktop_app.library.store import Library
 
     try:
         return Library()

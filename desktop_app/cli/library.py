@@ -92,7 +92,7 @@ def run_voices(args: argparse.Namespace) -> int:
 
 
 def _voices(args: argparse.Namespace, library: Library) -> int:
-    from desktop_app.library.store import export_voice, import_voice
+    from desktop_app.library.bundles import export_voice, import_voice
 
     command = args.voices_command
     if command == "add":
@@ -111,12 +111,12 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         audio = [load_reference(path, denoise=args.denoise) for path in args.clip]
         texts = list(args.transcript) or _transcribed(args, audio)
         clips = [(a, text, "imported") for a, text in zip(audio, texts, strict=True)]
-        voice = library.add_voice(args.name, clips, notes=args.notes, consent_confirmed=True)
+        voice = library.voices.add(args.name, clips, notes=args.notes, consent_confirmed=True)
         seconds = sum(c.duration for c in voice.clips)
         name = printable(repr(voice.name))
         print(f"stored voice {name}: {len(voice.clips)} clip(s), {seconds:.1f} s")
     elif command == "list":
-        voices = library.voices()
+        voices = library.voices.all()
         if args.json:
             print(
                 json.dumps(
@@ -147,7 +147,7 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
                     f"{sum(c.duration for c in v.clips):.1f} s\t{printable(v.notes)}"
                 )
     elif command == "remove":
-        library.remove_voice(args.name)
+        library.voices.remove(args.name)
         print(f"removed voice {args.name!r} (its takes stay in the history)")
     elif command == "export":
         target = export_voice(library, args.name, Path(args.file).expanduser())
@@ -192,7 +192,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace, library: Library) -> int:
     if args.history_command == "list":
-        takes = library.takes(voice=args.voice, flagged_only=args.flagged)
+        takes = library.takes.list(voice=args.voice, flagged_only=args.flagged)
         if args.json:
             print(
                 json.dumps(
@@ -228,7 +228,7 @@ def _history(args: argparse.Namespace, library: Library) -> int:
                 if t.flagged and t.check.get("reasons"):
                     print(f"\t\t{printable('; '.join(t.check['reasons']))}")
         return EXIT_OK
-    take = library.take(args.id)
+    take = library.takes.get(args.id)
     target = Path(args.file).expanduser()
     from desktop_app.audio.io import read_audio, write_audio
     from desktop_app.defaults import MAX_RECORDING_SECONDS

@@ -16,7 +16,8 @@ from desktop_app.conversation.render import line_entry
 from desktop_app.conversation.script import Script, parse_script
 from desktop_app.conversation.speak import SpokenLine, kept_line
 from desktop_app.errors import UserError
-from desktop_app.library.store import ConversationRecord, Library, TakeRecord
+from desktop_app.library.records import ConversationRecord, TakeRecord
+from desktop_app.library.store import Library
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def save_script(
     """Keep (or update) a conversation's script text, cast and seed; made lines whose turn
     changed are let go."""
     turns = [(t.speaker, t.text) for t in script.turns]
-    return library.save_conversation(name, text, cast, seed, turns)
+    return library.conversations.save(name, text, cast, seed, turns)
 
 
 def keep_line(
@@ -42,7 +43,7 @@ def keep_line(
     model_revision: str = "",
 ) -> TakeRecord:
     """Record a made line as a take and as line ``line.index`` of conversation ``name``."""
-    record = library.record_result(
+    record = library.takes.record_result(
         line.request,
         line.result,
         model,
@@ -51,7 +52,7 @@ def keep_line(
         check=line.check.as_json() if line.check is not None else None,
         source=SOURCE,
     )
-    library.set_conversation_line(
+    library.conversations.set_line(
         name,
         line.index,
         line.turn.speaker,

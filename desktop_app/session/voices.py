@@ -8,7 +8,8 @@ from desktop_app.errors import RequestError
 
 if TYPE_CHECKING:
     from desktop_app.inference import ReferenceClip
-    from desktop_app.library.store import Library, VoiceRecord
+    from desktop_app.library.records import VoiceRecord
+    from desktop_app.library.store import Library
 
 
 def voice_clips(voice: VoiceRecord) -> tuple[ReferenceClip, ...]:
@@ -31,4 +32,4 @@ def library_voice_clips(library: Library | None, name: str) -> tuple[ReferenceCl
     """
     if library is None:
         raise RequestError(f"the voice {name!r} needs the library, which is not open")
-    return voice_clips(library.voice(name))
+    return voice_clips(library.voices.get(name))

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QApplication
 from desktop_app import __version__
 from desktop_app.audio.player import Player
 from desktop_app.config import Settings, load_settings
-from desktop_app.library.store import Library, LibraryError
+from desktop_app.library.database import LibraryError
+from desktop_app.library.store import Library
 from desktop_app.startup import seconds_since_process_start
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.voice_panel import Clip
@@ -73,8 +74,8 @@ def run_gui(model: str | None = None) -> int:
 
     sys.excepthook = unexpected
     window.show()
-    QTimer.singleShot(0, lambda: window.load_model(model or settings.model))
-    QTimer.singleShot(0, window.offer_unfinished_recordings)
+    QTimer.singleShot(0, lambda: window.loader.load(model or settings.model))
+    QTimer.singleShot(0, window.housekeeping.offer_unfinished_recordings)
     return app.exec()
 
 
@@ -116,9 +117,9 @@ def run_smoke_test(model: str, screenshot: Path | None, max_seconds: float = 2.0
 
     def start() -> None:
         window.voice.add_clip(smoke_clip())
-        window.text.setPlainText(SMOKE_TEXT)
-        window.max_seconds.setValue(max_seconds)
-        window.seed_lock.setChecked(True)
+        window.say.text.setPlainText(SMOKE_TEXT)
+        window.say.max_seconds.setValue(max_seconds)
+        window.say.seed_lock.setChecked(True)
         window.generate()
 
     def passed(take: object) -> None:
@@ -135,7 +136,7 @@ def run_smoke_test(model: str, screenshot: Path | None, max_seconds: float = 2.0
     window.take_ready.connect(passed)
     window.generation_failed.connect(lambda error: finish(1, f"error: smoke test failed: {error}"))
     QTimer.singleShot(SMOKE_TIMEOUT_MS, lambda: finish(1, "error: smoke test timed out"))
-    QTimer.singleShot(0, lambda: window.load_model(model))
+    QTimer.singleShot(0, lambda: window.loader.load(model))
     app.exec()
     if window.errors.last_message and "code" not in outcome:
         return 1

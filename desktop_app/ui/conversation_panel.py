@@ -239,7 +239,7 @@ class ConversationPanel(QWidget):
     # -- the library ---------------------------------------------------------------------------
 
     def _refresh_saved(self) -> None:
-        names = [c.name for c in self.library.conversations()] if self.library else []
+        names = [c.name for c in self.library.conversations.all()] if self.library else []
         self.conversation_box.blockSignals(True)
         self.conversation_box.clear()
         self.conversation_box.addItems(names)
@@ -249,7 +249,7 @@ class ConversationPanel(QWidget):
         self.delete_button.setEnabled(self.name in names)
 
     def _unused_name(self) -> str:
-        taken = {c.name for c in self.library.conversations()} if self.library else set()
+        taken = {c.name for c in self.library.conversations.all()} if self.library else set()
         names = (f"Conversation {n}" for n in range(1, len(taken) + 2))
         return next(name for name in names if name not in taken)
 
@@ -290,7 +290,7 @@ class ConversationPanel(QWidget):
             return
         self.save()
         try:
-            reopened = saved.reopen(self.library.conversation(name))
+            reopened = saved.reopen(self.library.conversations.get(name))
         except UserError as exc:
             self.error.emit(exc)
             return
@@ -329,7 +329,7 @@ class ConversationPanel(QWidget):
         if self.library is None or self.name is None:
             return
         try:
-            self.library.remove_conversation(self.name)
+            self.library.conversations.remove(self.name)
         except UserError as exc:
             self.error.emit(exc)
             return
@@ -356,7 +356,7 @@ class ConversationPanel(QWidget):
         self.problem.setText("")
         self.highlighter.set_speakers(self.script.speakers)
         chosen = chosen if isinstance(chosen, dict) else self.cast_choice()
-        voices = [v.name for v in self.library.voices()] if self.library is not None else []
+        voices = [v.name for v in self.library.voices.all()] if self.library is not None else []
         self.cast.setRowCount(len(self.script.speakers))
         for row, name in enumerate(self.script.speakers):
             label = QLabel(name)
@@ -402,7 +402,7 @@ class ConversationPanel(QWidget):
         if self.library is None or not voice:
             return
         try:
-            clips = self.library.voice(voice).clips
+            clips = self.library.voices.get(voice).clips
             if clips:
                 self.stop()
                 self.player.play(clips[0].audio(), SAMPLE_RATE)

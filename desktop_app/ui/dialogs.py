@@ -113,6 +113,28 @@ class SelfTestDialog(QDialog):
         layout.addWidget(buttons)
 
 
+class ShortcutsDialog(QDialog):
+    """Help → Keyboard shortcuts (F1): every shortcut of the window, in a table."""
+
+    def __init__(self, rows: list[tuple[str, str]], parent: QWidget | None = None) -> None:
+        from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        layout = QVBoxLayout(self)
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Keys", "Does"])
+        table.setAccessibleName("Keyboard shortcuts")
+        table.verticalHeader().hide()
+        table.horizontalHeader().setStretchLastSection(True)
+        for row, (keys, what) in enumerate(rows):
+            table.setItem(row, 0, QTableWidgetItem(keys))
+            table.setItem(row, 1, QTableWidgetItem(what))
+        table.resizeColumnToContents(0)
+        layout.addWidget(table)
+        self.resize(520, 480)
+
+
 class ListenModelsDialog(QDialog):
     """Model → Listen-back models: the speech-recognition and speaker checkpoints (a folder or
     a hub id; empty: the default), checked when OK is pressed."""

@@ -87,6 +87,7 @@ class GenerationController(QObject):
     self_tested = Signal(object)  # SelfTestReport
     cancelled = Signal(object)  # Job
     failed = Signal(object, object)  # Job, UserError or InternalError
+    busy_changed = Signal(bool)  # a window job started (True) or ended (False)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -240,6 +241,7 @@ class GenerationController(QObject):
         job.bridge = bridge
         self.job = job
         job.ticket = self.queue.submit(run, listener=bridge.listener(), bounded=False)
+        self.busy_changed.emit(True)
         return job
 
     # -- the job's answers (queued onto the GUI thread) ----------------------------------------
@@ -265,6 +267,7 @@ class GenerationController(QObject):
         if self.job is not job:
             return False
         self.job = None
+        self.busy_changed.emit(False)
         return True
 
     def _cancelled(self, job: Job) -> None:

@@ -41,7 +41,9 @@ from desktop_app.audio.io import write_audio
 from desktop_app.audio.reference import prepare_clips
 from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
-from desktop_app.library.store import Library, LibraryError, RemovedVoice, TakeRecord
+from desktop_app.library.database import LibraryError
+from desktop_app.library.records import RemovedVoice, TakeRecord
+from desktop_app.library.store import Library
 from desktop_app.takes import record_metadata
 from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
@@ -107,7 +109,7 @@ class DeleteVoice(QUndoCommand):
 
     def redo(self) -> None:
         try:
-            self.removed = self.box.library.remove_voice(self.name)
+            self.removed = self.box.library.voices.remove(self.name)
         except LibraryError as exc:
             self.setObsolete(True)
             self.box.error.emit(exc)
@@ -116,7 +118,7 @@ class DeleteVoice(QUndoCommand):
     def undo(self) -> None:
         if self.removed is not None:
             try:
-                self.box.library.restore_voice(self.removed)
+                self.box.library.voices.restore(self.removed)
             except LibraryError as exc:
                 self.box.error.emit(exc)
         self.box.refresh(select=self.name)
@@ -131,7 +133,7 @@ class RenameVoice(QUndoCommand):
 
     def _rename(self, source: str, target: str) -> None:
         try:
-            self.box.library.rename_voice(source, target)
+            self.box.library.voices.rename(source, target)
         except LibraryError as exc:
             self.setObsolete(True)
             self.box.error.emit(exc)
@@ -156,7 +158,7 @@ class DeleteTake(QUndoCommand):
 
     def redo(self) -> None:
         try:
-            self.panel.library.delete_take(self.take.id)
+            self.panel.library.takes.delete(self.take.id)
         except LibraryError as exc:
             self.setObsolete(True)
             self.panel.error.emit(exc)
@@ -164,7 +166,7 @@ class DeleteTake(QUndoCommand):
 
     def undo(self) -> None:
         try:
-            self.panel.library.restore_take(self.take)
+            self.panel.library.takes.restore(self.take)
         except LibraryError as exc:
             self.panel.error.emit(exc)
         self.panel.refresh(select=self.take.id)
@@ -262,7 +264,7 @@ class VoiceLibraryBox(QGroupBox):
     def refresh(self, select: str | None = None) -> None:
         """Reload the voice names, keeping (or moving to) the selected one."""
         current = select or self.voice_combo.currentText()
-        names = [voice.name for voice in self.library.voices()]
+        names = [voice.name for voice in self.library.voices.all()]
         self.voice_combo.clear()
         self.voice_combo.addItems(names)
         if current in names:
@@ -285,7 +287,7 @@ class VoiceLibraryBox(QGroupBox):
         if not name:
             return
         try:
-            voice = self.library.voice(name)
+            voice = self.library.voices.get(name)
             clips = [
                 Clip(
                     audio=clip.audio(),
@@ -325,7 +327,7 @@ class VoiceLibraryBox(QGroupBox):
                 (audio, clip.transcript, clip.source)
                 for audio, clip in zip(prepare_clips(clips), clips, strict=True)
             ]
-            voice = self.library.add_voice(name, prepared, notes=notes, consent_confirmed=True)
+            voice = self.library.voices.add(name, prepared, notes=notes, consent_confirmed=True)
         except UserError as exc:
             self.error.emit(exc)
             return False
@@ -460,7 +462,7 @@ class HistoryPanel(QWidget):
     def fill_voices(self) -> None:
         """Refresh the voice filter's names (keeping the chosen one when it still exists)."""
         chosen = self.voice_filter.currentText()
-        names = [ALL_VOICES] + [voice.name for voice in self.library.voices()]
+        names = [ALL_VOICES] + [voice.name for voice in self.library.voices.all()]
         self.voice_filter.blockSignals(True)
         self.voice_filter.clear()
         self.voice_filter.addItems(names)
@@ -474,7 +476,7 @@ class HistoryPanel(QWidget):
         select = select if select is not None else (current.id if current else None)
         voice = self.voice_filter.currentText()
         try:
-            records = self.library.takes(
+            records = self.library.takes.list(
                 voice=None if voice in ("", ALL_VOICES) else voice,
                 search=self.search.text().strip(),
                 favourites_only=self.favourites_only.isChecked(),
@@ -542,7 +544,7 @@ class HistoryPanel(QWidget):
         if record is None:
             return
         try:
-            self.library.set_favourite(record.id, not record.favourite)
+            self.library.takes.set_favourite(record.id, not record.favourite)
         except LibraryError as exc:
             self.error.emit(exc)
         self.refresh(select=record.id)

@@ -33,7 +33,8 @@ from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import UserError
 from desktop_app.inference import GenerationRequest, GenerationResult
 from desktop_app.inference.engine import GenerationTimings
-from desktop_app.library.store import Library, TakeRecord
+from desktop_app.library.records import TakeRecord
+from desktop_app.library.store import Library
 from desktop_app.takes import KeptTake, take_metadata
 from desktop_app.ui.describe import describe
 from desktop_app.ui.dialogs import ask_audio_path, audio_target
@@ -335,7 +336,7 @@ class TakesPanel(QGroupBox):
         take.favourite = not take.favourite
         if self.library is not None and take.record_id is not None:
             try:
-                self.library.set_favourite(take.record_id, take.favourite)
+                self.library.takes.set_favourite(take.record_id, take.favourite)
             except UserError as exc:
                 self.error.emit(exc)
         row = self.takes.index(take)

@@ -73,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     home = tmp_path_factory.mktemp("api-home")
     with Library(home / "data" / "library") as library:
-        library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+        library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
     port = free_port()
     key_file = home / "key.txt"
     key_file.write_text(KEY)

@@ -30,7 +30,7 @@ SPEECH = {"model": "csm-1b", "voice": "Ada", "input": "Hello there."}
 def api_takes(server: Server) -> list[object]:
     library = server.library()
     try:
-        return [t for t in library.takes() if t.source == "api"]  # type: ignore[attr-defined]
+        return [t for t in library.takes.list() if t.source == "api"]  # type: ignore[attr-defined]
     finally:
         library.close()  # type: ignore[attr-defined]
 

@@ -29,7 +29,7 @@ SPEECH = {"model": "csm-1b", "voice": "Ada", "input": "Hello there.", "max_secon
 def api_takes(server: Server) -> int:
     library = server.library()
     try:
-        return sum(1 for t in library.takes() if t.source == "api")  # type: ignore[attr-defined]
+        return sum(1 for t in library.takes.list() if t.source == "api")  # type: ignore[attr-defined]
     finally:
         library.close()  # type: ignore[attr-defined]
 

@@ -57,8 +57,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def voices(app_home: Path) -> None:
     with Library() as library:
-        library.add_voice("Ada", [(voiced(3.0, 24_000, f0=200), "I am Ada.", "imported")])
-        library.add_voice("Ben", [(voiced(3.0, 24_000, f0=110), "I am Ben.", "imported")])
+        library.voices.add("Ada", [(voiced(3.0, 24_000, f0=200), "I am Ada.", "imported")])
+        library.voices.add("Ben", [(voiced(3.0, 24_000, f0=110), "I am Ben.", "imported")])
 
 
 def write_lines(path: Path, count: int, bad: bool = False) -> Path:

@@ -23,13 +23,13 @@ def cast_two_voices(window: MainWindow) -> None:
     assert window.library is not None
     for name, f0 in (("Ada", 210), ("Ben", 120)):
         clip = with_silence(voiced(3.0, 24_000, f0=f0), 24_000, 0.2, 0.2)
-        window.library.add_voice(
+        window.library.voices.add(
             name, [(clip, f"I am {name}.", "imported")], consent_confirmed=True
         )
     window.library_box.refresh()
     window.conversation.editor.setPlainText(SCRIPT)
-    window.max_seconds.setValue(0.6)
-    window.seed_lock.setChecked(True)
+    window.say.max_seconds.setValue(0.6)
+    window.say.seed_lock.setChecked(True)
 
 
 def test_a_conversation_is_written_cast_made_and_exported(
@@ -128,5 +128,5 @@ def test_lines_are_heard_placed_redone_and_reopened_after_a_restart(
     for kept, made in zip(reopened.lines, panel.lines, strict=True):
         np.testing.assert_array_equal(kept.result.codes, made.result.codes)
     # the lines' takes are in the History, marked as conversation takes
-    sources = {t.source for t in window.library.takes()}
+    sources = {t.source for t in window.library.takes.list()}
     assert sources == {"conversation"}

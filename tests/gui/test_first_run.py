@@ -34,8 +34,8 @@ def first_window(qtbot: QtBot, fake_hub: Any, monkeypatch: pytest.MonkeyPatch, t
     win = build_window(Settings())
     qtbot.addWidget(win)
     win.show()
-    win.load_model(win.settings.model)
-    guide = win.setup_dialog
+    win.loader.load(win.settings.model)
+    guide = win.loader.setup_dialog
     assert isinstance(guide, FirstRunGuide) and guide.isVisible()
     guide.target.setText(str(tmp_path / "models"))
     guide.refresh()
@@ -43,7 +43,7 @@ def first_window(qtbot: QtBot, fake_hub: Any, monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_the_guide_says_what_is_needed_with_sizes_and_the_licence(first_window: Any) -> None:
-    guide = first_window.setup_dialog
+    guide = first_window.loader.setup_dialog
     sizes = {r.need.kind: r.size.text() for r in guide.rows}
     assert sizes == {CSM: "about 6.2 GB", ASR: "about 970 MB", SPEAKER: "about 405 MB"}
     assert all(r.status.text() == "not on this computer" for r in guide.rows)
@@ -59,7 +59,7 @@ def test_the_guide_says_what_is_needed_with_sizes_and_the_licence(first_window: 
 def test_download_cancel_resume_then_a_window_ready_to_record(
     qtbot: QtBot, first_window: Any, fake_hub: Any, pulse: None, tmp_path: Path
 ) -> None:
-    win, guide = first_window, first_window.setup_dialog
+    win, guide = first_window, first_window.loader.setup_dialog
     guide.token.setText(GOOD_TOKEN)
     fake_hub.bytes_per_second = 1.5e6
     guide.download_button.click()
@@ -93,7 +93,7 @@ def test_download_cancel_resume_then_a_window_ready_to_record(
 
 
 def test_a_refused_token_is_said_in_the_guide(qtbot: QtBot, first_window: Any) -> None:
-    guide = first_window.setup_dialog
+    guide = first_window.loader.setup_dialog
     guide.token.setText("hf_not_this_one")
     guide.download_button.click()
     qtbot.waitUntil(lambda: guide.process is None, timeout=30_000)
@@ -104,7 +104,7 @@ def test_a_refused_token_is_said_in_the_guide(qtbot: QtBot, first_window: Any) -
 def test_closing_the_guide_stops_its_download(
     qtbot: QtBot, first_window: Any, fake_hub: Any
 ) -> None:
-    guide = first_window.setup_dialog
+    guide = first_window.loader.setup_dialog
     guide.token.setText(GOOD_TOKEN)
     fake_hub.bytes_per_second = 0.5e6
     guide.download_button.click()
@@ -143,8 +143,8 @@ def test_a_named_model_that_fails_is_said_once_without_commands(
     win = build_window(Settings(model=str(tmp_path / "gone")))
     qtbot.addWidget(win)
     win.show()
-    win.load_model(win.settings.model)
-    text = win.setup_dialog.status.text()
+    win.loader.load(win.settings.model)
+    text = win.loader.setup_dialog.status.text()
     assert text == (
         f"The model in the settings cannot be used (CSM model folder not found: {tmp_path / 'gone'}"
         "): download it below or choose a folder that holds it."

@@ -19,14 +19,14 @@ def test_a_model_load_is_refused_while_a_take_is_made(
 ) -> None:
     drop_file(window, speech_file(tmp_path))
     window.voice.clips[0].transcript = "Hello there, this is my voice."
-    window.text.setPlainText("A long text that would take a while to say.")
-    window.max_seconds.setValue(60.0)
+    window.say.text.setPlainText("A long text that would take a while to say.")
+    window.say.max_seconds.setValue(60.0)
     frames: list[int] = []
     window.jobs.progressed.connect(lambda f, s: frames.append(f))
     window.generate()
     qtbot.waitUntil(lambda: len(frames) >= 5, timeout=30_000)
     job = window.jobs.job
-    window.load_model(str(tiny_model_dir))  # Model -> Reload while the take runs
+    window.loader.load(str(tiny_model_dir))  # Model -> Reload while the take runs
     assert "cannot load a model now: a take is being made" in window.errors.last_message
     assert window.jobs.job is job and window.generating  # the take goes on
     made = len(frames)
@@ -46,7 +46,7 @@ def test_reports_of_a_job_no_longer_waited_for_are_dropped(
     window.jobs.progressed.connect(lambda f, s: frames.append(f))
     window.jobs.loaded.connect(loaded.append)
     with qtbot.waitSignal(window.model_ready, timeout=60_000):
-        window.load_model(str(tiny_model_dir))
+        window.loader.load(str(tiny_model_dir))
         job = window.jobs.job
         assert job is not None and job.bridge is not None
         late = job.bridge.listener()
@@ -54,25 +54,25 @@ def test_reports_of_a_job_no_longer_waited_for_are_dropped(
     late.on_progress(3, 0.24)
     late.on_finished(loaded[0])
     qtbot.wait(50)  # the queued signals are delivered, and dropped
-    assert frames == [] and len(loaded) == 1 and window.generate_button.isEnabled()
+    assert frames == [] and len(loaded) == 1 and window.say.generate_button.isEnabled()
 
 
 def test_help_test_this_computer_runs_the_self_test_in_the_worker(
     window: MainWindow, qtbot: QtBot
 ) -> None:
     with qtbot.waitSignal(window.self_tested, timeout=120_000) as tested:
-        window.test_computer()
-        assert not window.generate_button.isEnabled()  # one job at a time
-        window.text.setPlainText("Say this meanwhile.")
+        window.self_test.run()
+        assert not window.say.generate_button.isEnabled()  # one job at a time
+        window.say.text.setPlainText("Say this meanwhile.")
         window.generate()
         assert "cannot start another take now: the self-test is running" in (
             window.errors.last_message
         )
     report = tested.args[0]
     assert report.codes_equal and report.verdict.startswith("PASS")
-    shown = window.self_test_dialog.text.toPlainText()
+    shown = window.self_test.dialog.text.toPlainText()
     assert shown == report.table() and "verdict" in shown
-    assert window.generate_button.isEnabled()
+    assert window.say.generate_button.isEnabled()
 
 
 def test_the_windows_worker_makes_the_engines_greedy_codes(

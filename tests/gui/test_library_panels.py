@@ -19,7 +19,8 @@ from pytestqt.qtbot import QtBot
 from desktop_app import paths
 from desktop_app.audio.recorder import unfinished_recordings
 from desktop_app.config import Settings
-from desktop_app.library.store import SCHEMA_VERSION, Library
+from desktop_app.library.schema import SCHEMA_VERSION
+from desktop_app.library.store import Library
 from desktop_app.ui.app import build_window
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO, cli_env
@@ -68,7 +69,7 @@ def test_save_use_rename_and_delete_a_voice_with_undo(
     dialog.consent.setChecked(True)
     assert dialog.save_button.isEnabled()
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
-    stored = Library().voice("Ana")
+    stored = Library().voices.get("Ana")
     assert stored.consent_confirmed and len(stored.clips) == 1
     assert stored.clips[0].transcript == "Hello there, this is my voice."
     assert box.voice_combo.currentText() == "Ana"
@@ -77,7 +78,7 @@ def test_save_use_rename_and_delete_a_voice_with_undo(
     # a take made from these clips is Ana's, in the history and in the store
     take = generate(window, qtbot, "First words in Ana's voice.")
     assert take.voice == "Ana"  # type: ignore[attr-defined]
-    assert [t.text for t in Library().takes(voice="Ana")] == ["First words in Ana's voice."]
+    assert [t.text for t in Library().takes.list(voice="Ana")] == ["First words in Ana's voice."]
     assert rows(window)[0][2:4] == ["Ana", "First words in Ana's voice."]
 
     # edited clips are no longer Ana's; using the voice brings its clips back, undoably
@@ -94,26 +95,26 @@ def test_save_use_rename_and_delete_a_voice_with_undo(
     # rename, with undo and redo
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Bea", True))
     qtbot.mouseClick(box.rename_button, Qt.MouseButton.LeftButton)
-    assert [v.name for v in Library().voices()] == ["Bea"]
+    assert [v.name for v in Library().voices.all()] == ["Bea"]
     assert box.current_voice() == "Bea"
     window.undo.undo()
-    assert [v.name for v in Library().voices()] == ["Ana"]
+    assert [v.name for v in Library().voices.all()] == ["Ana"]
     window.undo.redo()
     assert box.voice_combo.currentText() == "Bea"
 
     # delete asks first; No keeps it
     asked = answer(monkeypatch, yes=False)
     qtbot.mouseClick(box.delete_button, Qt.MouseButton.LeftButton)
-    assert "Bea" in asked[0] and [v.name for v in Library().voices()] == ["Bea"]
+    assert "Bea" in asked[0] and [v.name for v in Library().voices.all()] == ["Bea"]
     answer(monkeypatch, yes=True)
     qtbot.mouseClick(box.delete_button, Qt.MouseButton.LeftButton)
-    assert Library().voices() == [] and box.voice_combo.count() == 0
-    assert Library().takes()[0].voice is None  # its take stays, without a voice
+    assert Library().voices.all() == [] and box.voice_combo.count() == 0
+    assert Library().takes.list()[0].voice is None  # its take stays, without a voice
     # ...and undo brings back the voice, its clips and the link to its take
     window.undo.undo()
-    assert [v.name for v in Library().voices()] == ["Bea"]
-    assert Library().voice("Bea").clips == stored.clips
-    assert [t.voice for t in Library().takes()] == ["Bea"]
+    assert [v.name for v in Library().voices.all()] == ["Bea"]
+    assert Library().voices.get("Bea").clips == stored.clips
+    assert [t.voice for t in Library().takes.list()] == ["Bea"]
     assert box.voice_combo.currentText() == "Bea"
 
 
@@ -125,7 +126,7 @@ def test_history_search_filter_play_reuse_favourite_export_and_delete(
     # takes made earlier, e.g. from the command line, by two voices
     library = Library()
     for name in ("Ana", "Ben"):
-        library.add_voice(
+        library.voices.add(
             name, [(voiced(3.0, 24_000), f"I am {name}.", "imported")], consent_confirmed=True
         )
     texts = {
@@ -136,7 +137,7 @@ def test_history_search_filter_play_reuse_favourite_export_and_delete(
     for name, lines in texts.items():
         for number, text in enumerate(lines):
             audio[text] = voiced(1.0 + number, 24_000, f0=120 + 30 * number)
-            library.add_take(
+            library.takes.add(
                 text=text,
                 audio=audio[text],
                 settings={"temperature": 0.7, "top_k": 20, "top_p": 0.9, "max_seconds": 7.5},
@@ -163,9 +164,9 @@ def test_history_search_filter_play_reuse_favourite_export_and_delete(
     history.voice_filter.setCurrentText("All voices")
 
     # favourite one, then show favourites only
-    history.refresh(select=library.takes(search="news")[0].id)
+    history.refresh(select=library.takes.list(search="news")[0].id)
     qtbot.mouseClick(history.favourite_button, Qt.MouseButton.LeftButton)
-    assert library.takes(search="news")[0].favourite
+    assert library.takes.list(search="news")[0].favourite
     history.favourites_only.setChecked(True)
     assert [r[:1] + r[3:4] for r in rows(window)] == [["★", "Ana reads the news."]]
     history.favourites_only.setChecked(False)
@@ -185,11 +186,11 @@ def test_history_search_filter_play_reuse_favourite_export_and_delete(
 
     # reuse its settings: text, sampling settings, the seed (locked) and the voice's clips
     qtbot.mouseClick(history.reuse_button, Qt.MouseButton.LeftButton)
-    assert window.text.toPlainText() == "Ana reads the news."
-    assert window.temperature.value() == pytest.approx(0.7)
-    assert (window.top_k.value(), window.top_p.value()) == (20, pytest.approx(0.9))
-    assert window.max_seconds.value() == pytest.approx(7.5)
-    assert window.seed.value() == 1235 and window.seed_lock.isChecked()
+    assert window.say.text.toPlainText() == "Ana reads the news."
+    assert window.say.temperature.value() == pytest.approx(0.7)
+    assert (window.say.top_k.value(), window.say.top_p.value()) == (20, pytest.approx(0.9))
+    assert window.say.max_seconds.value() == pytest.approx(7.5)
+    assert window.say.seed.value() == 1235 and window.say.seed_lock.isChecked()
     assert [c.transcript for c in window.voice.clips] == ["I am Ana."]
     assert window.library_box is not None and window.library_box.current_voice() == "Ana"
 
@@ -198,10 +199,10 @@ def test_history_search_filter_play_reuse_favourite_export_and_delete(
     assert deleted is not None
     answer(monkeypatch, yes=True)
     qtbot.mouseClick(history.delete_button, Qt.MouseButton.LeftButton)
-    assert len(rows(window)) == 2 and len(library.takes()) == 2
+    assert len(rows(window)) == 2 and len(library.takes.list()) == 2
     window.undo.undo()
     assert len(rows(window)) == 3
-    assert library.take(deleted.id) == deleted
+    assert library.takes.get(deleted.id) == deleted
 
 
 def test_a_recording_killed_mid_way_is_offered_back(qtbot: QtBot, tmp_path: Path) -> None:
@@ -218,7 +219,7 @@ def test_a_recording_killed_mid_way_is_offered_back(qtbot: QtBot, tmp_path: Path
         "recorder.start()\n"
         "said = False\n"
         "for number in range(100_000):\n"
-        "    library.add_take(text=f'take {number}', audio=np.full(24_000, number % 7 / 10, "
+        "    library.takes.add(text=f'take {number}', audio=np.full(24_000, number % 7 / 10, "
         "np.float32), settings={}, seed=number, model='m', engine='e', device='cpu', timings={})\n"
         "    if recorder.seconds > 1.5 and not said:\n"
         "        print('recording', flush=True)\n"
@@ -246,7 +247,7 @@ def test_a_recording_killed_mid_way_is_offered_back(qtbot: QtBot, tmp_path: Path
     # the library is healthy and every take it lists has its complete audio
     library = Library()
     assert library.integrity_check() == "ok"
-    takes = library.takes()
+    takes = library.takes.list()
     assert len(takes) > 3
     for take in takes:
         assert take.audio().size == 24_000 and take.duration == 1.0
@@ -262,17 +263,17 @@ def test_a_recording_killed_mid_way_is_offered_back(qtbot: QtBot, tmp_path: Path
     if len(takes) > 500:
         assert window.history.tree.topLevelItemCount() == 500
         assert "newest 500" in window.history.count_label.text()
-    box = window.offer_unfinished_recordings()
+    box = window.housekeeping.offer_unfinished_recordings()
     assert box is not None and box.isVisible() and "1 recording(s)" in box.text()
     recover = next(b for b in box.buttons() if b.text() == "Recover")
-    with qtbot.waitSignal(window.recordings_recovered, timeout=10_000) as recovered:
+    with qtbot.waitSignal(window.housekeeping.recordings_recovered, timeout=10_000) as recovered:
         qtbot.mouseClick(recover, Qt.MouseButton.LeftButton)
     assert recovered.args == [1]
     clip = window.voice.clips[0]
     assert clip.source == "recorded" and clip.seconds > 2.0
     assert float(np.abs(clip.audio).max()) > 0.05  # the voice played while it recorded is there
     assert unfinished_recordings(folder) == []
-    assert window.offer_unfinished_recordings() is None  # asked once
+    assert window.housekeeping.offer_unfinished_recordings() is None  # asked once
     window.close()
 
 
@@ -281,7 +282,7 @@ def test_cli_and_window_use_one_library_at_once(
 ) -> None:
     library = window.library
     assert library is not None
-    library.add_voice(
+    library.voices.add(
         "Shared", [(voiced(3.0, 24_000), "I am shared.", "imported")], consent_confirmed=True
     )
     clip = tmp_path / "clip.wav"
@@ -325,7 +326,7 @@ def test_cli_and_window_use_one_library_at_once(
         while any(child.poll() is None for child in children) and time.monotonic() < deadline:
             take = generate(window, qtbot, f"From the window {made}.")
             assert take.record_id is not None  # type: ignore[attr-defined]
-            library.set_favourite(take.record_id, True)  # type: ignore[attr-defined]
+            library.takes.set_favourite(take.record_id, True)  # type: ignore[attr-defined]
             made += 1
     finally:
         errors = []
@@ -335,11 +336,11 @@ def test_cli_and_window_use_one_library_at_once(
     assert [child.returncode for child in children] == [0] * len(children), errors
     assert not any("locked" in err for err in errors)
     assert made >= 1
-    texts = {t.text for t in Library().takes()}
+    texts = {t.text for t in Library().takes.list()}
     assert {"From the CLI 0.", "From the CLI 1."} <= texts
     assert {f"From the window {n}." for n in range(made)} <= texts
-    assert len(Library().takes(favourites_only=True)) == made
-    assert {v.name for v in Library().voices()} == {"Shared", "Voice 0", "Voice 1", "Voice 2"}
+    assert len(Library().takes.list(favourites_only=True)) == made
+    assert {v.name for v in Library().voices.all()} == {"Shared", "Voice 0", "Voice 1", "Voice 2"}
     assert library.integrity_check() == "ok"
     window.history.fill_voices()  # type: ignore[union-attr]
     assert len(rows(window)) == made + 2

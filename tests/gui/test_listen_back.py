@@ -38,7 +38,7 @@ def listening(
     qtbot.addWidget(win)
     win.show()
     with qtbot.waitSignal(win.model_ready, timeout=60_000):
-        win.load_model(str(tiny_model_dir))
+        win.loader.load(str(tiny_model_dir))
     return win
 
 
@@ -47,7 +47,7 @@ def test_a_clip_is_transcribed_on_import_and_a_hand_edit_is_kept(
 ) -> None:
     window = listening
     assert window.engine_info is not None
-    assert window.checks_label.text() == (
+    assert window.labels.checks.text() == (
         f"checks: words ({window.settings.asr_model}), voice ({window.settings.speaker_model})"
     )
     with qtbot.waitSignal(window.clip_transcribed, timeout=30_000):
@@ -58,12 +58,12 @@ def test_a_clip_is_transcribed_on_import_and_a_hand_edit_is_kept(
     assert [w.word for w in clip.words] == HEARD.split()
 
     # the user corrects it while a transcription runs: theirs stays
-    window.transcribe_clip(clip)
+    window.transcriber.transcribe(clip)
     window.voice.transcript.setPlainText("What I really said.")
     with qtbot.waitSignal(window.clip_transcribed, timeout=30_000):
         pass
     assert clip.transcript == "What I really said."
-    assert "your own transcript was kept" in window.progress_label.text()
+    assert "your own transcript was kept" in window.job_status.label.text()
 
     # the Transcribe button asks for the recogniser's text again
     with qtbot.waitSignal(window.clip_transcribed, timeout=30_000):
@@ -96,7 +96,7 @@ def test_every_take_is_checked_and_the_history_filters_flagged_ones(
     assert history.tree.topLevelItemCount() == (0 if check.verdict == "good" else 1)
 
     # checks off: the next take has none
-    window.check_takes.setChecked(False)
+    window.say.check_takes.setChecked(False)
     assert generate(window, qtbot, "No check this time.").check is None
 
 
@@ -106,9 +106,9 @@ def test_best_of_three_lists_candidates_and_another_can_be_kept(
     window = listening
     with qtbot.waitSignal(window.clip_transcribed, timeout=30_000):
         drop_file(window, espeak(tmp_path / "voice.wav", VOICE))
-    window.seed_lock.setChecked(True)
-    window.seed.setValue(20)
-    window.candidates.setValue(3)
+    window.say.seed_lock.setChecked(True)
+    window.say.seed.setValue(20)
+    window.say.candidates.setValue(3)
     take = generate(window, qtbot, "Three candidates, one kept.")
     assert take.best_of is not None
     (chunk,) = take.best_of.chunks
@@ -159,10 +159,10 @@ def test_the_listen_back_models_are_chosen_in_the_model_menu(
     tiny_speaker_dir: Path,
     tmp_path: Path,
 ) -> None:
-    assert window.checks_label.text() == "checks: ending only"  # none installed in the tests
-    assert "download-model --asr" in window.checks_label.toolTip()
-    window.listen_models()
-    dialog = window.listen_dialog
+    assert window.labels.checks.text() == "checks: ending only"  # none installed in the tests
+    assert "download-model --asr" in window.labels.checks.toolTip()
+    window.loader.choose_listen_models()
+    dialog = window.loader.listen_dialog
     dialog.asr.setText(str(tmp_path / "nowhere"))
     dialog.accept_models()
     assert "speech-recognition model folder not found" in dialog.problem.text()
@@ -172,7 +172,7 @@ def test_the_listen_back_models_are_chosen_in_the_model_menu(
     with qtbot.waitSignal(window.model_ready, timeout=60_000):
         dialog.accept_models()  # accepted: the model reloads with both beside it
     assert window.settings.asr_model == str(tiny_whisper_dir)
-    assert window.checks_label.text().startswith("checks: words (")
+    assert window.labels.checks.text().startswith("checks: words (")
 
 
 def test_a_long_text_can_be_said_sentence_after_sentence(window: MainWindow, qtbot: QtBot) -> None:
@@ -185,7 +185,7 @@ def test_a_long_text_can_be_said_sentence_after_sentence(window: MainWindow, qtb
     )
     batched = generate(window, qtbot, text, seconds=0.6)
     assert [p.result.engine for p in batched.result.parts] == ["fast (batch of 2)"] * 2
-    window.coherent.setChecked(True)
+    window.say.coherent.setChecked(True)
     coherent = generate(window, qtbot, text, seconds=0.6)
     assert [p.result.engine for p in coherent.result.parts] == ["fast", "fast"]  # one by one
     assert len(coherent.result.parts) == 2

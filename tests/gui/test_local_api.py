@@ -16,12 +16,12 @@ def test_the_window_serves_the_local_api_on_its_own_engine(
     window: MainWindow, qtbot: QtBot
 ) -> None:
     assert window.library is not None and window.history is not None
-    window.library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
-    assert not window.api_action.isChecked()  # off by default
+    window.library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+    assert not window.menu_actions["api"].isChecked()  # off by default
     window.settings.local_api_port = 0  # any free port
-    window.api_action.trigger()
-    assert window.api_action.isChecked() and window.local_api.address
-    assert window.api_label.text() == f"API: {window.local_api.address}"
+    window.menu_actions["api"].trigger()
+    assert window.menu_actions["api"].isChecked() and window.local_api.address
+    assert window.labels.api.text() == f"API: {window.local_api.address}"
     url = window.local_api.address
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "healthy" and health["engine"] == window.engine_info.engine  # type: ignore[union-attr]
@@ -45,8 +45,8 @@ def test_the_window_serves_the_local_api_on_its_own_engine(
     with qtbot.waitSignal(window.api_take_kept, timeout=30_000) as kept:
         asking.start()
         # the window's own take, asked meanwhile, shares the worker with the API's
-        window.text.setPlainText("And one from the window.")
-        window.max_seconds.setValue(0.6)
+        window.say.text.setPlainText("And one from the window.")
+        window.say.max_seconds.setValue(0.6)
         window.generate()
     asking.join(30)
     assert replies[0].status_code == 200
@@ -56,8 +56,8 @@ def test_the_window_serves_the_local_api_on_its_own_engine(
     qtbot.waitUntil(lambda: not window.generating, timeout=30_000)
     assert window.takes.takes  # the window's take was made as well
 
-    window.api_action.trigger()  # off again: nothing listens
-    assert window.api_label.text() == ""
+    window.menu_actions["api"].trigger()  # off again: nothing listens
+    assert window.labels.api.text() == ""
     try:
         httpx.get(f"{url}/health", timeout=2)
         listening = True

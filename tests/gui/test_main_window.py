@@ -52,15 +52,15 @@ def test_import_trim_generate_play_and_save(
     # transcript next to the clip, the text to say, a short maximum length
     qtbot.keyClicks(window.voice.transcript, "Hello there, this is my voice.")
     assert clip.transcript == "Hello there, this is my voice."
-    qtbot.keyClicks(window.text, "Say this in my voice.")
-    window.max_seconds.setValue(1.2)
+    qtbot.keyClicks(window.say.text, "Say this in my voice.")
+    window.say.max_seconds.setValue(1.2)
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.keyClick(window.text, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClick(window.say.text, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     take = made.args[0]
     assert take.result.frames == 15
     assert take.path.exists()  # kept on disk at once
     assert window.takes.take_list.count() == 1
-    assert window.rtf_label.text().startswith("last RTF: ")
+    assert window.labels.rtf.text().startswith("last RTF: ")
 
     # play it: the playhead moves along and playback reaches the end
     heads: list[int] = []
@@ -90,8 +90,8 @@ def test_import_trim_generate_play_and_save(
 
 
 def test_cancel_a_generation(window: MainWindow, qtbot: QtBot) -> None:
-    window.text.setPlainText("A long text that would take a while to say.")
-    window.max_seconds.setValue(60.0)
+    window.say.text.setPlainText("A long text that would take a while to say.")
+    window.say.max_seconds.setValue(60.0)
     ticks: list[float] = []
     timer = QTimer()
     timer.setInterval(10)
@@ -99,25 +99,25 @@ def test_cancel_a_generation(window: MainWindow, qtbot: QtBot) -> None:
     timer.start()
     frames: list[int] = []
     window.jobs.progressed.connect(lambda f, s: frames.append(f))
-    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(frames) >= 40, timeout=30_000)
     timer.stop()
     # the window kept handling events while the worker generated: no gap over 250 ms
     assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25
     assert window.generating
-    assert not window.generate_button.isEnabled()
+    assert not window.say.generate_button.isEnabled()
     with qtbot.waitSignal(window.generation_cancelled, timeout=30_000):
         qtbot.keyClick(window, Qt.Key.Key_Escape)
     assert not window.generating
-    assert window.generate_button.isEnabled()
+    assert window.say.generate_button.isEnabled()
     assert window.takes.take_list.count() == 0
-    assert window.progress_label.text() == "Cancelled."
+    assert window.job_status.label.text() == "Cancelled."
 
 
 def test_bad_input_reaches_the_error_dialog(
     window: MainWindow, qtbot: QtBot, tmp_path: Path
 ) -> None:
-    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     assert "nothing to say" in window.errors.last_message
     assert window.errors.box is not None and window.errors.box.isVisible()
     junk = tmp_path / "junk.wav"
@@ -126,8 +126,8 @@ def test_bad_input_reaches_the_error_dialog(
     assert "cannot decode" in window.errors.last_message
     assert window.voice.clips == []
     drop_file(window, speech_file(tmp_path))
-    window.text.setPlainText("Hello.")
-    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    window.say.text.setPlainText("Hello.")
+    qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     assert "clip 1 has no transcript" in window.errors.last_message
     assert not window.generating
 
@@ -156,16 +156,16 @@ def test_record_a_clip_from_the_microphone(
 
 
 def test_settings_survive_a_restart(window: MainWindow, qtbot: QtBot, tiny_model_dir: Path) -> None:
-    window.temperature.setValue(0.65)
-    window.seed_lock.setChecked(True)
-    window.seed.setValue(777)
+    window.say.temperature.setValue(0.65)
+    window.say.seed_lock.setChecked(True)
+    window.say.seed.setValue(777)
     window.close()
     saved = json.loads(settings_file().read_text())
     assert saved["version"] == 1 and saved["temperature"] == 0.65 and saved["seed"] == 777
     again = build_window(load_settings())
     qtbot.addWidget(again)
-    assert again.temperature.value() == 0.65
-    assert again.seed.value() == 777 and again.seed_lock.isChecked()
+    assert again.say.temperature.value() == 0.65
+    assert again.say.seed.value() == 777 and again.say.seed_lock.isChecked()
     again.close()
 
 
@@ -173,8 +173,8 @@ def test_missing_model_opens_the_setup_dialog(qtbot: QtBot, tiny_model_dir: Path
     win = build_window(Settings())
     qtbot.addWidget(win)
     win.show()
-    win.load_model("sesame/csm-1b")  # not in the (empty) test cache
-    dialog = win.setup_dialog
+    win.loader.load("sesame/csm-1b")  # not in the (empty) test cache
+    dialog = win.loader.setup_dialog
     assert dialog.isVisible()
     dialog.use_folder(str(tiny_model_dir / "nope"))
     assert "model folder not found" in dialog.status.text()
@@ -210,38 +210,38 @@ def test_smoke_test_command(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_a_take_plays_while_it_is_generated(window: MainWindow, qtbot: QtBot) -> None:
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("Hear this while it is being made.")
-    window.max_seconds.setValue(2.0)
-    assert window.play_live.isChecked()  # on by default
+    window.say.text.setPlainText("Hear this while it is being made.")
+    window.say.max_seconds.setValue(2.0)
+    assert window.say.play_live.isChecked()  # on by default
     pieces: list[int] = []
     window.jobs.chunk_ready.connect(lambda piece: pieces.append(piece.size))
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     take = made.args[0]
     assert len(pieces) > 1 and sum(pieces) == take.result.audio.size
-    playback = window.playback
+    playback = window.flow.playback
     assert playback is not None and playback.started_at is not None
     # what went to the output device is the take, sample for sample, and it plays to the end
     np.testing.assert_array_equal(window.player._audio[: window.player.length], take.result.audio)
     qtbot.waitUntil(lambda: not window.player.playing, timeout=15_000)
     assert window.player.position == take.result.audio.size
     assert window.player.underruns == 0
-    assert "first audio after" in window.progress_label.text()
+    assert "first audio after" in window.job_status.label.text()
 
 
 def test_a_long_text_is_said_in_parts_and_one_part_made_again(
     window: MainWindow, qtbot: QtBot
 ) -> None:
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText(
+    window.say.text.setPlainText(
         "The morning train was late again, so I walked along the river. "
         "Could you bring the blue notebook from the kitchen table? "
         "Honestly, I did not expect the concert to be that good."
     )
-    window.max_seconds.setValue(0.8)  # caps each part
-    window.seed_lock.setChecked(True)
+    window.say.max_seconds.setValue(0.8)  # caps each part
+    window.say.seed_lock.setChecked(True)
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     take = made.args[0]
     assert len(take.result.parts) == 3 and "batch of 3" in take.result.engine
     panel = window.takes
@@ -271,8 +271,8 @@ def test_a_take_made_while_another_program_holds_the_library_is_kept_and_said(
     assert window.library is not None
     drop_file(window, speech_file(tmp_path))
     qtbot.keyClicks(window.voice.transcript, "Hello there, this is my voice.")
-    qtbot.keyClicks(window.text, "Said while the library is busy.")
-    window.max_seconds.setValue(0.4)
+    qtbot.keyClicks(window.say.text, "Said while the library is busy.")
+    window.say.max_seconds.setValue(0.4)
     with (
         held(window.library.db_path),
         qtbot.waitSignal(window.take_ready, timeout=60_000) as made,
@@ -282,4 +282,4 @@ def test_a_take_made_while_another_program_holds_the_library_is_kept_and_said(
     assert take.path.exists() and window.takes.take_list.count() == 1
     message = window.statusBar().currentMessage()
     assert message.startswith(f"Take kept at {take.path}, not in the history: the library is busy")
-    assert window.library.takes() == []
+    assert window.library.takes.list() == []

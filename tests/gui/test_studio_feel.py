@@ -19,10 +19,10 @@ def test_the_sessions_takes_are_back_after_a_restart_with_their_star(
     window: MainWindow, qtbot: QtBot, tiny_model_dir: Path
 ) -> None:
     window.voice.add_clip(smoke_clip())
-    window.max_seconds.setValue(0.6)
+    window.say.max_seconds.setValue(0.6)
     made = []
     for text in ("The first take.", "The second take."):
-        window.text.setPlainText(text)
+        window.say.text.setPlainText(text)
         with qtbot.waitSignal(window.take_ready, timeout=60_000) as ready:
             window.generate()
         made.append(ready.args[0])
@@ -34,7 +34,7 @@ def test_the_sessions_takes_are_back_after_a_restart_with_their_star(
     assert "“The second take.”" in row and "0.6 s" in row and "seed" not in row
     assert f"seed {made[1].result.seed}" in takes.take_list.item(1).toolTip()
     assert window.library is not None
-    assert window.library.take(made[0].record_id).favourite  # the star is in the history too
+    assert window.library.takes.get(made[0].record_id).favourite  # the star is in the history too
 
     again = build_window(Settings(model=str(tiny_model_dir)))  # a restart: a new window
     qtbot.addWidget(again)
@@ -56,25 +56,27 @@ def test_clean_up_removes_only_files_nothing_uses_nor_an_undo_could_bring_back(
 
     library = window.library
     assert library is not None
-    library.add_voice("Kept", [(voiced(2.0, 24_000, seed=1), "Kept.", "imported")])
-    library.add_voice("Gone", [(voiced(2.0, 24_000, seed=2), "Gone.", "imported")])
-    gone_clip = library.voice("Gone").clips[0].file
-    orphan = library.store_audio(voiced(1.0, 24_000, seed=3), 24_000)  # used by nothing
-    codes = library.store_codes(np.zeros((3, 4), np.int64))  # nor this
+    library.voices.add("Kept", [(voiced(2.0, 24_000, seed=1), "Kept.", "imported")])
+    library.voices.add("Gone", [(voiced(2.0, 24_000, seed=2), "Gone.", "imported")])
+    gone_clip = library.voices.get("Gone").clips[0].file
+    orphan = library.files.store_audio(voiced(1.0, 24_000, seed=3), 24_000)  # used by nothing
+    codes = library.files.store_codes(np.zeros((3, 4), np.int64))  # nor this
     window.library_box.refresh()
     window.undo.push(DeleteVoice(window.library_box, "Gone"))  # undoable this session
-    assert window.clean_up_plan() == []  # all written moments ago: another program may use them
+    assert (
+        window.housekeeping.clean_up_plan() == []
+    )  # all written moments ago: another program may use them
     hour_ago = time.time() - 3600
     for file in library.audio_dir.rglob("*.*"):
         os.utime(file, (hour_ago, hour_ago))
-    plan = window.clean_up_plan()
+    plan = window.housekeeping.clean_up_plan()
     assert sorted(plan) == sorted([orphan, codes])
-    count, size = window.clean_up(plan)
+    count, size = window.housekeeping.clean_up(plan)
     assert count == 2 and size > 0
     assert not orphan.exists() and gone_clip.exists()
-    assert library.voice("Kept").clips[0].file.exists()
+    assert library.voices.get("Kept").clips[0].file.exists()
     window.undo.undo()  # the deleted voice comes back, with its audio
-    assert library.voice("Gone").clips[0].audio().size == 48_000
+    assert library.voices.get("Gone").clips[0].audio().size == 48_000
 
 
 def test_dark_and_light_and_f1_lists_every_shortcut(window: MainWindow, qtbot: QtBot) -> None:
@@ -85,13 +87,13 @@ def test_dark_and_light_and_f1_lists_every_shortcut(window: MainWindow, qtbot: Q
     def window_lightness() -> int:
         return QApplication.palette().color(QPalette.ColorRole.Window).lightness()
 
-    window.scheme_actions["dark"].trigger()
+    window.menu_actions["scheme-dark"].trigger()
     assert window.settings.color_scheme == "dark" and window_lightness() < 80
     waveform = window.takes.waveform  # the widgets follow (the change reaches them as an event)
     qtbot.waitUntil(lambda: waveform.palette().color(QPalette.ColorRole.Base).lightness() < 80)
-    window.scheme_actions["light"].trigger()
+    window.menu_actions["scheme-light"].trigger()
     assert window_lightness() > 180
-    window.scheme_actions["system"].trigger()  # offscreen has no scheme: light
+    window.menu_actions["scheme-system"].trigger()  # offscreen has no scheme: light
     assert window.settings.color_scheme == "system" and window_lightness() > 180
 
     qtbot.keyClick(window, Qt.Key.Key_F1)

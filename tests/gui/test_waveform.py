@@ -83,8 +83,8 @@ def test_the_spectrogram_is_computed_off_the_ui_thread_and_shows_a_tone(qtbot: Q
 
 def test_a_take_loops_and_plays_from_a_click(window: MainWindow, qtbot: QtBot) -> None:
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("Loop me.")
-    window.max_seconds.setValue(0.8)
+    window.say.text.setPlainText("Loop me.")
+    window.say.max_seconds.setValue(0.8)
     with qtbot.waitSignal(window.take_ready, timeout=60_000):
         window.generate()
     takes = window.takes

@@ -73,11 +73,11 @@ def test_closing_the_window_during_a_generation_shuts_down_cleanly(
     window: MainWindow, qtbot: QtBot
 ) -> None:
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("A long take that is still being made when the window closes.")
-    window.max_seconds.setValue(60.0)
+    window.say.text.setPlainText("A long take that is still being made when the window closes.")
+    window.say.max_seconds.setValue(60.0)
     frames: list[int] = []
     window.jobs.progressed.connect(lambda f, s: frames.append(f))
-    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(frames) >= 5, timeout=30_000)
     before = threading.active_count()
     window.close()
@@ -117,15 +117,15 @@ def test_cancel_while_the_model_loads(qtbot: QtBot, tiny_model_dir: Path) -> Non
     qtbot.addWidget(window)
     window.show()
     with qtbot.waitSignal(window.generation_cancelled, timeout=60_000):
-        window.load_model(str(tiny_model_dir))
-        assert window.cancel_button.isEnabled()
-        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+        window.loader.load(str(tiny_model_dir))
+        assert window.job_status.cancel_button.isEnabled()
+        qtbot.mouseClick(window.job_status.cancel_button, Qt.MouseButton.LeftButton)
     assert window.engine_info is None and window.jobs.worker.engine is None
-    assert not window.generate_button.isEnabled()
-    assert window.model_label.text() == "model: not loaded (cancelled)"
+    assert not window.say.generate_button.isEnabled()
+    assert window.labels.model.text() == "model: not loaded (cancelled)"
     with qtbot.waitSignal(window.model_ready, timeout=60_000):  # loading again works
-        window.load_model(str(tiny_model_dir))
-    assert window.generate_button.isEnabled()
+        window.loader.load(str(tiny_model_dir))
+    assert window.say.generate_button.isEnabled()
     window.close()
 
 

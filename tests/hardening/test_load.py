@@ -73,12 +73,12 @@ def test_the_window_stays_responsive_while_loading_and_generating(
     qtbot.waitExposed(window)
     qtbot.wait(50)
     with LoopWatch() as loading, qtbot.waitSignal(window.model_ready, timeout=60_000):
-        window.load_model(str(tiny_model_dir))
+        window.loader.load(str(tiny_model_dir))
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("Keep the window responsive while this take is being made.")
-    window.max_seconds.setValue(6.0)
+    window.say.text.setPlainText("Keep the window responsive while this take is being made.")
+    window.say.max_seconds.setValue(6.0)
     with LoopWatch() as generating, qtbot.waitSignal(window.take_ready, timeout=60_000):
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     print(
         f"event loop: worst gap {loading.worst_ms:.0f} ms loading, "
         f"{generating.worst_ms:.0f} ms generating"

@@ -32,14 +32,16 @@ def test_recordings_takes_and_the_library_are_user_only(window: MainWindow, qtbo
     wav = recorder.stop()
     assert mode(wav.parent) == 0o700 and mode(wav) == 0o600
     window.voice.add_clip(smoke_clip())
-    window.text.setPlainText("Only for me.")
-    window.max_seconds.setValue(0.4)
+    window.say.text.setPlainText("Only for me.")
+    window.say.max_seconds.setValue(0.4)
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     take = made.args[0]
     assert mode(take.path.parent) == 0o700 and mode(take.path) == 0o600
     library = Library()
-    library.add_voice("Mine", [(voiced(3.0, 24_000), "Hello.", "imported")], consent_confirmed=True)
+    library.voices.add(
+        "Mine", [(voiced(3.0, 24_000), "Hello.", "imported")], consent_confirmed=True
+    )
     assert mode(library.folder) == 0o700 and mode(library.db_path) == 0o600
     assert all(mode(f) == 0o600 for f in library.audio_dir.rglob("*.wav"))
 

@@ -224,7 +224,7 @@ def test_frozen_cli_serves_the_local_api(
     from tests.api.conftest import free_port, wait_healthy
 
     with Library(tmp_path / "app" / "data" / "library") as library:
-        library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+        library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
     port = free_port()
     command = [str(bundle / "csm-studio-cli"), "serve", "--model", str(tiny_model_dir),
                "--port", str(port)]  # fmt: skip

@@ -57,8 +57,8 @@ def drag_select(qtbot: QtBot, view: object, x0: int, x1: int) -> None:
 
 def generate(window: MainWindow, qtbot: QtBot, text: str, seconds: float = 0.8) -> Any:
     """Type ``text``, press Generate, and return the take once it is listed."""
-    window.text.setPlainText(text)
-    window.max_seconds.setValue(seconds)
+    window.say.text.setPlainText(text)
+    window.say.max_seconds.setValue(seconds)
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.say.generate_button, Qt.MouseButton.LeftButton)
     return made.args[0]

@@ -101,7 +101,7 @@ def test_clone_from_the_hub_cache_by_id(
     # the history knows which commit of the model made the take
     from desktop_app.library.store import Library
 
-    (take,) = Library().takes()
+    (take,) = Library().takes.list()
     assert (take.model, take.model_revision) == ("sesame/csm-1b", snapshot.name)
 
 
@@ -333,20 +333,20 @@ def test_batch_writes_one_file_per_line_with_a_summary(
     for file in files:
         assert sf.info(file).samplerate == 24_000 and str(file) in proc.stdout
     assert "3 take(s) (0 already made)" in proc.stdout
-    assert sorted(t.seed for t in Library().takes()) == [9, 11, 12]  # seed + line number - 1
+    assert sorted(t.seed for t in Library().takes.list()) == [9, 11, 12]  # seed + line number - 1
     # run again: nothing to make; change one line: only that one is made again
     before = {f: f.stat().st_mtime_ns for f in files}
     proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
     assert (
         proc.returncode == 0 and "3 line(s) already made (the manifest); 0 to make" in proc.stderr
     )
-    assert {f: f.stat().st_mtime_ns for f in files} == before and len(Library().takes()) == 3
+    assert {f: f.stat().st_mtime_ns for f in files} == before and len(Library().takes.list()) == 3
     lines.write_text(lines.read_text().replace("Third.", "A third line."))
     proc = batch(lines, "--max-seconds", "0.8", "--seed", "9")
     assert "2 line(s) already made (the manifest); 1 to make" in proc.stderr
     assert [f for f in files if f.stat().st_mtime_ns != before[f]] == [out_dir / "003.wav"]
     proc = batch(lines, "--max-seconds", "0.8", "--seed", "9", "--force")
-    assert "already made" not in proc.stderr and len(Library().takes()) == 7
+    assert "already made" not in proc.stderr and len(Library().takes.list()) == 7
     # a line that cannot be said fails alone: the others are made, the summary names it
     mixed = tmp_path / "mixed.jsonl"
     mixed.write_text('{"text": "Fine."}\n{"text": "   "}\n{"text": "Also fine."}\n')

@@ -162,4 +162,4 @@ def test_killing_a_clone_mid_generation_leaves_no_half_take(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     library = Library()
     assert library.integrity_check() == "ok"
-    assert library.takes() == []
+    assert library.takes.list() == []

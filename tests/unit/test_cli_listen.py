@@ -123,10 +123,10 @@ def test_clone_transcribes_the_clip_checks_the_take_and_keeps_the_best_of_three(
     assert sorted(p.name for p in keep.iterdir()) == [f"take-seed{s}.wav" for s in (7, 8, 9)]
     assert f"; {check['verdict']}" in proc.stdout
     with Library() as library:
-        (take,) = library.takes()
+        (take,) = library.takes.list()
         assert take.verdict == check["verdict"]
         assert take.check["reasons"] == check["reasons"]
-        flagged = library.takes(flagged_only=True)
+        flagged = library.takes.list(flagged_only=True)
         assert [t.id for t in flagged] == ([take.id] if check["verdict"] != "good" else [])
     assert cli.main(["history", "list", "--flagged"]) == 0
     assert check["reasons"][0] in capsys.readouterr().out
@@ -151,7 +151,7 @@ def test_voices_add_transcribes_clips_without_a_transcript(
     assert cli.main([*args, "--asr-model", str(tiny_whisper_dir)]) == 0
     assert f"heard in {speech_wav}: {HEARD}" in capsys.readouterr().out
     with Library() as library:
-        assert [c.transcript for c in library.voice("Ada").clips] == [HEARD]
+        assert [c.transcript for c in library.voices.get("Ada").clips] == [HEARD]
 
 
 def test_batch_summary_has_wer_voice_and_verdict_columns(
@@ -182,7 +182,7 @@ def test_batch_summary_has_wer_voice_and_verdict_columns(
     flagged = sum(r[6] != "good" for r in rows)
     assert f"{flagged} flagged line(s)" in "\n".join(out)
     with Library() as library:
-        assert sorted(t.verdict for t in library.takes()) == sorted(r[6] for r in rows)
+        assert sorted(t.verdict for t in library.takes.list()) == sorted(r[6] for r in rows)
 
 
 def test_download_flags_pick_the_listen_back_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -332,9 +332,11 @@ def test_a_conversation_kept_in_the_library_reopens_and_a_line_is_made_again_ali
     script = parse_script(text)
     library = Library(tmp_path / "lib")
     for name, f0 in (("Ada", 200), ("Ben", 110)):
-        library.add_voice(name, [(voiced(2.0, RATE, f0=f0), f"I am {name}.", "imported")])
+        library.voices.add(name, [(voiced(2.0, RATE, f0=f0), f"I am {name}.", "imported")])
     voices = {
-        name: [ReferenceClip(clip.audio(), clip.transcript) for clip in library.voice(name).clips]
+        name: [
+            ReferenceClip(clip.audio(), clip.transcript) for clip in library.voices.get(name).clips
+        ]
         for name in ("Ada", "Ben")
     }
     settings_ = GenerationRequest("-", temperature=0, max_seconds=0.8, seed=11)
@@ -351,7 +353,7 @@ def test_a_conversation_kept_in_the_library_reopens_and_a_line_is_made_again_ali
     )
     library.close()
 
-    reopened = saved.reopen(Library(tmp_path / "lib").conversation("Breakfast"))
+    reopened = saved.reopen(Library(tmp_path / "lib").conversations.get("Breakfast"))
     assert (reopened.record.script, reopened.record.cast, reopened.record.seed) == (text, cast, 11)
     assert reopened.script == script and reopened.lost == 0
     for made, back in zip(first, reopened.lines, strict=True):
@@ -373,9 +375,9 @@ def test_a_conversation_kept_in_the_library_reopens_and_a_line_is_made_again_ali
     changed = text.replace("Morning.", "Hello there.")
     record = saved.save_script(library, "Breakfast", changed, parse_script(changed), cast, 11)
     assert [line.index for line in record.lines] == [0, 2]
-    assert len(library.takes()) == 3
+    assert len(library.takes.list()) == 3
     # a line whose take is deleted from the history goes with it
-    library.delete_take(record.lines[0].take.id)
-    assert [line.index for line in library.conversation("Breakfast").lines] == [2]
-    library.remove_conversation("Breakfast")
-    assert library.conversations() == [] and len(library.takes()) == 2
+    library.takes.delete(record.lines[0].take.id)
+    assert [line.index for line in library.conversations.get("Breakfast").lines] == [2]
+    library.conversations.remove("Breakfast")
+    assert library.conversations.all() == [] and len(library.takes.list()) == 2

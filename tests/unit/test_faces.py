@@ -31,7 +31,7 @@ def ada(app_home: Path) -> tuple[object, ...]:
     from desktop_app.session.voices import voice_clips
 
     with Library() as library:
-        voice = library.add_voice(
+        voice = library.voices.add(
             "Ada", [(prepare_reference(voiced(3.0, 24_000), 24_000), "I am Ada.", "imported")]
         )
         return voice_clips(voice)

@@ -19,8 +19,9 @@ import soundfile as sf
 
 from desktop_app import cli
 from desktop_app.errors import AudioFileError
-from desktop_app.library import store
-from desktop_app.library.store import Library, LibraryBusy, LibraryError
+from desktop_app.library import bundles, database, schema
+from desktop_app.library.database import LibraryBusy, LibraryError
+from desktop_app.library.store import Library
 from tests.support.locker import held
 from tests.support.signals import encoded_silence, voiced
 
@@ -36,13 +37,13 @@ def test_a_locked_library_is_a_clear_error_after_a_bounded_wait_and_reading_goes
     from desktop_app.takes import keep_take
 
     library = Library(tmp_path / "lib", busy_seconds=1)
-    library.add_voice("Ada", [(voiced(3.0, 24_000), "Hi.", "imported")])
+    library.voices.add("Ada", [(voiced(3.0, 24_000), "Hi.", "imported")])
     with held(library.db_path):
-        assert [v.name for v in library.voices()] == ["Ada"]  # readers are not held up
-        assert [v.name for v in Library(tmp_path / "lib").voices()] == ["Ada"]  # nor opening
+        assert [v.name for v in library.voices.all()] == ["Ada"]  # readers are not held up
+        assert [v.name for v in Library(tmp_path / "lib").voices.all()] == ["Ada"]  # nor opening
         started = time.monotonic()
         with pytest.raises(LibraryBusy, match="the library is busy: another program"):
-            library.rename_voice("Ada", "Ada 2")
+            library.voices.rename("Ada", "Ada 2")
         assert 0.9 < time.monotonic() - started < 5
         request = GenerationRequest("Hello.")
         result = GenerationResult(
@@ -59,7 +60,7 @@ def test_a_locked_library_is_a_clear_error_after_a_bounded_wait_and_reading_goes
         kept = keep_take(request, result, model="m", file=tmp_path / "t.wav", library=library)
     assert kept.record is None and "the library is busy" in kept.problem
     assert sf.info(kept.file).frames == 2400  # the take itself is never lost
-    assert library.takes() == []
+    assert library.takes.list() == []
 
 
 def test_clone_with_a_locked_library_writes_the_take_and_says_it_is_not_in_the_history(
@@ -71,7 +72,7 @@ def test_clone_with_a_locked_library_writes_the_take_and_says_it_is_not_in_the_h
 ) -> None:
     monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", "1.5")  # the wait, set as a user would
     with Library() as library:
-        library.add_voice("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
+        library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")])
         database = library.db_path
     out = tmp_path / "take.wav"
     with held(database):
@@ -92,7 +93,7 @@ def older_library(folder: Path, version: int) -> Path:
     path = folder / "library.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    for migration in store.MIGRATIONS[:version]:
+    for migration in schema.MIGRATIONS[:version]:
         db.executescript(migration)
     db.execute(f"PRAGMA user_version = {version}")
     db.close()
@@ -110,35 +111,35 @@ def test_two_programs_opening_an_older_library_at_once_migrate_it_once(tmp_path:
         except Exception as exc:
             opened.append(exc)
 
-    last = [s.strip() for s in store.MIGRATIONS[4].split(";") if s.strip()]
+    last = [s.strip() for s in schema.MIGRATIONS[4].split(";") if s.strip()]
     # the other program migrates inside its transaction while this one reads version 4 and waits
-    with held(path, *last, f"PRAGMA user_version = {store.SCHEMA_VERSION}"):
+    with held(path, *last, f"PRAGMA user_version = {schema.SCHEMA_VERSION}"):
         opener = threading.Thread(target=open_it)
         opener.start()
         time.sleep(1.0)
         assert opened == []  # waiting for the other program's migration
     opener.join(30)
-    assert opened == [store.SCHEMA_VERSION]  # not "duplicate column name: source"
+    assert opened == [schema.SCHEMA_VERSION]  # not "duplicate column name: source"
 
 
 def test_clean_up_never_removes_a_file_another_program_is_about_to_use(tmp_path: Path) -> None:
     library = Library(tmp_path / "lib", busy_seconds=1)
     audio = voiced(1.0, 24_000, seed=3)
-    fresh = library.store_audio(audio, 24_000)
-    assert library.unreferenced_files() == []  # written moments ago: inside the grace period
+    fresh = library.files.store_audio(audio, 24_000)
+    assert library.files.unreferenced() == []  # written moments ago: inside the grace period
     hour_ago = time.time() - 3600
     os.utime(fresh, (hour_ago, hour_ago))
-    assert library.unreferenced_files() == [fresh]
-    plan = library.unreferenced_files()
+    assert library.files.unreferenced() == [fresh]
+    plan = library.files.unreferenced()
     # another program stores the same audio for a row it is about to write: the file is reused
-    Library(tmp_path / "lib").store_audio(audio, 24_000)
-    assert library.remove_files(plan) == (0, 0) and fresh.exists()
+    Library(tmp_path / "lib").files.store_audio(audio, 24_000)
+    assert library.files.remove(plan) == (0, 0) and fresh.exists()
     os.utime(fresh, (hour_ago, hour_ago))
     # decided inside a write transaction: while another program writes, nothing is removed
     with held(library.db_path), pytest.raises(LibraryBusy):
-        library.remove_files(plan)
+        library.files.remove(plan)
     assert fresh.exists()
-    count, size = library.remove_files(plan)
+    count, size = library.files.remove(plan)
     assert count == 1 and size > 0 and not fresh.exists()
 
 
@@ -171,7 +172,7 @@ def wav(audio: np.ndarray, rate: int = 24_000) -> bytes:
 def test_a_hostile_voice_bundle_is_refused_before_it_is_unpacked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from desktop_app.library.store import import_voice
+    from desktop_app.library.bundles import import_voice
 
     library = Library(tmp_path / "lib")
     # a zip bomb: 200 MB of zeros in a few hundred KB
@@ -182,7 +183,7 @@ def test_a_hostile_voice_bundle_is_refused_before_it_is_unpacked(
         import_voice(library, bomb, consent=True)
     assert time.monotonic() - started < 1
     # members under the cap each, over it together
-    monkeypatch.setattr(store, "BUNDLE_TOTAL_BYTES", 2_000_000)
+    monkeypatch.setattr(bundles, "BUNDLE_TOTAL_BYTES", 2_000_000)
     many = {f"clips/{i:02d}.wav": b"\0" * 900_000 for i in range(3)}
     with pytest.raises(LibraryError, match="once unpacked: over the 2 MB"):
         import_voice(library, bundle(tmp_path / "many.zip", many), consent=True)
@@ -193,13 +194,13 @@ def test_a_hostile_voice_bundle_is_refused_before_it_is_unpacked(
     )
     with pytest.raises(AudioFileError, match=r"at most 5 minutes of audio, and it holds 60\.0"):
         import_voice(library, hour, consent=True)
-    assert library.voices() == []
+    assert library.voices.all() == []
 
 
 def test_a_bundle_is_prepared_like_voices_add_and_its_consent_is_asked_again(
     tmp_path: Path,
 ) -> None:
-    from desktop_app.library.store import import_voice
+    from desktop_app.library.bundles import import_voice
 
     padded = np.concatenate([np.zeros(48_000), voiced(3.0, 24_000), np.zeros(48_000)])
     path = bundle(tmp_path / "b.zip", {"clips/00.wav": wav(padded)}, consent=True)
@@ -219,7 +220,7 @@ def test_names_with_terminal_escapes_are_printed_escaped(
 ) -> None:
     name = "Eve\x1b]0;owned\x07\x1b[2J\u202eevil\r"
     with Library() as library:
-        library.add_voice(name, [(voiced(3.0, 24_000), "Hi\x1b[31m.", "imported")])
+        library.voices.add(name, [(voiced(3.0, 24_000), "Hi\x1b[31m.", "imported")])
     assert cli.main(["voices", "list"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out and "\r" not in out
@@ -229,6 +230,6 @@ def test_names_with_terminal_escapes_are_printed_escaped(
 def test_the_wait_for_a_busy_library_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     for given, wait in (("5", 5.0), ("0.5", 0.5), ("0", 10.0), ("-3", 10.0), ("soon", 10.0)):
         monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", given)
-        assert store.busy_wait() == wait, given
+        assert database.busy_wait() == wait, given
     monkeypatch.delenv("CSM_STUDIO_LIBRARY_WAIT")
-    assert store.busy_wait() == store.BUSY_SECONDS == 10.0
+    assert database.busy_wait() == database.BUSY_SECONDS == 10.0
