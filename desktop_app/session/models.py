@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop_app import defaults
-from desktop_app.errors import ModelNotFoundError
+from desktop_app.errors import GenerationCancelled, ModelNotFoundError
 
 if TYPE_CHECKING:
     from desktop_app.checks.take_check import TakeChecker
@@ -68,19 +68,38 @@ class LoadedModels:
         return ModelNames(self.model, model_revision(self.model_dir))
 
 
-def load_models(spec: ModelSpec, on_note: Note | None = None) -> LoadedModels:
+def load_models(
+    spec: ModelSpec,
+    on_note: Note | None = None,
+    *,
+    on_status: Note | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> LoadedModels:
     """The engine of ``spec`` and, with checks on, the listen-back models there are.
+
+    ``on_status`` hears each step ("loading ..."); ``should_stop`` is asked between the steps
+    (a load cannot stop inside transformers).
 
     Raises:
         ModelNotFoundError: the checkpoint, or a listen-back model named in ``spec``, is missing.
+        GenerationCancelled: ``should_stop`` said so.
     """
     from desktop_app.inference import load_engine
     from desktop_app.inference.model_store import resolve_model
 
+    def step(text: str) -> None:
+        if should_stop is not None and should_stop():
+            raise GenerationCancelled("the model load was cancelled")
+        if on_status is not None:
+            on_status(text)
+
+    step(f"finding {spec.model}")
     folder = resolve_model(spec.model)
+    step(f"loading {folder.name} ({spec.engine})")
     engine = load_engine(spec.engine, folder, spec.device, spec.quantize)
     if not spec.check:
         return LoadedModels(engine, spec.model, folder)
+    step("loading the listen-back models")
     checker, notes = load_checker(spec, engine.device)
     for note in notes:
         if on_note is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.errors import GenerationCancelled, UserError
-from desktop_app.session.models import LoadedModels, ModelSpec, listener_names, load_checker
+from desktop_app.session.models import LoadedModels, ModelSpec, listener_names, load_models
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,16 +141,11 @@ class InferenceWorker:
         self.models: LoadedModels | None = None  # both, as every face's session holds them
 
     def load(self, ticket: Ticket[Any], work: LoadWork) -> EngineInfo:
-        """Find the checkpoint and load it.
+        """Load the model and the listen-back models beside it (:func:`load_models`).
 
         Loading cannot stop half-way inside transformers; a cancel asked meanwhile is honoured
-        as soon as it returns: the engine is dropped and the job ends cancelled.
+        at the next step: nothing is kept and the job ends cancelled.
         """
-        from desktop_app.inference import load_engine
-        from desktop_app.inference.model_store import resolve_model
-
-        ticket.status(f"finding {work.model}")
-        folder = resolve_model(work.model)
         if self.engine is not None:  # a reload: let the old engine's objects be collected
             self.engine = None
             self.checker = None
@@ -159,17 +154,14 @@ class InferenceWorker:
             gc.collect()
         # torch, transformers and the engines are hundreds of thousands of long-lived objects:
         # a full garbage collection walks them all (0.3 s and more here) holding the GIL, and
-        # the window froze that long while a model loaded. Frozen, they are left out of every
-        # later collection; a reload unfreezes them first (above), so nothing dropped stays.
+        # the window froze that long while a model loaded. Frozen after each step, they are
+        # left out of every later collection; a reload unfreezes them first (above).
         gc.freeze()
-        ticket.status(f"loading {folder.name} ({work.engine})")
-        started = time.perf_counter()
-        engine = load_engine(work.engine, folder, work.device, work.quantize)
-        if ticket.should_stop():
-            raise GenerationCancelled()
-        self.engine = engine
-        gc.freeze()
-        ticket.status("loading the listen-back models")
+
+        def status(text: str) -> None:
+            gc.freeze()
+            ticket.status(text)
+
         spec = ModelSpec(
             work.model,
             work.engine,
@@ -178,17 +170,17 @@ class InferenceWorker:
             work.asr_model or None,
             work.speaker_model or None,
         )
-        checker, notes = load_checker(spec, engine.device)  # a missing one is a note
-        gc.freeze()
+        started = time.perf_counter()
+        models = load_models(spec, on_status=status, should_stop=ticket.should_stop)
         if ticket.should_stop():
-            self.engine = None
             raise GenerationCancelled()
-        self.checker = checker
-        self.models = LoadedModels(engine, work.model, folder, checker, notes)
+        engine, checker = models.engine, models.checker
+        assert checker is not None  # the spec checks
+        self.models, self.engine, self.checker = models, engine, checker
         asr, speaker = listener_names(spec, engine.device, checker)
         return EngineInfo(
             model=work.model,
-            model_dir=folder,
+            model_dir=models.model_dir,
             engine=engine.name,
             device=engine.device,
             device_name=engine.device_name,
@@ -196,7 +188,7 @@ class InferenceWorker:
             load_seconds=time.perf_counter() - started,
             asr_model=asr,
             speaker_model=speaker,
-            notes=notes,
+            notes=models.notes,
         )
 
     def generate(self, ticket: Ticket[Any], work: GenerateWork) -> Outcome:
