@@ -49,6 +49,7 @@ class Settings:
     local_api: bool = False  # serve the local API from the window (off unless turned on)
     local_api_port: int = 8000
     last_folder: str = ""
+    say_text: str = ""  # what the Say form held when the window closed
     window_geometry: str = ""
     window_state: str = ""
     read_only: bool = field(default=False, metadata={"persist": False})

@@ -81,6 +81,16 @@ def qt_objects_freed_before_the_next_test(request: pytest.FixtureRequest) -> Ite
         gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def quit_without_asking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Qt test's window closes without the "stop it and quit?" question (a modal box would
+    wait for a click nobody gives); a test of the question sets ``window.confirm_quit``."""
+    if "qtbot" in request.fixturenames:
+        from desktop_app.ui.main_window import MainWindow
+
+        monkeypatch.setattr(MainWindow, "_ask_to_quit", lambda self, question: True)
+
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -154,6 +164,7 @@ def window(qtbot: Any, tiny_model_dir: Path) -> Any:
 
     win = build_window(Settings(model=str(tiny_model_dir)))
     qtbot.addWidget(win)
+    win.resize(1280, 820)  # wider than the offscreen screen (800 x 800): the desktop's size
     win.show()
     with qtbot.waitSignal(win.model_ready, timeout=60_000):
         win.loader.load(str(tiny_model_dir))

@@ -61,6 +61,7 @@ class Job:
 
     doing: str  # what it is, for a refusal: "a take is being made"
     makes_take: bool = False
+    precious: bool = False  # quitting would lose work: the window asks first
     voice: str | None = None  # the saved voice whose clips make the take, if any
     part: tuple[Take, int] | None = None  # the long take and the part being made again
     target: object = None  # what a transcription is for (the clip)
@@ -148,7 +149,14 @@ class GenerationController(QObject):
             UserError: another job is running.
         """
         self._refuse_while_busy("start another take")
-        job = Job("a take is being made", True, voice=voice, part=part, hooks=hooks or JobHooks())
+        job = Job(
+            "a take is being made",
+            True,
+            precious=True,
+            voice=voice,
+            part=part,
+            hooks=hooks or JobHooks(),
+        )
         part_of = (part[0].request, part[0].result, part[1]) if part is not None else None
         work = GenerateWork(request, clips, denoise, stream, check, candidates, coherent, part_of)
 
@@ -175,7 +183,7 @@ class GenerationController(QObject):
             UserError: another job is running.
         """
         self._refuse_while_busy("speak the conversation")
-        job = Job("a conversation is being spoken", hooks=hooks or JobHooks())
+        job = Job("a conversation is being spoken", precious=True, hooks=hooks or JobHooks())
         work = ConversationWork(script, voices, settings, check, candidates, lines, made)
         return self._submit(
             job,

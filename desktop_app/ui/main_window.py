@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESTORED_TAKES = 20  # the window's latest takes, back in the takes list after a restart
+DEFAULT_SIZE = (1280, 820)  # the first size, when it fits the screen
+MIN_SIZE = (900, 560)  # a saved size smaller than this (or the screen) is not restored
 
 
 class MainWindow(QMainWindow):
@@ -122,6 +126,7 @@ class MainWindow(QMainWindow):
             library.folder if library is not None else None,
         )
         self.menu_actions = actions.build_menus(self)
+        self.confirm_quit: Callable[[str], bool] = self._ask_to_quit
         self._wire()
         self._fill_devices()
         self._restore_geometry()
@@ -177,6 +182,10 @@ class MainWindow(QMainWindow):
         self.voice.import_button.clicked.connect(self.import_dialog)
         self.say.generate_requested.connect(self.flow.generate)
         self.job_status.cancel_requested.connect(self.cancel)
+        self.say.text.textChanged.connect(self._enable)
+        self.voice.clips_changed.connect(self._enable)
+        self.voice.transcript.textChanged.connect(self._enable)
+        self.clip_transcribed.connect(lambda _: self._enable())
         self.tabs.currentChanged.connect(self._tab_changed)
         if self.history is not None and self.library_box is not None:
             self.history.play_requested.connect(self.play_record)
@@ -214,9 +223,25 @@ class MainWindow(QMainWindow):
         return self.jobs.generating
 
     def _enable(self) -> None:
-        """The one place that turns Generate and Cancel on or off: by the job and the model."""
-        self.say.generate_button.setEnabled(self.engine_info is not None and not self.jobs.busy)
+        """The one place that turns Generate and Cancel on or off: Generate with the reason
+        it is off (the model, a running job, the voice, the text), Cancel while a job runs."""
+        self.say.set_ready(self.not_ready())
         self.job_status.cancel_button.setEnabled(self.jobs.busy)
+
+    def not_ready(self) -> str:
+        """Why a take cannot be made now, in the user's words ("" when it can)."""
+        if self.engine_info is None:
+            return "Load a model first (Model menu)."
+        if self.jobs.busy:
+            return "Wait for the running job, or cancel it (Esc)."
+        if not self.voice.clips:
+            return "Record or import a clip of the voice first."
+        for number, clip in enumerate(self.voice.clips, start=1):
+            if not clip.transcript.strip():
+                return f"Give clip {number} its transcript: exactly what is said in it."
+        if not self.say.text.toPlainText().strip():
+            return "Type what the voice should say."
+        return ""
 
     def _fill_devices(self) -> None:
         from desktop_app.audio.devices import list_devices
@@ -385,10 +410,25 @@ class MainWindow(QMainWindow):
     # -- settings and shutdown -----------------------------------------------------------------
 
     def _restore_geometry(self) -> None:
-        if self.settings.window_geometry:
-            self.restoreGeometry(QByteArray(base64.b64decode(self.settings.window_geometry)))
-        else:
-            self.resize(1280, 820)
+        """The saved size and place when they fit the screen the window opens on (and are not
+        shrunk below a usable size); else a size that fits it, centred."""
+        screen = self.screen().availableGeometry()
+        restored = bool(self.settings.window_geometry) and self.restoreGeometry(
+            QByteArray(base64.b64decode(self.settings.window_geometry))
+        )
+        frame = self.frameGeometry()
+        usable = frame.width() >= min(MIN_SIZE[0], screen.width()) and frame.height() >= min(
+            MIN_SIZE[1], screen.height()
+        )
+        if not (restored and screen.contains(frame) and usable):
+            width = min(DEFAULT_SIZE[0], screen.width() - 16)
+            height = min(DEFAULT_SIZE[1], screen.height() - 48)  # room for the title bar
+            self.setGeometry(
+                screen.x() + (screen.width() - width) // 2,
+                screen.y() + (screen.height() - height) // 2,
+                width,
+                height,
+            )
         if self.settings.window_state:
             self.splitter.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
 
@@ -405,8 +445,23 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             log.warning("settings not saved: %s", exc)
 
+    def _ask_to_quit(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Quit CSM Studio", question)
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Finish a recording, stop a generation, stop the job queue, save settings."""
+        """Ask first when a job is running; then finish a recording, stop the job queue,
+        save the settings (the Say text among them)."""
+        job = self.jobs.job
+        question = f"{job.doing[:1].upper()}{job.doing[1:]}: stop it and quit?" if job else ""
+        if (
+            job is not None
+            and job.precious
+            and self.isVisible()
+            and not self.confirm_quit(question)
+        ):
+            event.ignore()
+            return
         self.voice.shutdown()
         self.takes.stop()
         self.local_api.stop()

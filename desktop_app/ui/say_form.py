@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -47,6 +48,7 @@ class SayForm(QGroupBox):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("Type what the voice should say, then press Ctrl+Return")
         self.text.setMaximumHeight(100)
+        self.text.setPlainText(settings.say_text)
         layout.addWidget(self.text)
         form = QFormLayout()
         s = settings
@@ -121,6 +123,17 @@ class SayForm(QGroupBox):
         self.generate_button.setToolTip("Generate a take (Ctrl+Return)")
         self.generate_button.clicked.connect(self.generate_requested)
         layout.addWidget(self.generate_button)
+        self.reason = QLabel("")  # why Generate is off, when it is
+        self.reason.setWordWrap(True)
+        self.reason.setAccessibleName("Why Generate is off")
+        layout.addWidget(self.reason)
+
+    def set_ready(self, reason: str) -> None:
+        """Generate on when ``reason`` is empty; else off, with the reason shown beside it."""
+        self.generate_button.setEnabled(not reason)
+        self.generate_button.setToolTip(reason or "Generate a take (Ctrl+Return)")
+        self.reason.setText(reason)
+        self.reason.setVisible(bool(reason))
 
     def request(self, clips: Sequence[Clip], text: str | None = None) -> GenerationRequest:
         """The request for the text (or ``text``) and settings; its voice prompt comes from
@@ -136,17 +149,22 @@ class SayForm(QGroupBox):
         return self.sampling_request(text)
 
     def sampling_request(self, text: str) -> GenerationRequest:
-        """``text`` with the sampling settings and the seed (a new one unless it is locked)."""
-        if not self.seed_lock.isChecked():
-            self.seed.setValue(new_seed())
+        """``text`` with the sampling settings and the seed (a new one unless it is locked;
+        the field shows it once the take starts: :meth:`took`)."""
+        seed = self.seed.value() if self.seed_lock.isChecked() else new_seed()
         return make_request(
             text,
             temperature=self.temperature.value(),
             top_k=self.top_k.value(),
             top_p=self.top_p.value(),
-            seed=self.seed.value(),
+            seed=seed,
             max_seconds=self.max_seconds.value(),
         )
+
+    def took(self, seed: int | None) -> None:
+        """A take of the form's request has started: its seed goes into the field."""
+        if seed is not None:
+            self.seed.setValue(seed)
 
     def seed_again(self, seed: int | None) -> int:
         """The seed of a take made again: its own when the seed is locked, else a new one."""
@@ -177,3 +195,4 @@ class SayForm(QGroupBox):
         s.check_takes = self.check_takes.isChecked()
         s.candidates = self.candidates.value()
         s.coherent_long_text = self.coherent.isChecked()
+        s.say_text = self.text.toPlainText()

@@ -100,7 +100,8 @@ class TakeFlow(QObject):
             return
         clips = tuple(ClipAudio(clip.audio, clip.transcript) for clip in self.voice.clips)
         voice = self.library_box.current_voice() if self.library_box else None
-        self._submit(request, voice, clips=clips, denoise=self.say.denoise.isChecked())
+        if self._submit(request, voice, clips=clips, denoise=self.say.denoise.isChecked()):
+            self.say.took(request.seed)
 
     def regenerate(self, take: Take) -> None:
         """Make ``take`` again: same text and settings, a new seed unless the seed is locked."""
@@ -129,7 +130,8 @@ class TakeFlow(QObject):
         part: tuple[Take, int] | None = None,
         clips: tuple[ClipAudio, ...] = (),
         denoise: bool = False,
-    ) -> None:
+    ) -> bool:
+        """Ask for the take; False when it was refused (the error is shown)."""
         say = self.say
         stream = say.play_live.isChecked()
         candidates = say.candidates.value() if part is None else 1
@@ -148,7 +150,7 @@ class TakeFlow(QObject):
             )
         except UserError as exc:
             self.errors.show(exc)
-            return
+            return False
         self.status.counting(round(request.max_seconds * FRAME_RATE), "Preparing the voice prompt…")
         self.playback = None
         if stream:
@@ -157,6 +159,7 @@ class TakeFlow(QObject):
 
             total = longest_take_seconds(request)
             self.playback = StreamingPlayback(self.player, SAMPLE_RATE, total)
+        return True
 
     def _chunk_ready(self, piece: object) -> None:
         if self.playback is not None:

@@ -102,6 +102,7 @@ class ConversationJobs(_Part):
     ) -> None:
         super().__init__(desk)
         self.panel, self.library, self.say = panel, library, say
+        self._total = self._made = 0  # the lines asked for, and made so far
         panel.generate_requested.connect(self.speak)
         self.jobs.line_ready.connect(self._line_ready)
         self.jobs.conversed.connect(self._conversed)
@@ -133,9 +134,12 @@ class ConversationJobs(_Part):
             self.errors.show(exc)
             return
         assert settings.seed is not None
+        self.say.took(settings.seed)
         self.panel.started(settings.seed)
         count = len(order.lines) if order.lines is not None else len(order.script.turns)
+        self._total, self._made = count, 0
         self.status.busy(f"Speaking {count} line(s), each on the lines before it…")
+        self.status.context = f"Line 1 of {count}"
 
     def _line_ready(self, line: object) -> None:
         from desktop_app.inference.model_store import model_revision
@@ -143,7 +147,10 @@ class ConversationJobs(_Part):
         info = self.engine()
         revision = model_revision(info.model_dir) if info is not None else ""
         self.panel.add_line(line, info.model if info else "", revision)  # type: ignore[arg-type]
-        self.status.say(f"Line {line.index + 1} made…")  # type: ignore[attr-defined]
+        self._made += 1
+        self.status.say(f"Line {self._made} of {self._total} made…")
+        if self._made < self._total:
+            self.status.context = f"Line {self._made + 1} of {self._total}"
 
     def _conversed(self, job: Job, lines: object) -> None:
         self.panel.set_lines(lines)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ def listening(
     )
     win = build_window(settings)
     qtbot.addWidget(win)
+    win.resize(1280, 820)  # the desktop's size (the offscreen screen is 800 x 800)
     win.show()
     with qtbot.waitSignal(win.model_ready, timeout=60_000):
         win.loader.load(str(tiny_model_dir))

@@ -56,7 +56,12 @@ def drag_select(qtbot: QtBot, view: object, x0: int, x1: int) -> None:
 
 
 def generate(window: MainWindow, qtbot: QtBot, text: str, seconds: float = 0.8) -> Any:
-    """Type ``text``, press Generate, and return the take once it is listed."""
+    """Type ``text`` (a voice first, when the window has none), press Generate, and return
+    the take once it is listed."""
+    if not window.voice.clips:
+        from desktop_app.ui.app import smoke_clip
+
+        window.voice.add_clip(smoke_clip())
     window.say.text.setPlainText(text)
     window.say.max_seconds.setValue(seconds)
     with qtbot.waitSignal(window.take_ready, timeout=60_000) as made:
