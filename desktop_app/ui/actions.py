@@ -73,7 +73,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "&Model",
         "Serve the local &API",
-        "serve_api",
+        "api_switch.serve",
         name="api",
         checkable=True,
         separator_before=True,

@@ -11,13 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QMainWindow
 
 from desktop_app.api import keys
 from desktop_app.api.app import ServeOptions, build_app
 from desktop_app.api.server import BackgroundServer, server_config
 from desktop_app.api.service import SpeechService
+from desktop_app.config import Settings
+from desktop_app.errors import UserError
 from desktop_app.session.jobs import JobQueue
 from desktop_app.session.models import LoadedModels
+from desktop_app.ui.dialogs import ErrorFunnel
 from desktop_app.ui.workers import EngineInfo, InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -86,3 +91,52 @@ class LocalAPI(QObject):
         if self.service is not None:
             self.service.cancel_all()
             self.service = None
+
+
+class APISwitch:
+    """Model → Serve the local API: starts or stops the window's server, remembers the choice
+    and says so (the status bar's label and a message; a refusal in the error dialog)."""
+
+    def __init__(
+        self,
+        api: LocalAPI,
+        settings: Settings,
+        label: QLabel,
+        errors: ErrorFunnel,
+        window: QMainWindow,
+    ) -> None:
+        self.api, self.settings, self.label, self.errors, self.window = (
+            api,
+            settings,
+            label,
+            errors,
+            window,
+        )
+        self.action: QAction | None = None  # the menu entry, checked while the server runs
+
+    def serve(self, on: bool) -> None:
+        """Start (``on``) or stop the server on the loaded engine."""
+        self.settings.local_api = on
+        if not on:
+            self.api.stop()
+            self.label.setText("")
+            self._checked(False)
+            return
+        try:
+            address = self.api.start(self.settings.local_api_port)
+        except UserError as exc:  # the port is taken, the key cannot be kept
+            self.settings.local_api = False
+            self._checked(False)
+            self.errors.show(exc)
+            return
+        self._checked(True)
+        self.label.setText(f"API: {address}")
+        self.label.setToolTip(f"Clients send the key kept in {keys.key_file()}")
+        self.window.statusBar().showMessage(
+            f"The local API listens on {address}/v1/audio/speech; its key is in {keys.key_file()}",
+            8000,
+        )
+
+    def _checked(self, on: bool) -> None:
+        if self.action is not None:
+            self.action.setChecked(on)

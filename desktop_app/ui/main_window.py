@@ -11,13 +11,12 @@ concerns several of them. The library and the player are passed in.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -39,14 +38,14 @@ from desktop_app.defaults import SAMPLE_RATE
 from desktop_app.errors import InternalError, UserError
 from desktop_app.library.records import TakeRecord
 from desktop_app.library.store import Library
-from desktop_app.ui import actions
+from desktop_app.ui import actions, window_state
 from desktop_app.ui.conversation_panel import ConversationPanel
 from desktop_app.ui.dialogs import ErrorFunnel, show_about
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.housekeeping import Housekeeping
 from desktop_app.ui.job_status import JobStatus
 from desktop_app.ui.library_panels import HistoryPanel, VoiceLibraryBox
-from desktop_app.ui.local_api import LocalAPI
+from desktop_app.ui.local_api import APISwitch, LocalAPI
 from desktop_app.ui.model_loader import ModelLoader, StatusLabels
 from desktop_app.ui.say_form import SayForm
 from desktop_app.ui.take_flow import WINDOW_SOURCE, TakeFlow
@@ -61,8 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESTORED_TAKES = 20  # the window's latest takes, back in the takes list after a restart
-DEFAULT_SIZE = (1280, 820)  # the first size, when it fits the screen
-MIN_SIZE = (900, 560)  # a saved size smaller than this (or the screen) is not restored
 
 
 class MainWindow(QMainWindow):
@@ -125,16 +122,18 @@ class MainWindow(QMainWindow):
             lambda: self.engine_info,
             library.folder if library is not None else None,
         )
+        self.api_switch = APISwitch(self.local_api, settings, self.labels.api, self.errors, self)
         self.menu_actions = actions.build_menus(self)
+        self.api_switch.action = self.menu_actions["api"]
         self.confirm_quit: Callable[[str], bool] = self._ask_to_quit
         self._wire()
         self._fill_devices()
-        self._restore_geometry()
+        window_state.restore(self, self.splitter, settings)
         self.takes.library = library
         if library is not None:
             self.takes.restore(library.takes.list(limit=RESTORED_TAKES, source=WINDOW_SOURCE))
         if settings.local_api:
-            self.serve_api(True)
+            self.api_switch.serve(True)
 
     def _build_layout(self) -> None:
         """The voice (with the saved voices above it) on the left; the Say form, the job's
@@ -320,32 +319,6 @@ class MainWindow(QMainWindow):
         self.shortcuts_dialog = ShortcutsDialog(actions.shortcut_rows(self), self)
         self.shortcuts_dialog.open()
 
-    def serve_api(self, on: bool) -> None:
-        """Model → Serve the local API: start or stop the server on the loaded engine."""
-        from desktop_app.api import keys
-
-        self.settings.local_api = on
-        action = self.menu_actions["api"]
-        if not on:
-            self.local_api.stop()
-            self.labels.api.setText("")
-            action.setChecked(False)
-            return
-        try:
-            address = self.local_api.start(self.settings.local_api_port)
-        except UserError as exc:  # the port is taken, the key cannot be kept
-            self.settings.local_api = False
-            action.setChecked(False)
-            self.errors.show(exc)
-            return
-        action.setChecked(True)
-        self.labels.api.setText(f"API: {address}")
-        self.labels.api.setToolTip(f"Clients send the key kept in {keys.key_file()}")
-        self.statusBar().showMessage(
-            f"The local API listens on {address}/v1/audio/speech; its key is in {keys.key_file()}",
-            8000,
-        )
-
     def _api_take_kept(self, record: TakeRecord) -> None:
         if self.history is not None:
             self.history.refresh()
@@ -409,37 +382,13 @@ class MainWindow(QMainWindow):
 
     # -- settings and shutdown -----------------------------------------------------------------
 
-    def _restore_geometry(self) -> None:
-        """The saved size and place when they fit the screen the window opens on (and are not
-        shrunk below a usable size); else a size that fits it, centred."""
-        screen = self.screen().availableGeometry()
-        restored = bool(self.settings.window_geometry) and self.restoreGeometry(
-            QByteArray(base64.b64decode(self.settings.window_geometry))
-        )
-        frame = self.frameGeometry()
-        usable = frame.width() >= min(MIN_SIZE[0], screen.width()) and frame.height() >= min(
-            MIN_SIZE[1], screen.height()
-        )
-        if not (restored and screen.contains(frame) and usable):
-            width = min(DEFAULT_SIZE[0], screen.width() - 16)
-            height = min(DEFAULT_SIZE[1], screen.height() - 48)  # room for the title bar
-            self.setGeometry(
-                screen.x() + (screen.width() - width) // 2,
-                screen.y() + (screen.height() - height) // 2,
-                width,
-                height,
-            )
-        if self.settings.window_state:
-            self.splitter.restoreState(QByteArray(base64.b64decode(self.settings.window_state)))
-
     def store_settings(self) -> None:
         """Copy the window's state into the settings and save them."""
         s = self.settings
         self.say.store(s)
         s.input_device = self.voice.input_device.currentText()
         s.output_device = self.takes.output_device.currentText()
-        s.window_geometry = base64.b64encode(bytes(self.saveGeometry().data())).decode()
-        s.window_state = base64.b64encode(bytes(self.splitter.saveState().data())).decode()
+        window_state.store(self, self.splitter, s)
         try:
             save_settings(s)
         except UserError as exc:
