@@ -108,6 +108,7 @@ class ConversationPanel(QWidget):
 
     error = Signal(object)
     generate_requested = Signal(object)  # SpeakOrder
+    exported = Signal(object)  # list of Path: what an export wrote
 
     def __init__(self, library: Library | None, player: Player, parent: QWidget | None = None):
         super().__init__(parent)
@@ -648,6 +649,8 @@ class ConversationPanel(QWidget):
             written.append(subtitles)
         except UserError as exc:
             self.error.emit(exc)
+            return written
+        self.exported.emit(written)
         return written
 
     def _update_buttons(self) -> None:

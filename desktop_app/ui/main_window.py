@@ -41,6 +41,7 @@ from desktop_app.library.store import Library
 from desktop_app.ui import actions, window_state
 from desktop_app.ui.conversation_panel import ConversationPanel
 from desktop_app.ui.dialogs import ErrorFunnel, show_about
+from desktop_app.ui.file_notice import FileNotice
 from desktop_app.ui.generation import GenerationController, Job
 from desktop_app.ui.housekeeping import Housekeeping
 from desktop_app.ui.job_status import JobStatus
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self.jobs = GenerationController(self)
         self.labels = StatusLabels(self.statusBar())
+        self.file_notice = FileNotice(self.statusBar())
         self.loader = ModelLoader(
             settings, self.jobs, self.job_status, self.labels, self.errors, self, self._enable
         )
@@ -194,9 +196,13 @@ class MainWindow(QMainWindow):
             self.library_box.voices_changed.connect(self.conversation.refresh_cast)
             self.flow.history_changed.connect(self.history.refresh)
             self.conversation.error.connect(self.errors.show)
+            self.conversation.exported.connect(
+                lambda files: self.file_notice.written("Conversation exported", files)
+            )
             self.conversation_jobs.history_changed.connect(self.history.refresh)
             self.conversation_jobs.spoken.connect(self.conversation_ready)
         self.flow.take_ready.connect(self.take_ready)
+        self.takes.saved.connect(lambda path: self.file_notice.written("Take saved", [path]))
         self.flow.keep_failed.connect(self.generation_failed)
         self.loader.ready.connect(self._model_ready)
         self.jobs.busy_changed.connect(lambda _: self._enable())

@@ -113,6 +113,7 @@ class TakesPanel(QGroupBox):
     regenerate_requested = Signal(object)  # Take
     part_regenerate_requested = Signal(object, int)  # Take, index of the part
     candidate_chosen = Signal(object, int, int)  # Take, chunk, candidate: keep that one instead
+    saved = Signal(object)  # Path: where a take was saved (Save as)
 
     def __init__(self, player: Player, parent: QWidget | None = None) -> None:
         super().__init__("Takes", parent)
@@ -546,6 +547,7 @@ class TakesPanel(QGroupBox):
         except UserError as exc:
             self.error.emit(exc)
             return False
+        self.saved.emit(audio_target(target))
         return True
 
     def reveal(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea
 from pytestqt.qtbot import QtBot
@@ -120,3 +121,27 @@ def test_closing_mid_take_asks_and_the_text_comes_back(
     again = build_window(load_settings())
     qtbot.addWidget(again)
     assert again.say.text.toPlainText().startswith("A long take that is still being made")
+
+
+def test_saving_a_take_says_where_it_went(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QFileDialog
+
+    from tests.support.gui import generate
+
+    generate(window, qtbot, "Keep this one.")
+    target = tmp_path / "kept" / "mine.flac"
+    target.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    window.takes.save_dialog()
+    assert target.exists()
+    assert window.statusBar().currentMessage() == f"Take saved: {target}"
+    assert window.file_notice.button.isVisible()
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    qtbot.mouseClick(window.file_notice.button, Qt.MouseButton.LeftButton)
+    assert opened == [str(target.parent)]
+    window.statusBar().clearMessage()
+    assert not window.file_notice.button.isVisible()
