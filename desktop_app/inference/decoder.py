@@ -427,7 +427,8 @@ class Graphs:
 
     def used(self, state: FrameState) -> bool:
         """Whether ``state``'s frame is to run as a CUDA graph."""
-        if self.off_reason if not state.padded else self.batch_off_reason:
+        off_reason = self.batch_off_reason if state.padded else self.off_reason
+        if off_reason:
             return False
         if self.wanted is None:
             return state.hidden.device.type == "cuda"

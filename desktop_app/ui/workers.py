@@ -136,9 +136,16 @@ class InferenceWorker:
     """Owns the loaded models; each method is a job run on the queue's thread."""
 
     def __init__(self) -> None:
-        self.engine: BatchEngine | None = None
-        self.checker: TakeChecker | None = None  # the listen-back models beside the engine
-        self.models: LoadedModels | None = None  # both, as every face's session holds them
+        self.models: LoadedModels | None = None  # the engine and the listen-back models
+
+    @property
+    def engine(self) -> BatchEngine | None:
+        return self.models.engine if self.models is not None else None
+
+    @property
+    def checker(self) -> TakeChecker | None:
+        """The listen-back models beside the engine."""
+        return self.models.checker if self.models is not None else None
 
     def load(self, ticket: Ticket[Any], work: LoadWork) -> EngineInfo:
         """Load the model and the listen-back models beside it (:func:`load_models`).
@@ -146,9 +153,7 @@ class InferenceWorker:
         Loading cannot stop half-way inside transformers; a cancel asked meanwhile is honoured
         at the next step: nothing is kept and the job ends cancelled.
         """
-        if self.engine is not None:  # a reload: let the old engine's objects be collected
-            self.engine = None
-            self.checker = None
+        if self.models is not None:  # a reload: let the old engine's objects be collected
             self.models = None
             gc.unfreeze()
             gc.collect()
@@ -176,7 +181,7 @@ class InferenceWorker:
             raise GenerationCancelled()
         engine, checker = models.engine, models.checker
         assert checker is not None  # the spec checks
-        self.models, self.engine, self.checker = models, engine, checker
+        self.models = models
         asr, speaker = listener_names(spec, engine.device, checker)
         return EngineInfo(
             model=work.model,
