@@ -18,7 +18,7 @@ from desktop_app.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Settings:
     model: str = defaults.MODEL_ID
     engine: str = defaults.ENGINE
     device: str = defaults.DEVICE
-    quantize: str = ""  # "int8": int8 weights for the fast engine on the CPU
+    quantize: str = "auto"  # one of defaults.WEIGHTS: "auto" is int8 on the CPU
     asr_model: str = ""  # speech recognition: a folder or hub id; "": the device's default
     speaker_model: str = ""  # speaker verification; "": the default
     check_takes: bool = True  # listen back to every take (when the models are there)
@@ -120,6 +120,13 @@ def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
         if "max_len" in data:
             data["max_seconds"] = data.pop("max_len")
         data["version"] = 1
+    if int(data.get("version", 0)) < 2:  # version 1: "" was float32, then the only default;
+        # the CPU's default became int8 ("auto"), and float32 is asked for as "none"
+        if data.get("quantize", "") == "":
+            data["quantize"] = "auto"
+        data["version"] = 2
+    if data.get("quantize") not in (None, *defaults.WEIGHTS):
+        data["quantize"] = "auto"
     return data
 
 

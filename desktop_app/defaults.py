@@ -66,3 +66,12 @@ needs 6-30 s, and the cap keeps a small compressed file from decoding to hours i
 MAX_RECORDING_SECONDS = 3 * 3600.0
 """The longest audio read where a feature needs a long recording (transcribing a session, a
 conversation's own mix): three hours."""
+
+WEIGHTS = ("auto", "none", "int8", "int4")
+"""The weights a face may ask for: "auto" (int8 on the CPU, the float weights on a GPU:
+``inference.weights_for``), float32 ("none"), or packed 8- or 4-bit weights on the CPU."""
+
+
+def quantize_setting(choice: str) -> str:
+    """A face's weight choice (:data:`WEIGHTS`) as the engines take it ("none" is "")."""
+    return "" if choice == "none" else choice

@@ -52,6 +52,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.audio_hw)
 
 
+_SHARED_CACHE: list[Path] = []
+
+
+def shared_weight_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not _SHARED_CACHE:
+        _SHARED_CACHE.append(tmp_path_factory.mktemp("weight-cache"))
+    return _SHARED_CACHE[0]
+
+
 @pytest.fixture(autouse=True)
 def app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own settings, data, logs and an empty model cache."""
@@ -60,6 +69,9 @@ def app_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     # a busy library is refused after 2 s here, not 10: the tests that hold its lock wait less
     monkeypatch.setenv("CSM_STUDIO_LIBRARY_WAIT", "2")
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
+    # the packed weights of the test checkpoints are made once per session, not per test (the
+    # tests of the cache itself point it elsewhere)
+    monkeypatch.setenv("CSM_STUDIO_CACHE", str(shared_weight_cache(tmp_path_factory)))
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hf-cache"))

@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
     common.add_model_argument(serve)
     serve.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
     serve.add_argument("--engine", default=None, help="inference engine (default: the fastest)")
-    serve.add_argument("--quantize", default="none", choices=("none", "int8"))
+    serve.add_argument("--quantize", default="auto", choices=defaults.WEIGHTS)
     common.add_listen_arguments(serve)  # the models that check (and transcribe) API takes
     serve.add_argument(
         "--host",

@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 Linear = Callable[[torch.Tensor], torch.Tensor]
 """A matrix product ``x -> x @ W.T + b``, whatever holds the weights."""
 
-MakeLinear = Callable[[torch.Tensor, torch.Tensor | None], Linear]
-"""Makes a :data:`Linear` in some format from a float weight (out, in) and its bias."""
+MakeLinear = Callable[[str, torch.Tensor, torch.Tensor | None], Linear]
+"""Makes a :data:`Linear` in some format for the product called ``name`` (see
+:meth:`Decoder.weights`) from its float weight (out, in) and bias; a weight may be on the meta
+device when the format's codes come from elsewhere (the quantized cache)."""
 
 SMALL_BATCH_ROWS = 16
 """Up to this many rows (a batch's frame), a CPU product runs as ``weight @ x.T``."""
@@ -90,6 +92,11 @@ def dense(weight: torch.Tensor, bias: torch.Tensor | None = None) -> Linear:
     return product
 
 
+def dense_named(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
+    """:func:`dense` as a :data:`MakeLinear` (the float weights as they are)."""
+    return dense(weight, bias)
+
+
 def times(weight: torch.Tensor) -> Linear:
     """``x @ weight`` for a weight stored (in features, out features)."""
     return lambda x: x @ weight
@@ -119,14 +126,22 @@ class Layer:
     down_proj: Linear = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        self.quantize(dense)
+        self.quantize(dense_named, "")
 
-    def quantize(self, make: MakeLinear) -> None:
-        """Make the four products with ``make`` (``dense``: the float weights as they are)."""
-        self.qkv = make(self.qkv_w, self.qkv_b)
-        self.o_proj = make(self.o_w, self.o_b)
-        self.gate_up = make(self.gate_up_w, self.gate_up_b)
-        self.down_proj = make(self.down_w, self.down_b)
+    def weights(self, prefix: str) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+        """The four products' names (after ``prefix``), weights and biases."""
+        return [
+            (f"{prefix}qkv", self.qkv_w, self.qkv_b),
+            (f"{prefix}o", self.o_w, self.o_b),
+            (f"{prefix}gate_up", self.gate_up_w, self.gate_up_b),
+            (f"{prefix}down", self.down_w, self.down_b),
+        ]
+
+    def quantize(self, make: MakeLinear, prefix: str) -> None:
+        """Make the four products with ``make`` (``dense_named``: the float weights)."""
+        self.qkv, self.o_proj, self.gate_up, self.down_proj = (
+            make(*named) for named in self.weights(prefix)
+        )
 
     @classmethod
     def of(cls, layer: Any) -> Layer:
@@ -269,8 +284,10 @@ class Decoder:
 
     def __init__(self, model: Any) -> None:
         config = model.config
-        device = next(model.parameters()).device
-        dtype = next(model.parameters()).dtype
+        # read from an embedding: with quantized weights the linears' float weights are on the
+        # meta device (never loaded), the embeddings and norms are real
+        device = model.embed_text_tokens.weight.device
+        dtype = model.embed_text_tokens.weight.dtype
         self.device, self.dtype = device, dtype
         self.num_codebooks = int(config.num_codebooks)
         self.vocab = int(config.vocab_size)
@@ -308,15 +325,31 @@ class Decoder:
         self.single = FrameState(self, self.backbone, self.depth, padded=False)
         self.buckets: dict[int, FrameState] = {}
 
+    def weights(self) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+        """Every product of the frame loop, named, with its float weight (out, in) and bias:
+        the layers of both stacks, the codebook-0 head, the codebook heads and the depth
+        decoder's input projection."""
+        found = []
+        for stack_name, stack in (("backbone", self.backbone), ("depth", self.depth)):
+            for i, layer in enumerate(stack.layers):
+                found += layer.weights(f"{stack_name}.{i}.")
+        found.append(("lm_head", self._lm_head.weight, self._lm_head.bias))
+        found += [
+            (f"codebook_head.{b}", head.T, None) for b, head in enumerate(self.codebook_heads)
+        ]
+        found.append(("depth_projector", self._projector.weight, self._projector.bias))
+        return found
+
     def quantize(self, make: MakeLinear) -> None:
-        """Make every product of the frame loop with ``make``: the layers of both stacks, the
-        codebook-0 head, the codebook heads and the depth decoder's input projection."""
-        for stack in (self.backbone, self.depth):
-            for layer in stack.layers:
-                layer.quantize(make)
-        self.lm_head = make(self._lm_head.weight, self._lm_head.bias)
-        self.codebook_head = [make(head.T, None) for head in self.codebook_heads]
-        self.depth_projector = make(self._projector.weight, self._projector.bias)
+        """Make every product of :meth:`weights` with ``make``."""
+        for stack_name, stack in (("backbone", self.backbone), ("depth", self.depth)):
+            for i, layer in enumerate(stack.layers):
+                layer.quantize(make, f"{stack_name}.{i}.")
+        self.lm_head = make("lm_head", self._lm_head.weight, self._lm_head.bias)
+        self.codebook_head = [
+            make(f"codebook_head.{b}", head.T, None) for b, head in enumerate(self.codebook_heads)
+        ]
+        self.depth_projector = make("depth_projector", self._projector.weight, self._projector.bias)
 
     def embed_frame(self, frame: torch.Tensor) -> torch.Tensor:
         """The backbone's input for frames (rows, codebooks): their codes' embeddings summed."""

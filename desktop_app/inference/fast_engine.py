@@ -5,22 +5,26 @@ weights) and runs takes through its own loop: :mod:`.decoder` (the two decoders 
 one frame), :mod:`.sampling` (codes drawn on the device), :mod:`.prefill` (typed prompts and
 the voice prompt's cache kept between takes) and :mod:`.decoding` (the one loop: a single take
 is a batch of one). This module chooses and falls back: transformers for a model the loop does
-not serve, the CPU when CUDA runs out of memory, int8 weights when asked (:mod:`.cpu_int8`).
+not serve, the CPU when CUDA runs out of memory, 8- or 4-bit weights on the CPU
+(:mod:`.cpu_weights`, loaded from the cache by :mod:`.quantized_model`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from desktop_app.errors import RequestError
+from desktop_app.inference import compute_device
 from desktop_app.inference.batch import one_by_one
-from desktop_app.inference.decoder import Decoder, Graphs
+from desktop_app.inference.decoder import Decoder, Graphs, Linear
 from desktop_app.inference.decoding import Loop
 from desktop_app.inference.engine import (
     AudioCallback,
@@ -36,8 +40,14 @@ from desktop_app.inference.streaming import ResumableAudio
 
 log = logging.getLogger(__name__)
 
-QUANTIZE_CHOICES = ("", "int8")
-"""Weight quantization of the fast engine: none, or int8 on the CPU (benchmarks/cpu_int8.py)."""
+QUANTIZE_CHOICES = ("", "int8", "int4")
+"""The fast engine's weights: float (""), or packed on the CPU (benchmarks/cpu_weights.py)."""
+
+PACKED_TORCH_THREADS = 1
+"""torch's threads while a packed engine decodes: onnxruntime runs the products on its own
+threads, and torch's OpenMP threads spinning between two products took their cores (measured on
+2 cores, int8: 322 ms/frame with torch on 1 thread, 364 with 2 and OMP_WAIT_POLICY=PASSIVE, 575
+with 2 as they are; benchmarks/results/README.md)."""
 
 
 class FastEngine:
@@ -53,28 +63,39 @@ class FastEngine:
         use_cuda_graph: bool | None = None,
         padded_batches: bool | None = None,
         quantize: str = "",
+        on_status: Callable[[str], None] | None = None,
+        should_stop: StopCheck | None = None,
     ) -> None:
         """Load the checkpoint (through the transformers engine) and build the decode state.
 
-        ``quantize="int8"`` gives the frame loop int8 weights (:mod:`cpu_int8`; CPU only).
+        ``quantize="int8"`` or ``"int4"`` gives the frame loop packed weights (CPU only),
+        loaded from the user's cache, which the first such load fills (``on_status`` hears its
+        progress, ``should_stop`` can cancel it); the float weights of the packed products are
+        then never in memory.
 
         Raises:
-            RequestError: an unknown ``quantize``, or int8 asked for off the CPU.
+            RequestError: an unknown ``quantize``, packed weights asked for off the CPU, or a
+                checkpoint the fast engine does not serve asked for packed.
+            GenerationCancelled: ``should_stop`` said so while the weights were being packed.
         """
         if quantize not in QUANTIZE_CHOICES:
             raise RequestError(
-                f"unknown quantization {quantize!r}; choose {' or '.join(QUANTIZE_CHOICES)}"
+                f"unknown quantization {quantize!r}; choose {' or '.join(QUANTIZE_CHOICES[1:])}"
             )
         started = time.perf_counter()
-        self.reference = TransformersEngine(model_dir, device)
         self.quantize = quantize
-        if quantize and self.reference.device != "cpu":
-            raise RequestError(
-                f"int8 weights run on the CPU only, and the model loaded on "
-                f"{self.reference.device}; use --device cpu, or leave --quantize out on a GPU"
-            )
         self.model_dir = model_dir
+        self._packed: dict[str, Any] = {}
+        if quantize:
+            self.reference = self._load_packed(device, on_status, should_stop)
+        else:
+            self.reference = TransformersEngine(model_dir, device)
         self.fallback_reason = self._unsupported()
+        if quantize and self.fallback_reason:
+            raise RequestError(
+                f"this checkpoint cannot run with {quantize} weights ({self.fallback_reason}); "
+                f"load it with --quantize none"
+            )
         self.graphs = Graphs(use_cuda_graph)
         self.padded_batches = padded_batches  # None: padded on CUDA, shrinking elsewhere
         if self.fallback_reason:
@@ -82,6 +103,22 @@ class FastEngine:
         else:
             self._build()
         self.load_seconds = time.perf_counter() - started
+
+    def _load_packed(
+        self, device: str, on_status: Callable[[str], None] | None, should_stop: StopCheck | None
+    ) -> TransformersEngine:
+        from desktop_app.inference import quantized_model
+
+        if compute_device.pick_device(device).type != "cpu":
+            raise RequestError(
+                f"{self.quantize} weights run on the CPU only; use --device cpu, or "
+                f"--quantize none on a GPU"
+            )
+        model, weights = quantized_model.load_model(
+            self.model_dir, self.quantize, on_status, should_stop
+        )
+        self._packed = weights.packed
+        return TransformersEngine(self.model_dir, "cpu", model=model)
 
     # -- what the engine can serve -------------------------------------------------------------
 
@@ -101,8 +138,8 @@ class FastEngine:
 
     @property
     def dtype(self) -> str:
-        """The weights' dtype ("int8" when quantized: the activations stay float32)."""
-        return "int8" if self.quantize and not self.fallback_reason else self.reference.dtype
+        """The weights' dtype ("int8" or "int4" when packed: the activations stay float32)."""
+        return self.quantize or self.reference.dtype
 
     @property
     def device_name(self) -> str:
@@ -126,21 +163,30 @@ class FastEngine:
         """The decoder over the loaded weights (again after a move to the CPU)."""
         self.decoder = Decoder(self.reference.model)
         self.prompts = PromptCache(self.reference, self.decoder)
-        if self.quantize == "int8":
-            self.use_int8()
+        if self._packed:
+            from desktop_app.inference.cpu_weights import PackedLinear
 
-    def use_int8(self) -> None:
-        """Give the frame loop int8 matrix products (:func:`cpu_int8.int8_linear`; the
-        decoder puts them in place, so the quantization knows no engine).
+            packed = self._packed
 
-        Raises:
-            ValueError: the engine is not on the CPU in float32.
-        """
-        from desktop_app.inference.cpu_int8 import int8_linear
+            def make(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
+                return PackedLinear(packed[name])
 
-        if self.decoder.device.type != "cpu" or self.decoder.dtype != torch.float32:
-            raise ValueError("int8 weights are for the CPU engine in float32")
-        self.decoder.quantize(int8_linear)
+            self.decoder.quantize(make)
+            # the products hold their own (prepacked) copies: the cache's pages can go
+            self._packed = {}
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """torch on :data:`PACKED_TORCH_THREADS` while a packed engine decodes."""
+        if not self.quantize:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(min(before, PACKED_TORCH_THREADS))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def pads_batches(self) -> bool:
         """Whether batches run padded to a bucket (CUDA's default: one graph per bucket) rather
@@ -207,7 +253,8 @@ class FastEngine:
     ) -> list[GenerationResult]:
         stream = ResumableAudio(on_part_audio) if on_part_audio else None
         try:
-            return self.loop().in_groups(requests, on_progress, should_stop, stream)
+            with self._threads():
+                return self.loop().in_groups(requests, on_progress, should_stop, stream)
         except torch.cuda.OutOfMemoryError:
             self._fall_back_to_cpu(stream)
             results = self.loop().in_groups(requests, on_progress, should_stop, stream)

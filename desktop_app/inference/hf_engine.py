@@ -118,17 +118,25 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, model_dir: Path, device: str = "auto") -> None:
-        """Load the checkpoint in ``model_dir`` once (offline) onto the chosen device."""
+    def __init__(self, model_dir: Path, device: str = "auto", model: Any = None) -> None:
+        """Load the checkpoint in ``model_dir`` once (offline) onto the chosen device.
+
+        With ``model`` (the quantized engine's, whose packed products' float weights were
+        never loaded) only the processor is loaded: this engine then prepares prompts and
+        decodes audio for the fast engine, and cannot generate itself.
+        """
         from transformers import AutoProcessor, CsmForConditionalGeneration
 
         check_checkpoint(model_dir)
         self.model_dir = model_dir
         torch_device = compute_device.pick_device(device)
         started = time.perf_counter()
+        self.can_generate = model is None
         try:
             self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-            self.model = self._load_model(CsmForConditionalGeneration, torch_device)
+            if model is None:
+                model = self._load_model(CsmForConditionalGeneration, torch_device)
+            self.model = model
         except torch.cuda.OutOfMemoryError:
             log.warning("CUDA out of memory while loading; loading on the CPU instead")
             torch_device = torch.device("cpu")
@@ -225,6 +233,11 @@ class TransformersEngine:
 
         transformers' ``generate`` cannot stream audio: ``on_audio`` gets the whole take at once.
         """
+        if not self.can_generate:
+            raise RequestError(
+                "the transformers engine needs the float weights, and only quantized ones are "
+                "loaded; load the model with --quantize none"
+            )
         inputs = self.prepare_inputs(request)
         seed = request.seed if request.seed is not None else random.randrange(2**31)
         notices: list[str] = []

@@ -31,7 +31,7 @@ class ModelSpec:
     model: str
     engine: str = defaults.ENGINE
     device: str = defaults.DEVICE
-    quantize: str = ""
+    quantize: str = "auto"  # "", "int8", "int4" or "auto" (see inference.weights_for)
     asr_model: str | None = None
     speaker_model: str | None = None
     check: bool = True  # load the listen-back models at all
@@ -96,7 +96,14 @@ def load_models(
     step(f"finding {spec.model}")
     folder = resolve_model(spec.model)
     step(f"loading {folder.name} ({spec.engine})")
-    engine = load_engine(spec.engine, folder, spec.device, spec.quantize)
+    engine = load_engine(
+        spec.engine,
+        folder,
+        spec.device,
+        spec.quantize,
+        on_status=on_status,
+        should_stop=should_stop,
+    )
     if not spec.check:
         return LoadedModels(engine, spec.model, folder)
     step("loading the listen-back models")

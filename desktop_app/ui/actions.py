@@ -60,14 +60,36 @@ COMMANDS: tuple[Command, ...] = (
     Command("&Edit", "&Redo", "undo.redo", "Redo", undo="redo"),
     Command("&Model", "&Choose or download model…", "loader.setup"),
     Command("&Model", "&Reload model", "loader.reload"),
-    Command(
-        "&Model",
-        "Use &int8 weights on the CPU",
-        "loader.set_int8",
-        name="int8",
-        checkable=True,
-        tooltip="About 3x faster per frame on a CPU with the full model; the voice is "
-        "approximated (not for GPUs). Reloads the model",
+    *(
+        Command(
+            "&Model",
+            text,
+            "loader.set_weights",
+            name=f"weights-{choice}",
+            argument=choice,
+            checkable=True,
+            group="weights",
+            separator_before=choice == "auto",
+            tooltip=tip + " Reloads the model",
+        )
+        for choice, text, tip in (
+            (
+                "auto",
+                "Weights: &automatic",
+                "int8 weights on the CPU, the float weights on a GPU.",
+            ),
+            (
+                "int8",
+                "Weights: int&8 (CPU)",
+                "A quarter of the memory of float32 and faster; very close to it.",
+            ),
+            (
+                "int4",
+                "Weights: int&4 (CPU, fastest)",
+                "An eighth of the memory of float32 and the fastest; a little less exact.",
+            ),
+            ("none", "Weights: &float32", "The exact weights: slowest on a CPU, most memory."),
+        )
     ),
     Command("&Model", "&Listen-back models…", "loader.choose_listen_models"),
     Command(

@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
         self.jobs.failed.connect(self._failed)
         self.local_api.take_kept.connect(self._api_take_kept)
         self.menu_actions["cleanup"].setEnabled(self.library is not None)
-        self.menu_actions["int8"].setChecked(self.settings.quantize == "int8")
+        self.menu_actions[f"weights-{self.settings.quantize}"].setChecked(True)
         self.menu_actions[f"scheme-{self.settings.color_scheme}"].setChecked(True)
 
     @property

@@ -87,7 +87,13 @@ class ModelLoader(QObject):
         hooks = JobHooks(on_cancelled=self._cancelled, on_failed=self._failed)
         try:
             self.jobs.load(
-                model, s.engine, s.device, s.quantize, s.asr_model, s.speaker_model, hooks
+                model,
+                s.engine,
+                s.device,
+                defaults.quantize_setting(s.quantize),
+                s.asr_model,
+                s.speaker_model,
+                hooks,
             )
         except UserError as exc:
             self.errors.show(exc)
@@ -102,9 +108,9 @@ class ModelLoader(QObject):
         """Model → Reload model."""
         self.load(self.settings.model)
 
-    def set_int8(self, on: bool) -> None:
-        """Model → Use int8 weights on the CPU: remember the choice and reload the model."""
-        self.settings.quantize = "int8" if on else ""
+    def set_weights(self, choice: str) -> None:
+        """Model → Weights (one of ``defaults.WEIGHTS``): remember the choice and reload."""
+        self.settings.quantize = choice
         if self.info is not None and not self.jobs.busy:
             self.reload()
 
