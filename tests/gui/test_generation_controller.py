@@ -69,7 +69,10 @@ def test_help_test_this_computer_runs_the_self_test_in_the_worker(
             window.errors.last_message
         )
     report = tested.args[0]
-    assert report.codes_equal and report.verdict.startswith("PASS")
+    # the window's default on the CPU is int8: the test loads the float reference for itself
+    # and passes a whole take (exact codes are the float engine's promise, tested elsewhere)
+    assert report.dtype == "int8" and report.fast.frames == report.reference.frames
+    assert report.verdict.startswith("PASS: int8 weights make a whole take")
     shown = window.self_test.dialog.text.toPlainText()
     assert shown == report.table() and "verdict" in shown
     assert window.not_ready().startswith("Record or import")  # the model is free again

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from desktop_app.audio.io import read_metadata
-from desktop_app.config import Settings, load_settings, settings_file
+from desktop_app.config import SETTINGS_VERSION, Settings, load_settings, settings_file
 from desktop_app.ui.app import build_window, smoke_clip
 from desktop_app.ui.main_window import MainWindow
 from tests.conftest import REPO
@@ -163,7 +163,11 @@ def test_settings_survive_a_restart(window: MainWindow, qtbot: QtBot, tiny_model
     window.say.seed.setValue(777)
     window.close()
     saved = json.loads(settings_file().read_text())
-    assert saved["version"] == 1 and saved["temperature"] == 0.65 and saved["seed"] == 777
+    assert (
+        saved["version"] == SETTINGS_VERSION
+        and saved["temperature"] == 0.65
+        and saved["seed"] == 777
+    )
     again = build_window(load_settings())
     qtbot.addWidget(again)
     assert again.say.temperature.value() == 0.65

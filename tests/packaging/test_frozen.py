@@ -142,9 +142,11 @@ def test_the_guide_downloads_through_the_bundle(
 
 
 @pytest.mark.skipif(torch.version.cuda is not None, reason="the size target is the CPU build's")
-def test_cpu_bundle_stays_under_700_mb(bundle: Path) -> None:
+def test_cpu_bundle_stays_under_750_mib(bundle: Path) -> None:
+    """700 MiB until the CPU's packed weights came: onnxruntime (35 MiB, its MLAS kernels) and
+    onnx (7 MiB, the graphs are built with it) are the CPU default's kernels now."""
     files = [p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()]
-    assert sum(p.stat().st_size for p in files) < 700 * 2**20
+    assert sum(p.stat().st_size for p in files) < 750 * 2**20
 
 
 def test_frozen_window_smoke_test(bundle: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def ada(app_home: Path) -> tuple[object, ...]:
 
 
 def engine_codes(model: Path, clips: tuple[object, ...], text: str, seed: int) -> np.ndarray:
-    engine = load_engine("fast", model, "cpu")
+    engine = load_engine("fast", model, "cpu", "auto")  # every face's default: int8 on the CPU
     request = GenerationRequest(
         text,
         references=clips,
