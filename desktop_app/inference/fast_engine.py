@@ -173,6 +173,9 @@ class FastEngine:
 
             self.decoder.quantize(make)
             # the products hold their own (prepacked) copies: the cache's pages can go
+            from desktop_app.inference.quantized_model import release_pages
+
+            release_pages(packed)
             self._packed = {}
 
     @contextlib.contextmanager

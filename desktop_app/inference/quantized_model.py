@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -288,6 +289,25 @@ def _is_packed(name: str) -> bool:
         or name.startswith("depth_decoder.model.inputs_embeds_projector.")
         or (len(leaf) == 3 and leaf[1] in products and not name.startswith("codec_model."))
     )
+
+
+def release_pages(weights: dict[str, PackedWeight]) -> None:
+    """Let the kernel drop the resident pages of packed codes read from the cache file, once
+    the products have made their own prepacked copies (Linux ``madvise(MADV_DONTNEED)``; the
+    file stays mapped, so a page read again comes back from the file, never as zeros). Only
+    for codes that :func:`load_model` memory-mapped: anonymous memory would lose its data."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    page = os.sysconf("SC_PAGE_SIZE")
+    for weight in weights.values():
+        start = weight.codes.data_ptr()
+        end = start + weight.codes.numel() * weight.codes.element_size()
+        first, last = -(-start // page) * page, end // page * page  # whole pages inside
+        if last > first:
+            libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)
 
 
 def float_copies(model: Any) -> list[str]:
