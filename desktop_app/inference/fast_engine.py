@@ -165,17 +165,18 @@ class FastEngine:
         self.prompts = PromptCache(self.reference, self.decoder)
         if self._packed:
             from desktop_app.inference.cpu_weights import PackedLinear
+            from desktop_app.inference.quantized_model import release_pages
 
             packed = self._packed
 
             def make(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
-                return PackedLinear(packed[name])
+                product = PackedLinear(packed[name])
+                # the product holds its own prepacked copy: the cache file's pages can go now
+                # (one product at a time, so the load's peak is not the codes twice)
+                release_pages(packed[name])
+                return product
 
             self.decoder.quantize(make)
-            # the products hold their own (prepacked) copies: the cache's pages can go
-            from desktop_app.inference.quantized_model import release_pages
-
-            release_pages(packed)
             self._packed = {}
 
     @contextlib.contextmanager

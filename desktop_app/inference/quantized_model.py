@@ -291,7 +291,7 @@ def _is_packed(name: str) -> bool:
     )
 
 
-def release_pages(weights: dict[str, PackedWeight]) -> None:
+def release_pages(weight: PackedWeight) -> None:
     """Let the kernel drop the resident pages of packed codes read from the cache file, once
     the products have made their own prepacked copies (Linux ``madvise(MADV_DONTNEED)``; the
     file stays mapped, so a page read again comes back from the file, never as zeros). Only
@@ -302,12 +302,11 @@ def release_pages(weights: dict[str, PackedWeight]) -> None:
 
     libc = ctypes.CDLL(None, use_errno=True)
     page = os.sysconf("SC_PAGE_SIZE")
-    for weight in weights.values():
-        start = weight.codes.data_ptr()
-        end = start + weight.codes.numel() * weight.codes.element_size()
-        first, last = -(-start // page) * page, end // page * page  # whole pages inside
-        if last > first:
-            libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)
+    start = weight.codes.data_ptr()
+    end = start + weight.codes.numel() * weight.codes.element_size()
+    first, last = -(-start // page) * page, end // page * page  # whole pages inside
+    if last > first:
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)
 
 
 def float_copies(model: Any) -> list[str]:

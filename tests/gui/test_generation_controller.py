@@ -102,3 +102,19 @@ def test_the_windows_worker_makes_the_engines_greedy_codes(
         GenerationRequest("Hello there.", clips, temperature=0.0, seed=7, max_seconds=0.8)
     )
     np.testing.assert_array_equal(outcome.result.codes, direct.codes)
+
+
+def test_the_model_menu_chooses_the_weights_and_the_status_bar_names_them(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    """The CPU's default is int8 (Weights: automatic); choosing int4 or float32 reloads the
+    model with them, remembers the choice, and the status bar says what is in use."""
+    actions = window.menu_actions
+    assert actions["weights-auto"].isChecked()
+    assert window.loader.labels.model.text().endswith("(fast, int8)")
+    for choice, shown in (("int4", "int4"), ("none", "float32")):
+        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+            actions[f"weights-{choice}"].trigger()
+        assert actions[f"weights-{choice}"].isChecked()
+        assert window.settings.quantize == choice
+        assert window.loader.labels.model.text().endswith(f"(fast, {shown})")
