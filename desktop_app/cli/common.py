@@ -445,7 +445,12 @@ def load_models(args: argparse.Namespace, *, check: bool = True) -> LoadedModels
     resolve_model(spec.model)  # a missing checkpoint is said before anything loads
     quiet_transformers()
     status(f"loading {spec.model} ({spec.engine}) ...")
-    models = load(spec, on_note=lambda note: status(f"note: {note}"))
+
+    def progress(text: str) -> None:  # the slow first packing of the weights, step by step
+        if text.startswith("making "):
+            status(f"  {text}")
+
+    models = load(spec, on_note=lambda note: status(f"note: {note}"), on_status=progress)
     engine = models.engine
     status(f"loaded in {engine.load_seconds:.1f} s on {engine.device} ({engine.dtype})")
     return models

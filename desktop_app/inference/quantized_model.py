@@ -222,11 +222,14 @@ def _packed_content(
     products = Decoder(model).weights()
     packed: dict[str, torch.Tensor] = {}
     layout: dict[str, tuple[int, int]] = {}
+    told = -1
     for done, (name, weight, bias) in enumerate(products):
         if should_stop is not None and should_stop():
             raise GenerationCancelled(f"making the {fmt} weights was cancelled")
-        if on_status is not None:
-            on_status(f"making {fmt} weights (first time only): {done} of {len(products)}")
+        percent = 100 * done // len(products)
+        if on_status is not None and percent // 10 != told:  # every tenth of the way
+            told = percent // 10
+            on_status(f"making {fmt} weights (first time only): {percent} %")
         weight_packed = pack(weight, bias, fmt)
         packed |= weight_packed.tensors(name)
         layout[name] = (weight_packed.bits, weight_packed.block)

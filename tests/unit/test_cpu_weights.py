@@ -185,7 +185,9 @@ def test_packed_weights_are_refused_where_they_cannot_run(tiny_model_dir: Path) 
         engine.reference.generate(greedy())  # the float weights were never loaded
 
 
-def test_clone_on_the_cpu_defaults_to_int8(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_clone_on_the_cpu_defaults_to_int8(
+    tiny_model_dir: Path, tmp_path: Path, own_cache: Path
+) -> None:
     ref = tmp_path / "ref.wav"
     sf.write(ref, voiced(3.0, 24_000), 24_000)
     args = ["clone", "--model", str(tiny_model_dir), "--ref", str(ref), "--ref-text", REF_TEXT]
@@ -198,6 +200,15 @@ def test_clone_on_the_cpu_defaults_to_int8(tiny_model_dir: Path, tmp_path: Path)
         )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(report.read_text())["dtype"] == dtype
+        # the first use of a format packs the weights, saying so a tenth at a time; then never
+        making = [line for line in proc.stderr.splitlines() if "first time only" in line]
+        if choice == "":
+            assert making[0].strip() == "making int8 weights (first time only): 0 %"
+            assert 2 <= len(making) <= 11
+        elif choice == "none":
+            assert making == []
+    again = run_cli(*args, "--out", str(tmp_path / "t.wav"))
+    assert again.returncode == 0 and "first time only" not in again.stderr
     refused = run_cli(
         *args, "--out", str(tmp_path / "u.wav"), "--engine", "transformers", "--quantize", "int8"
     )
