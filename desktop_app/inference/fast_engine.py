@@ -86,6 +86,7 @@ class FastEngine:
         self.quantize = quantize
         self.model_dir = model_dir
         self._packed: dict[str, Any] = {}
+        self.packed_parameters: tuple[str, ...] = ()  # the model's, replaced by packed products
         if quantize:
             self.reference = self._load_packed(device, on_status, should_stop)
         else:
@@ -118,6 +119,7 @@ class FastEngine:
             self.model_dir, self.quantize, on_status, should_stop
         )
         self._packed = weights.packed
+        self.packed_parameters = weights.packed_parameters
         return TransformersEngine(self.model_dir, "cpu", model=model)
 
     # -- what the engine can serve -------------------------------------------------------------

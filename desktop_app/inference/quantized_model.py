@@ -37,7 +37,7 @@ from desktop_app.inference.cpu_weights import PackedWeight, pack
 
 log = logging.getLogger(__name__)
 
-PACKING_VERSION = 1
+PACKING_VERSION = 2
 """Raised whenever the packed layout or what the file holds changes (old files are remade)."""
 
 Status = Callable[[str], None]
@@ -52,6 +52,7 @@ class QuantizedWeights:
     packed: dict[str, PackedWeight]
     floats: dict[str, torch.Tensor]
     attn_implementation: str
+    packed_parameters: tuple[str, ...]  # the model's parameters the packed products replace
 
 
 def checkpoint_identity(model_dir: Path) -> dict[str, Any]:
@@ -222,7 +223,13 @@ def _read(manifest: Path, fmt: str) -> QuantizedWeights:
         name: PackedWeight.from_tensors(packed["tensors"], name, int(bits), int(block))
         for name, (bits, block) in packed["layout"].items()
     }
-    return QuantizedWeights(fmt, weights, rest["floats"], rest["attn_implementation"])
+    return QuantizedWeights(
+        fmt,
+        weights,
+        rest["floats"],
+        rest["attn_implementation"],
+        tuple(rest["packed_parameters"]),
+    )
 
 
 def _packed_content(
@@ -252,20 +259,20 @@ def _packed_content(
         weight_packed = pack(weight, bias, fmt)
         packed |= weight_packed.tensors(name)
         layout[name] = (weight_packed.bits, weight_packed.block)
+    # a product's weight shares its storage with the parameters it was fused from
     gone = {weight.untyped_storage().data_ptr() for _, weight, _ in products}
-    floats = {
-        name: tensor.detach()
-        for name, tensor in [
-            *model.named_parameters(remove_duplicate=False),
-            *model.named_buffers(remove_duplicate=False),
-        ]
-        if tensor.untyped_storage().data_ptr() not in gone
-    }
+    tensors = [
+        *model.named_parameters(remove_duplicate=False),
+        *model.named_buffers(remove_duplicate=False),
+    ]
+    packed_parameters = [n for n, t in tensors if t.untyped_storage().data_ptr() in gone]
+    floats = {n: t.detach() for n, t in tensors if t.untyped_storage().data_ptr() not in gone}
     return {
         "packed": {"tensors": packed, "layout": layout},
         "floats": {
             "floats": floats,
             "attn_implementation": str(model.config._attn_implementation),
+            "packed_parameters": packed_parameters,
         },
     }
 
@@ -295,22 +302,11 @@ def skeleton(model_dir: Path, weights: QuantizedWeights) -> Any:
     left = [
         name
         for name, tensor in [*model.named_parameters(), *model.named_buffers()]
-        if tensor.is_meta and not _is_packed(name)
+        if tensor.is_meta and name not in weights.packed_parameters
     ]
     if left:
         raise ValueError(f"the quantized cache lacks {', '.join(left[:3])}")
     return model.eval()
-
-
-def _is_packed(name: str) -> bool:
-    """Whether the parameter ``name`` is a packed product's float weight (kept on meta)."""
-    leaf = name.rsplit(".", 2)
-    products = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-    return (
-        name in {"lm_head.weight", "depth_decoder.codebooks_head.weight"}
-        or name.startswith("depth_decoder.model.inputs_embeds_projector.")
-        or (len(leaf) == 3 and leaf[1] in products and not name.startswith("codec_model."))
-    )
 
 
 def release_pages(weight: PackedWeight) -> None:
@@ -331,11 +327,8 @@ def release_pages(weight: PackedWeight) -> None:
         libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)
 
 
-def float_copies(model: Any) -> list[str]:
-    """The names of real (not meta) tensors of ``model`` that are packed products' weights:
-    empty when no float copy of a packed weight is kept."""
-    return [
-        name
-        for name, tensor in model.named_parameters(remove_duplicate=False)
-        if _is_packed(name) and not tensor.is_meta
-    ]
+def float_copies(model: Any, packed_parameters: tuple[str, ...]) -> list[str]:
+    """The names of real (not meta) tensors of ``model`` among ``packed_parameters`` (the
+    parameters the packed products replace): empty when no float copy of them is kept."""
+    found = dict(model.named_parameters(remove_duplicate=False))
+    return [name for name in packed_parameters if not found[name].is_meta]
