@@ -221,12 +221,3 @@ class PackedLinear:
         if self.bias is not None:
             y = y + self.bias
         return y.to(x.dtype)
-
-
-def packed_linear(fmt: str) -> Any:
-    """A :data:`decoder.MakeLinear` that packs each float weight in ``fmt`` (no cache)."""
-
-    def make(weight: torch.Tensor, bias: torch.Tensor | None) -> PackedLinear:
-        return PackedLinear(pack(weight, bias, fmt))
-
-    return make

@@ -172,9 +172,11 @@ class FastEngine:
             from desktop_app.inference.quantized_model import release_pages
 
             packed = self._packed
+            # read here: a pool thread's OpenMP setting is its own, not the one torch was given
+            threads = torch.get_num_threads()
 
             def product(name: str) -> PackedLinear:
-                made = PackedLinear(packed[name])
+                made = PackedLinear(packed[name], threads)
                 # the product holds its own prepacked copy: the cache file's pages can go now
                 # (one product at a time, so the load's peak is not the codes twice)
                 release_pages(packed[name])
