@@ -39,13 +39,19 @@ def speech(tmp_path: Path) -> Path:
 
 
 def aligned_correlation(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int) -> float:
-    """Correlation of ``b`` with ``a`` after resampling both to 16 kHz and removing the lag."""
+    """Correlation of ``b`` with ``a`` after resampling both to 16 kHz and removing the lag.
+
+    Only lags at which the two overlap by at least half of ``a`` are searched: a spurious peak
+    elsewhere once gave an empty overlap in CI instead of a low correlation."""
     a = dsp.resample(dsp.to_mono(a), rate_a, 16_000)
     b = dsp.resample(dsp.to_mono(b), rate_b, 16_000)
+    half = a.size // 2
+    assert b.size >= half, f"captured {b.size / 16_000:.2f} s of a {a.size / 16_000:.2f} s sound"
     n = 1 << int(np.ceil(np.log2(a.size + b.size)))
     xcorr = np.fft.irfft(np.fft.rfft(b, n) * np.conj(np.fft.rfft(a, n)), n)
-    lag = int(np.argmax(xcorr))
-    lag = lag - n if lag > n // 2 else lag
+    # lags -half..-1 (``b`` starts inside ``a``) sit at the end of the circular correlation
+    lags = np.r_[np.arange(0, b.size - half + 1), np.arange(-half, 0)]
+    lag = int(lags[np.argmax(xcorr[lags])])
     if lag >= 0:
         b = b[lag:]
     else:
@@ -72,9 +78,11 @@ def test_recorder_captures_what_plays_into_the_microphone(tmp_path: Path) -> Non
 
 
 def capture_sink(path: Path) -> subprocess.Popen[bytes]:
-    """Record what plays into the null sink (its monitor) as raw float32 at 48 kHz."""
-    with path.open("wb") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
+    """Record what plays into the null sink (its monitor) as raw float32 at 48 kHz; returns once
+    the recorder is connected (the idle sink's silence has reached the file), not after a guess."""
+    errors = path.with_suffix(".err")
+    with path.open("wb") as out, errors.open("wb") as err:  # the child keeps its own descriptors
+        parec = subprocess.Popen(
             [
                 "parec",
                 "--device=vsink.monitor",
@@ -84,7 +92,16 @@ def capture_sink(path: Path) -> subprocess.Popen[bytes]:
                 "--latency-msec=20",
             ],
             stdout=out,
+            stderr=err,
         )
+    deadline = time.monotonic() + 15
+    while path.stat().st_size == 0:
+        if parec.poll() is not None or time.monotonic() > deadline:
+            parec.kill()
+            parec.wait(timeout=10)
+            pytest.fail(f"parec never recorded the sink: {errors.read_text()[-300:]}")
+        time.sleep(0.05)
+    return parec
 
 
 def test_player_output_matches_the_take(tmp_path: Path) -> None:
@@ -92,7 +109,6 @@ def test_player_output_matches_the_take(tmp_path: Path) -> None:
     capture = tmp_path / "captured.raw"
     parec = capture_sink(capture)
     try:
-        time.sleep(0.5)
         player = Player()
         player.play(take, 24_000)
         assert player.wait(timeout=10)
@@ -134,7 +150,6 @@ def test_streamed_playback_has_no_gaps(tmp_path: Path, speed: float) -> None:
     capture = tmp_path / "captured.raw"
     parec = capture_sink(capture)
     try:
-        time.sleep(0.5)
         playback = StreamingPlayback(player, 24_000, max_seconds=3.0)
         for piece in pieces:  # a generator making audio at `speed` x real time
             time.sleep(piece.size / 24_000 / speed)
@@ -172,7 +187,6 @@ def test_clone_play_streams_the_take_to_the_output(
     capture = tmp_path / "captured.raw"
     parec = capture_sink(capture)
     try:
-        time.sleep(0.5)
         proc = run_cli(
             "clone",
             "--model",
