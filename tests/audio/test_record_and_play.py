@@ -216,7 +216,11 @@ def test_clone_play_streams_the_take_to_the_output(
     # the random checkpoint's audio peaks well above full scale: the file clips it at 24 kHz,
     # the sound server after resampling to 48 kHz, so the two differ where it clips (~0.7 here;
     # unrelated audio gives ~0); the clean-signal stream test above holds the 0.9 bar
-    assert aligned_correlation(written, rate, captured, 48_000) > 0.6
+    heard = int((np.abs(captured) > 1e-3).sum()) / 48_000
+    assert aligned_correlation(written, rate, captured, 48_000) > 0.6, (
+        f"captured {captured.size / 48_000:.2f} s, {heard:.2f} s of it not silent, for a "
+        f"{written.size / rate:.2f} s take; the CLI said: {proc.stderr[-400:]}"
+    )
 
 
 def test_a_stream_stops_feeding_once_the_player_plays_something_else() -> None:
