@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import bundle_build
 from tests.support.pulse import ensure_pulseaudio, stop_pulseaudio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,8 +24,15 @@ PULSE_PROBLEM = ensure_pulseaudio()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the private PulseAudio server."""
+    """Stop the private PulseAudio server and any bundle build still running."""
     stop_pulseaudio()
+    bundle_build.stop()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the bundle's build now if a packaging test will run: it overlaps the other tests."""
+    if any(Path(str(item.fspath)).parent.name == "packaging" for item in session.items):
+        bundle_build.start(REPO)
 
 
 # Before anything imports huggingface_hub: the tests never reach the hub.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,17 @@ ASR_RATE = 16_000
 
 MAX_WINDOW_SECONDS = 30.0
 """Whisper hears 30 s at a time."""
+
+MAX_NEW_TOKENS = 200
+"""Tokens one scored window may produce (30 s of fast speech is about 120)."""
+
+
+@dataclass(frozen=True)
+class ScoredText:
+    """A window's text and Whisper's mean log-probability of its tokens (0 is certain)."""
+
+    text: str
+    mean_logprob: float
 
 
 class SpeechRecognizer:
@@ -116,6 +128,38 @@ class SpeechRecognizer:
             if str(c.get("text", "")).strip()
         )
         return Transcript(str(out.get("text", "")).strip(), words, language or "")
+
+    def transcribe_scored(self, audio: np.ndarray, language: str | None = None) -> ScoredText:
+        """The text of one window of 16 kHz speech (no word times) and how sure Whisper was of
+        it: the mean log-probability of its tokens, Whisper's own ``avg_logprob`` (its reference
+        decoder calls a window below -1.0 a failed one).
+
+        Raises:
+            RequestError: the window is longer than Whisper hears at once.
+        """
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.size > MAX_WINDOW_SECONDS * ASR_RATE + 1:
+            raise RequestError(
+                f"a recognition window is at most {MAX_WINDOW_SECONDS:g} s; cut longer audio first"
+            )
+        if audio.size == 0:
+            return ScoredText("", 0.0)
+        features = self.processor.feature_extractor(
+            audio, sampling_rate=ASR_RATE, return_tensors="pt"
+        ).input_features.to(self.model.device, self.model.dtype)
+        generate: dict[str, Any] = {"task": "transcribe", "max_new_tokens": MAX_NEW_TOKENS}
+        if language:
+            generate["language"] = language
+        with torch.inference_mode():
+            out = self.model.generate(
+                features, return_dict_in_generate=True, output_scores=True, **generate
+            )
+            scores = self.model.compute_transition_scores(
+                out.sequences, out.scores, normalize_logits=True
+            )[0]
+        scores = scores[torch.isfinite(scores)]
+        text = self.processor.tokenizer.decode(out.sequences[0], skip_special_tokens=True)
+        return ScoredText(str(text).strip(), float(scores.mean()) if scores.numel() else 0.0)
 
     def normalize(self, text: str) -> str:
         """Whisper's English text normalisation (case, punctuation, numbers, spelling)."""

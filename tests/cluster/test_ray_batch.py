@@ -101,7 +101,9 @@ def ten_lines_on(
     """Ten lines being made on the cluster at ``address``, one a batch: lines, folder, driver."""
     lines = write_lines(tmp_path / "lines.jsonl", 10)
     out = tmp_path / "out"
-    command = batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1", "--ray", address)
+    command = batch(
+        model, lines, out, "--max-seconds", "1.5", "--batch-size", "1", "--ray", address
+    )
     return lines, out, start(command)
 
 
@@ -139,7 +141,7 @@ def test_a_killed_actor_loses_no_line_and_writes_none_twice(
 ) -> None:
     lines = write_lines(tmp_path / "lines.jsonl", 12)
     out = tmp_path / "out"
-    process = start(batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1",
+    process = start(batch(model, lines, out, "--max-seconds", "1.5", "--batch-size", "1",
                           "--ray", "auto"))  # fmt: skip
     wait_for(out, 1, process)
     actors = subprocess.run(["pgrep", "-f", "^ray::SpeakerActor"], capture_output=True,
@@ -163,7 +165,7 @@ def test_a_killed_driver_resumes_where_it_stopped(
     first = {e["line"] for e in entries(out)}
     assert 2 <= len(first) < 10
     # the same command again, this time without Ray: only the rest is made
-    again = run(batch(model, lines, out, "--max-seconds", "3", "--batch-size", "1"))
+    again = run(batch(model, lines, out, "--max-seconds", "1.5", "--batch-size", "1"))
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{len(first)} line(s) already made" in again.stderr
     made = [e["line"] for e in entries(out)]

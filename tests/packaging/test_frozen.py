@@ -16,35 +16,17 @@ from desktop_app.audio.io import read_metadata
 from desktop_app.inference.random_checkpoint import WHISPER_SAYS
 from desktop_app.inference.text import SENTENCE_PAUSE
 from tests.conftest import REPO
+from tests.support import bundle_build
 from tests.support.signals import voiced, with_silence, write_pyav
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the build takes minutes
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dist/csm-studio built from build.spec into a temporary folder."""
-    out = tmp_path_factory.mktemp("bundle")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "PyInstaller",
-            "--noconfirm",
-            "--log-level",
-            "WARN",
-            "--distpath",
-            str(out / "dist"),
-            "--workpath",
-            str(out / "build"),
-            "build.spec",
-        ],
-        cwd=REPO,
-        check=True,
-        timeout=1200,
-        capture_output=True,
-    )
-    return out / "dist" / "csm-studio"
+def bundle() -> Path:
+    """dist/csm-studio built from build.spec into a temporary folder (the build began in the
+    background when the session collected this module: tests/support/bundle_build.py)."""
+    return bundle_build.finished(REPO)
 
 
 def frozen_env(home: Path) -> dict[str, str]:
