@@ -17,13 +17,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__, logs
-from desktop_app.cli import batch, clone, dialogue, doctor, download, library, serve, transcribe
+from desktop_app.cli import (
+    batch,
+    clone,
+    dialogue,
+    doctor,
+    download,
+    library,
+    serve,
+    train,
+    transcribe,
+)
 from desktop_app.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, Parser
 from desktop_app.errors import RequestError, describe
 
 log = logging.getLogger(__name__)
 
-COMMANDS = (clone, batch, dialogue, library, transcribe, serve, doctor, download)
+COMMANDS = (clone, batch, dialogue, train, library, transcribe, serve, doctor, download)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.files import atomic_write
     from desktop_app.inference.long_text import is_long
     from desktop_app.session.say import Control, SayOptions, say
+    from desktop_app.session.voices import voice_adapter
 
     common.check_voice_arguments(args)
     out = common.check_output(args.out, (".wav", ".flac"), "cannot save")
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             args, references, engine.device, models.recognizer
         )
         common.check_reference_transcripts(args, references, models.recognizer)
-        request = dataclasses.replace(settings, references=references)
+        adapter = voice_adapter(library, args.voice) if args.voice else None
+        request = dataclasses.replace(settings, references=references, adapter=adapter)
         playback = _playback(request) if args.play else None
         coherent = args.long_text == "coherent" and is_long(request.text)
         options = SayOptions(args.candidates, coherent, common.check_level(args))

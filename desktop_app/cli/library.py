@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from desktop_app import defaults
 from desktop_app.cli import common
-from desktop_app.cli.common import EXIT_OK, printable
+from desktop_app.cli.common import EXIT_OK, printable, status
 from desktop_app.errors import RequestError
 
 if TYPE_CHECKING:
@@ -45,6 +45,25 @@ def register(sub: Any) -> None:
     listing.add_argument("--json", action="store_true")
     remove = vsub.add_parser("remove", help="remove a voice (its takes stay)")
     remove.add_argument("name")
+    untrain = vsub.add_parser("untrain", help="remove a voice's training (its clips stay)")
+    untrain.add_argument("name")
+    evaluate = vsub.add_parser(
+        "evaluate", help="what a voice's training bought: its held-out sentences before and after"
+    )
+    evaluate.add_argument("name")
+    common.add_model_argument(evaluate)
+    common.add_listen_arguments(evaluate, checks=False)
+    evaluate.add_argument(
+        "--speaker-model", default=None, metavar="M",
+        help=f"speaker-verification checkpoint (default: {defaults.SPEAKER_MODEL_ID})",
+    )  # fmt: skip
+    evaluate.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
+    evaluate.add_argument(
+        "--quantize", default="auto", choices=defaults.WEIGHTS,
+        help="the weights (default: int8 on the CPU)",
+    )  # fmt: skip
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help='print {"before", "after", ...}')
     export = vsub.add_parser("export", help="write a voice as a portable zip")
     export.add_argument("name")
     export.add_argument("file")
@@ -115,6 +134,12 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         seconds = sum(c.duration for c in voice.clips)
         name = printable(repr(voice.name))
         print(f"stored voice {name}: {len(voice.clips)} clip(s), {seconds:.1f} s")
+    elif command == "evaluate":
+        _evaluate(args, library)
+    elif command == "untrain":
+        if not library.adapters.detach(args.name):
+            raise RequestError(f"the voice {args.name!r} is not trained")
+        print(f"removed the training of voice {printable(repr(args.name))}; its clips stay")
     elif command == "list":
         voices = library.voices.all()
         if args.json:
@@ -238,3 +263,40 @@ def _history(args: argparse.Namespace, library: Library) -> int:
     write_audio(target, decoded.samples, decoded.sample_rate, record_metadata(take))
     print(f"exported take {take.id} to {target}")
     return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace, library: Library) -> None:
+    """``voices evaluate``: the table, printed (or as JSON), and kept with the adapter."""
+    from desktop_app.session.models import ModelSpec
+    from desktop_app.session.training import evaluate_voice
+
+    if library.adapters.get(args.name) is None:
+        library.voices.get(args.name)  # no such voice: the library's own message
+        raise RequestError(f"the voice {args.name!r} is not trained; train it with train-voice")
+    common.quiet_transformers()
+    spec = ModelSpec(
+        args.model,
+        engine="fast",
+        device=args.device,
+        quantize=defaults.quantize_setting(args.quantize),
+        asr_model=args.asr_model,
+        speaker_model=args.speaker_model,
+    )
+    from desktop_app.session.models import load_models
+
+    models = load_models(spec, on_note=lambda note: status(f"note: {note}"))
+    table = evaluate_voice(library, args.name, models, seed=args.seed)
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return
+    print(f"{'':14}{'before':>10}{'after':>10}")
+    for key, label in (("wer", "word errors"), ("voice_match", "voice match"), ("ended", "ended")):
+        cells = [table[side][key] for side in ("before", "after")]
+        shown = ["-" if c is None else f"{c:.2f}" for c in cells]
+        print(f"{label:14}{shown[0]:>10}{shown[1]:>10}")
+    print(
+        f"{table['sentences']} sentence(s) each side"
+        + ("" if table["held_out"] else " (training sentences: none was held out)")
+    )
+    for note in table["notes"]:
+        print(f"note: {note}")

@@ -102,6 +102,46 @@ def times(weight: torch.Tensor) -> Linear:
     return lambda x: x @ weight
 
 
+STACK_MODULES = {"backbone": "backbone_model.layers", "depth": "depth_decoder.model.layers"}
+"""Where each stack's layers are in the CSM model (an adapter names its modules so)."""
+
+LowRankPair = tuple[torch.Tensor, torch.Tensor]
+"""A LoRA pair: ``A`` (rank, in) and ``B`` (out, rank)."""
+
+
+def low_rank(
+    base: Linear, pairs: list[LowRankPair | None], sizes: list[int], scale: float
+) -> Linear:
+    """``base(x)`` plus ``scale * (x A^T) B^T`` (peft's LoRA, in its order of operations).
+
+    A fused product (QKV, gate/up) gets one pair per part, its output ``sizes`` in order: the A's
+    are stacked and the B's set block-diagonally, so the parts' paths run as two products; a
+    part without a pair adds zeros.
+    """
+    rank = [0 if p is None else p[0].shape[0] for p in pairs]
+    reference = next(p for p in pairs if p is not None)[0]
+    stacked_a = torch.cat(
+        [
+            torch.zeros(0, reference.shape[1], dtype=reference.dtype, device=reference.device)
+            if p is None
+            else p[0]
+            for p in pairs
+        ]
+    )
+    block_b = torch.zeros(sum(sizes), sum(rank), dtype=reference.dtype, device=reference.device)
+    row = column = 0
+    for pair, size, r in zip(pairs, sizes, rank, strict=True):
+        if pair is not None:
+            block_b[row : row + size, column : column + r] = pair[1]
+        row, column = row + size, column + r
+
+    def product(x: torch.Tensor) -> torch.Tensor:
+        delta = F.linear(F.linear(x, stacked_a.to(x.dtype)), block_b.to(x.dtype)) * scale
+        return base(x) + delta
+
+    return product
+
+
 @dataclass
 class Layer:
     """One decoder layer's weights, QKV and gate/up fused; its four products as callables."""
@@ -142,6 +182,23 @@ class Layer:
         self.qkv, self.o_proj, self.gate_up, self.down_proj = (
             make(*named) for named in self.weights(prefix)
         )
+
+    def adapt(self, pair_of: Callable[[str], LowRankPair | None], scale: float) -> None:
+        """Add a low-rank path beside each product that has pairs (``pair_of`` the module's
+        name within the layer: ``self_attn.q_proj``, ``mlp.down_proj``...)."""
+        q = self.heads * self.head_dim
+        kv = self.kv_heads * self.head_dim
+        parts: list[tuple[str, list[str], list[int]]] = [
+            ("qkv", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], [q, kv, kv]),
+            ("o_proj", ["self_attn.o_proj"], [self.o_w.shape[0]]),
+            ("gate_up", ["mlp.gate_proj", "mlp.up_proj"], [self.gate_up_w.shape[0] // 2] * 2),
+            ("down_proj", ["mlp.down_proj"], [self.down_w.shape[0]]),
+        ]
+        for attribute, modules, sizes in parts:
+            pairs = [pair_of(m) for m in modules]
+            if any(p is not None for p in pairs):
+                base = getattr(self, attribute)
+                setattr(self, attribute, low_rank(base, pairs, sizes, scale))
 
     @classmethod
     def of(cls, layer: Any) -> Layer:
@@ -324,6 +381,8 @@ class Decoder:
         self.all_positions = torch.arange(self.context, device=device)
         self.single = FrameState(self, self.backbone, self.depth, padded=False)
         self.buckets: dict[int, FrameState] = {}
+        self._plain: list[tuple[Layer, tuple[Linear, Linear, Linear, Linear]]] | None = None
+        """The layers' products without an adapter (kept by :meth:`adapt`)."""
 
     def weights(self) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
         """Every product of the frame loop, named, with its float weight (out, in) and bias:
@@ -341,7 +400,10 @@ class Decoder:
         return found
 
     def quantize(self, make: MakeLinear) -> None:
-        """Make every product of :meth:`weights` with ``make``."""
+        """Make every product of :meth:`weights` with ``make`` (an adapter's paths go)."""
+        if self._plain is not None:
+            self.adapt(None)
+            self._plain = None
         for stack_name, stack in (("backbone", self.backbone), ("depth", self.depth)):
             for i, layer in enumerate(stack.layers):
                 layer.quantize(make, f"{stack_name}.{i}.")
@@ -350,6 +412,35 @@ class Decoder:
             make(f"codebook_head.{b}", head.T, None) for b, head in enumerate(self.codebook_heads)
         ]
         self.depth_projector = make("depth_projector", self._projector.weight, self._projector.bias)
+
+    def adapt(self, adapter: Any | None) -> None:
+        """Run with ``adapter``'s low-rank paths beside the layers' products (None: without
+        any). The plain products are kept, so changing voices never reloads a weight."""
+        if self._plain is None:
+            self._plain = [
+                (layer, (layer.qkv, layer.o_proj, layer.gate_up, layer.down_proj))
+                for stack in (self.backbone, self.depth)
+                for layer in stack.layers
+            ]
+        for layer, products in self._plain:
+            layer.qkv, layer.o_proj, layer.gate_up, layer.down_proj = products
+        for state in (self.single, *self.buckets.values()):
+            state.graph = None  # a captured frame runs the products it was captured with
+        if adapter is None:
+            return
+        for stack_name, stack in (("backbone", self.backbone), ("depth", self.depth)):
+            prefix = STACK_MODULES[stack_name]
+            for i, layer in enumerate(stack.layers):
+                start = f"{prefix}.{i}."
+                pairs: dict[str, LowRankPair] = {
+                    name.removeprefix(start): (
+                        a.to(self.device, self.dtype),
+                        b.to(self.device, self.dtype),
+                    )
+                    for name, (a, b) in adapter.pairs.items()
+                    if name.startswith(start)
+                }
+                layer.adapt(pairs.get, adapter.scale)
 
     def embed_frame(self, frame: torch.Tensor) -> torch.Tensor:
         """The backbone's input for frames (rows, codebooks): their codes' embeddings summed."""

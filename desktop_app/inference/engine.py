@@ -7,11 +7,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from desktop_app import defaults
+
+if TYPE_CHECKING:
+    from desktop_app.inference.adapter import VoiceAdapter
 
 SAMPLE_RATE = defaults.SAMPLE_RATE
 
@@ -77,6 +80,8 @@ class GenerationRequest:
     seed: int | None = None
     max_seconds: float = defaults.MAX_SECONDS
     speaker: int = 0
+    adapter: VoiceAdapter | None = None
+    """A trained voice's LoRA adapter to speak with (None: the base model)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import torch
 
 from desktop_app.errors import RequestError
 from desktop_app.inference import compute_device
+from desktop_app.inference.adapter import VoiceAdapter, check_base
 from desktop_app.inference.batch import one_by_one
 from desktop_app.inference.decoder import Decoder, Graphs
 from desktop_app.inference.decoding import Loop
@@ -88,6 +89,8 @@ class FastEngine:
         self.quantize = quantize
         self.model_dir = model_dir
         self._packed: dict[str, Any] = {}
+        self._adapter_key: str | None = None
+        self._identity: dict[str, Any] | None = None
         self.packed_parameters: tuple[str, ...] = ()  # the model's, replaced by packed products
         if quantize:
             self.reference = self._load_packed(device, on_status, should_stop)
@@ -167,6 +170,7 @@ class FastEngine:
         """The decoder over the loaded weights (again after a move to the CPU)."""
         self.decoder = Decoder(self.reference.model)
         self.prompts = PromptCache(self.reference, self.decoder)
+        self._adapter_key = None  # a new decoder speaks with the base model
         if self._packed:
             from desktop_app.inference.cpu_weights import PackedLinear
             from desktop_app.inference.quantized_model import release_pages
@@ -268,10 +272,10 @@ class FastEngine:
         stream = ResumableAudio(on_part_audio) if on_part_audio else None
         try:
             with self._threads():
-                return self.loop().in_groups(requests, on_progress, should_stop, stream)
+                return self._by_adapter(requests, on_progress, should_stop, stream)
         except torch.cuda.OutOfMemoryError:
             self._fall_back_to_cpu(stream)
-            results = self.loop().in_groups(requests, on_progress, should_stop, stream)
+            results = self._by_adapter(requests, on_progress, should_stop, stream)
         return [
             dataclasses.replace(
                 result,
@@ -280,6 +284,52 @@ class FastEngine:
             )
             for index, result in enumerate(results)
         ]
+
+    def _by_adapter(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_progress: ProgressCallback | None,
+        should_stop: StopCheck | None,
+        stream: ResumableAudio | None,
+    ) -> list[GenerationResult]:
+        """The takes of each trained voice (and of none) decoded together, one voice after the
+        other, in the order they first appear; the results in the requests' order."""
+        keys = [None if r.adapter is None else r.adapter.key for r in requests]
+        if len(set(keys)) == 1:
+            self.use_adapter(requests[0].adapter)
+            return self.loop().in_groups(requests, on_progress, should_stop, stream)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for key in dict.fromkeys(keys):
+            rows = [i for i, k in enumerate(keys) if k == key]
+            self.use_adapter(requests[rows[0]].adapter)
+            part = None
+            if stream is not None:
+                part = lambda i, piece, rows=rows: stream(rows[i], piece)  # noqa: E731
+            chosen = [requests[i] for i in rows]
+            made = self.loop().in_groups(chosen, on_progress, should_stop, part)
+            for i, result in zip(rows, made, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def use_adapter(self, adapter: VoiceAdapter | None) -> None:
+        """Speak with ``adapter``'s low-rank paths from now on (None: the base model); the
+        voice prompt kept from the last take is dropped when the voice changes."""
+        key = None if adapter is None else adapter.key
+        if key == self._adapter_key:
+            return
+        if adapter is not None:
+            check_base(adapter, self.identity(), "the trained voice")
+        self.decoder.adapt(adapter)
+        self.prompts.forget()
+        self._adapter_key = key
+
+    def identity(self) -> dict[str, Any]:
+        """The loaded checkpoint's identity (what an adapter records of its base model)."""
+        if self._identity is None:
+            from desktop_app.inference.quantized_model import checkpoint_identity
+
+            self._identity = checkpoint_identity(self.model_dir)
+        return self._identity
 
     def _fall_back_to_cpu(self, stream: ResumableAudio | None) -> None:
         """After CUDA ran out of memory: the weights to the CPU, the decode state rebuilt."""

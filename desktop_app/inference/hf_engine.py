@@ -131,7 +131,9 @@ class TransformersEngine:
         self.model_dir = model_dir
         torch_device = compute_device.pick_device(device)
         started = time.perf_counter()
-        self.can_generate = model is None
+        # a model handed in may be a skeleton whose packed products' weights are on the meta
+        # device (the quantized path): transformers cannot generate with it
+        self.can_generate = model is None or not any(p.is_meta for p in model.parameters())
         try:
             self.processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
             if model is None:
@@ -237,6 +239,10 @@ class TransformersEngine:
             raise RequestError(
                 "the transformers engine needs the float weights, and only quantized ones are "
                 "loaded; load the model with --quantize none"
+            )
+        if request.adapter is not None:
+            raise RequestError(
+                "a trained voice is spoken by the fast engine only; use --engine fast"
             )
         inputs = self.prepare_inputs(request)
         seed = request.seed if request.seed is not None else random.randrange(2**31)

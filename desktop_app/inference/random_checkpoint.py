@@ -56,6 +56,8 @@ class CheckpointShape:
     codebook_dim: int = 16
     text_vocab_size: int = 512
     full_size: bool = False
+    initializer_range: float = 0.02
+    """transformers' init std (a trained model's heads are far sharper than 0.02 random ones)."""
 
 
 TINY = CheckpointShape()
@@ -140,6 +142,7 @@ def build_config(shape: CheckpointShape, token_ids: dict[str, int]) -> object:
         "num_attention_heads": shape.depth_heads,
         "num_key_value_heads": shape.depth_kv_heads,
         "max_position_embeddings": shape.num_codebooks + 1,
+        "initializer_range": shape.initializer_range,
     }
     return CsmConfig(
         num_codebooks=shape.num_codebooks,
@@ -157,6 +160,7 @@ def build_config(shape: CheckpointShape, token_ids: dict[str, int]) -> object:
         pad_token_id=token_ids["<|AUDIO|>"],
         depth_decoder_config=depth,
         codec_config=codec.to_dict(),
+        initializer_range=shape.initializer_range,
     )
 
 
@@ -186,7 +190,18 @@ def build_random_checkpoint(
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=24_000, padding_value=0.0)
     processor = CsmProcessor(extractor, tokenizer, chat_template=CHAT_TEMPLATE)
     processor.save_pretrained(out)
+    (out / RANDOM_MARKER).write_text("random weights built by CSM Studio for tests\n")
     return out
+
+
+RANDOM_MARKER = "random-weights.txt"
+"""A file in every random checkpoint: what is measured with it is a proxy of the plumbing, not
+of quality (an evaluation says so)."""
+
+
+def is_random(model_dir: Path) -> bool:
+    """Whether ``model_dir`` is a random checkpoint built here."""
+    return (model_dir / RANDOM_MARKER).is_file()
 
 
 # -- listen-back models: a tiny Whisper that says a chosen sentence, a tiny speaker model ------

@@ -24,6 +24,10 @@ GRACE_SECONDS = 600.0
 to record a row that points at it."""
 
 
+STORED_SUFFIXES = (".wav", ".npy", ".json", ".safetensors")
+"""What the store writes: audio, codes, and a trained voice's adapter (peft's config, weights)."""
+
+
 class FileStore:
     """Content-named files under ``folder/audio``; paths kept relative to ``folder``."""
 
@@ -44,6 +48,12 @@ class FileStore:
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(codes, dtype=np.int64))
         return self._store(buffer.getvalue(), ".npy")
+
+    def store_bytes(self, data: bytes, suffix: str) -> Path:
+        """Write ``data`` once, named by its SHA-256 (an adapter's files), in the audio folder."""
+        if suffix not in STORED_SUFFIXES:
+            raise ValueError(f"the file store keeps {', '.join(STORED_SUFFIXES)} files only")
+        return self._store(data, suffix)
 
     def _store(self, data: bytes, suffix: str) -> Path:
         """Write ``data`` once, named by its SHA-256, in the audio folder."""
@@ -69,7 +79,8 @@ class FileStore:
         """Every file of the audio folder a clip, a take or a conversation line points at."""
         rows = self.db.rows(
             "SELECT file FROM clips UNION SELECT file FROM takes "
-            "UNION SELECT codes_file FROM conversation_lines"
+            "UNION SELECT codes_file FROM conversation_lines "
+            "UNION SELECT config_file FROM adapters UNION SELECT weights_file FROM adapters"
         )
         return {(self.folder / row[0]).resolve() for row in rows}
 
@@ -80,7 +91,7 @@ class FileStore:
         settled = time.time() - self.grace_seconds
         found = []
         for f in self.audio_dir.rglob("*"):
-            if f.suffix not in (".wav", ".npy") or f.resolve() in held:
+            if f.suffix not in STORED_SUFFIXES or f.resolve() in held:
                 continue
             with contextlib.suppress(FileNotFoundError):  # another program removed it
                 info = f.stat()

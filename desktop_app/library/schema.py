@@ -9,7 +9,7 @@ from pathlib import Path
 
 from desktop_app.library.database import Database, LibraryError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 CLIP_SOURCES = ("recorded", "imported")
 """Where a clip came from (the clips table's CHECK constraint allows these only)."""
@@ -87,6 +87,17 @@ MIGRATIONS: list[str] = [
         codes_file TEXT NOT NULL,
         report TEXT NOT NULL DEFAULT '{}',
         PRIMARY KEY (conversation_id, line_index)
+    );
+    """,
+    # 5 -> 6: a trained voice's LoRA adapter (peft's two files, content-named in the file store)
+    # and what the studio knows of it (the base model's identity, the settings, the evaluation)
+    """
+    CREATE TABLE adapters (
+        voice_id INTEGER PRIMARY KEY REFERENCES voices(id) ON DELETE CASCADE,
+        config_file TEXT NOT NULL,
+        weights_file TEXT NOT NULL,
+        info TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
     );
     """,
 ]

@@ -2,9 +2,10 @@
 
 :class:`Library` opens one library folder (``library.sqlite3`` and ``audio/``) and exposes its
 parts, each its own module: ``files`` (:mod:`.files`: the content-named file store and its
-clean-up), ``voices`` (:mod:`.voices`), ``takes`` (:mod:`.takes`) and ``conversations``
-(:mod:`.conversations`). The schema and its migrations are :mod:`.schema`, the connection and
-its errors :mod:`.database`, the records :mod:`.records`, voice bundles :mod:`.bundles`.
+clean-up), ``voices`` (:mod:`.voices`), ``takes`` (:mod:`.takes`), ``conversations``
+(:mod:`.conversations`) and ``adapters`` (:mod:`.adapters`: trained voices). The schema and its
+migrations are :mod:`.schema`, the connection and its errors :mod:`.database`, the records
+:mod:`.records`, voice bundles :mod:`.bundles`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 
 from desktop_app import paths
+from desktop_app.library.adapters import Adapters
 from desktop_app.library.conversations import Conversations
 from desktop_app.library.database import LibraryError, busy_wait
 from desktop_app.library.files import GRACE_SECONDS, FileStore
@@ -54,6 +56,7 @@ class Library:
         self.voices = Voices(self._db, self.files)
         self.takes = Takes(self._db, self.files, self.voices)
         self.conversations = Conversations(self._db, self.files)
+        self.adapters = Adapters(self._db, self.files, self.voices)
 
     def close(self) -> None:
         """Close the database (idempotent)."""

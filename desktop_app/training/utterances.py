@@ -19,7 +19,7 @@ import numpy as np
 
 from desktop_app import defaults
 from desktop_app.audio import dsp
-from desktop_app.audio.speech import VAD_RATE, Span, speech_spans, windows
+from desktop_app.audio.speech import VAD_RATE, Span, speech_spans
 from desktop_app.inference.asr import ASR_RATE, SpeechRecognizer
 from desktop_app.inference.engine import StopCheck, check_stop
 from desktop_app.inference.speaker import SPEAKER_RATE, SpeakerEncoder, similarity
@@ -31,6 +31,8 @@ SHORTEST = 2.0
 """Shorter speech teaches little and is left out."""
 PAD = 0.15
 """Silence kept either side of the speech, so no word is cut."""
+JOIN_GAP = 0.35
+"""Speech across a shorter pause is one utterance; a longer pause ends one."""
 EDGE = 0.05
 """Speech closer than this to the start or end of a recording was cut off there."""
 CLIPPED_LEVEL = 0.999
@@ -89,12 +91,30 @@ def cut_session(
         on_progress=on_progress,
     )
     out: list[Utterance] = []
-    for span in windows(spans, LONGEST, pad=PAD, total=total):
+    for span in group_spans(spans, total):
         piece = audio[int(span.start * RATE) : int(span.end * RATE)].copy()
         utterance = Utterance(f"{source}@{span.start:09.3f}", source, span.start, span.end, piece)
         utterance.problem = _edge_problem(span, spans, total) or _length_problem(utterance)
         out.append(utterance)
     return out
+
+
+def group_spans(spans: Sequence[Span], total: float) -> list[Span]:
+    """Speech spans joined across pauses shorter than :data:`JOIN_GAP` (a breath inside a
+    sentence) while the group stays within :data:`LONGEST`; a longer pause ends an utterance.
+    Each group reaches :data:`PAD` seconds beyond its speech (not past the recording)."""
+    groups: list[Span] = []
+    for span in spans:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and span.start - last.end < JOIN_GAP
+            and span.end - last.start <= LONGEST - 2 * PAD
+        ):
+            groups[-1] = Span(last.start, span.end)
+        else:
+            groups.append(span)
+    return [Span(max(0.0, g.start - PAD), min(total, g.end + PAD)) for g in groups]
 
 
 def _edge_problem(window: Span, spans: Sequence[Span], total: float) -> str:
@@ -163,17 +183,21 @@ def transcribe(
 
 def align_transcript(text: str, heard: Sequence[str]) -> list[str]:
     """A session's given transcript split among its utterances, by aligning its words with what
-    the recogniser heard in each (difflib over normalised words): each given word goes to the
-    utterance of the heard word it matches, or of the nearest matched word before it."""
+    the recogniser heard in each (difflib's opcodes over normalised words): a given word goes to
+    the utterance of the heard word it matches or replaces (spread evenly over a replaced run);
+    a word the recogniser did not hear stays with the word before it."""
     given = text.split()
     owners = [i for i, part in enumerate(heard) for _ in part.split()]
     matcher = difflib.SequenceMatcher(
         None, [_norm(w) for w in given], [_norm(w) for w in " ".join(heard).split()], False
     )
-    owner_of = [-1] * len(given)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            owner_of[block.a + k] = owners[block.b + k]
+    owner_of = [0] * len(given)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for k in range(i1, i2):
+            if tag in ("equal", "replace"):
+                owner_of[k] = owners[j1 + (k - i1) * (j2 - j1) // (i2 - i1)]
+            elif k:  # "delete": not heard
+                owner_of[k] = owner_of[k - 1]
     parts: list[list[str]] = [[] for _ in heard]
     current = 0
     for word, owner in zip(given, owner_of, strict=True):
