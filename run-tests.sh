@@ -11,7 +11,9 @@ echo "== mypy"; mypy
 echo "== import-linter"; lint-imports
 echo "== pytest"
 set +e
-python -m pytest "$@"
+# two workers (pytest-xdist): the sound server's tests stay together on one, each other file on
+# one (tests/conftest.py sets the groups); CSM_TEST_WORKERS=0 runs in this process alone
+python -m pytest -n "${CSM_TEST_WORKERS:-2}" --dist loadgroup "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.

@@ -267,36 +267,18 @@ def _history(args: argparse.Namespace, library: Library) -> int:
 
 def _evaluate(args: argparse.Namespace, library: Library) -> None:
     """``voices evaluate``: the table, printed (or as JSON), and kept with the adapter."""
-    from desktop_app.session.models import ModelSpec
+    from desktop_app.cli.train import evaluation_spec, print_evaluation
+    from desktop_app.session.models import load_models
     from desktop_app.session.training import evaluate_voice
 
     if library.adapters.get(args.name) is None:
         library.voices.get(args.name)  # no such voice: the library's own message
         raise RequestError(f"the voice {args.name!r} is not trained; train it with train-voice")
     common.quiet_transformers()
-    spec = ModelSpec(
-        args.model,
-        engine="fast",
-        device=args.device,
-        quantize=defaults.quantize_setting(args.quantize),
-        asr_model=args.asr_model,
-        speaker_model=args.speaker_model,
-    )
-    from desktop_app.session.models import load_models
-
+    spec = evaluation_spec(args)
     models = load_models(spec, on_note=lambda note: status(f"note: {note}"))
     table = evaluate_voice(library, args.name, models, seed=args.seed)
     if args.json:
         print(json.dumps(table, indent=2))
-        return
-    print(f"{'':14}{'before':>10}{'after':>10}")
-    for key, label in (("wer", "word errors"), ("voice_match", "voice match"), ("ended", "ended")):
-        cells = [table[side][key] for side in ("before", "after")]
-        shown = ["-" if c is None else f"{c:.2f}" for c in cells]
-        print(f"{label:14}{shown[0]:>10}{shown[1]:>10}")
-    print(
-        f"{table['sentences']} sentence(s) each side"
-        + ("" if table["held_out"] else " (training sentences: none was held out)")
-    )
-    for note in table["notes"]:
-        print(f"note: {note}")
+    else:
+        print_evaluation(table)

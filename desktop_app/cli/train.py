@@ -60,7 +60,43 @@ def register(sub: Any) -> None:
     common.add_model_argument(train)
     common.add_listen_arguments(train)
     train.add_argument("--device", default=defaults.DEVICE, choices=defaults.DEVICES)
+    train.add_argument(
+        "--quantize", default="auto", choices=defaults.WEIGHTS,
+        help="the weights the evaluation speaks with (default: int8 on the CPU)",
+    )  # fmt: skip
+    train.add_argument(
+        "--no-evaluate", action="store_true",
+        help="do not speak the held-out sentences before and after (voices evaluate does it later)",
+    )  # fmt: skip
     train.set_defaults(handler=run)
+
+
+def evaluation_spec(args: argparse.Namespace) -> Any:
+    """The models an evaluation speaks and listens with: the fast engine (it speaks trained
+    voices), the weights of --quantize, the listen-back models of --asr-model/--speaker-model."""
+    from desktop_app.session.models import ModelSpec
+
+    return ModelSpec(
+        args.model,
+        engine="fast",
+        device=args.device,
+        quantize=defaults.quantize_setting(args.quantize),
+        asr_model=args.asr_model,
+        speaker_model=args.speaker_model,
+    )
+
+
+def print_evaluation(table: dict[str, Any]) -> None:
+    """The before/after table, a row per score."""
+    print(f"{'':14}{'before':>10}{'after':>10}")
+    for key, label in (("wer", "word errors"), ("voice_match", "voice match"), ("ended", "ended")):
+        cells = [table[side][key] for side in ("before", "after")]
+        shown = ["-" if c is None else f"{c:.2f}" for c in cells]
+        print(f"{label:14}{shown[0]:>10}{shown[1]:>10}")
+    where = "" if table["held_out"] else " (training sentences: none was held out)"
+    print(f"{table['sentences']} sentence(s) each side{where}")
+    for note in table["notes"]:
+        print(f"note: {note}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,6 +168,13 @@ def run(args: argparse.Namespace) -> int:
     best = (f"best validation loss {history.best_loss:.3f} at step {history.best_step}"
             if history.validation else f"kept the last step ({history.best_step})")  # fmt: skip
     print(f"{printable(said)}: {result.settings.steps} steps, {best}")
+    if not args.no_evaluate:
+        from desktop_app.session.models import load_models
+
+        status("speaking the held-out sentences before and after the training ...")
+        with Library() as library:
+            models = load_models(evaluation_spec(args), on_note=lambda n: status(f"note: {n}"))
+            print_evaluation(training.evaluate_voice(library, args.name, models, seed=args.seed))
     print(f"remove the training with: voices untrain {printable(args.name)}")
     return EXIT_OK
 
