@@ -46,6 +46,7 @@ SOUND_GROUP = "sound"
 which may play a take), run by one worker, one at a time, under pytest-xdist."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by folder: tests/gui -> gui, tests/audio -> audio_hw, tests/hardening ->
     hardening (plus gui/audio_hw where a hardening test drives the window or the sound server).

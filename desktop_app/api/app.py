@@ -260,7 +260,8 @@ class _Routes:
         settings = self._settings(fields)
         self._ready()
         references = self.service.voice_clips(voice)
-        settings = dataclasses.replace(settings, references=references)
+        adapter = self.service.voice_adapter(voice)
+        settings = dataclasses.replace(settings, references=references, adapter=adapter)
         streams = speed == 1.0 and fmt != "flac" and (stream_format is not None or fmt != "wav")
         options = _say_options(fields)
         return await self._answer(

@@ -129,6 +129,16 @@ class SpeechService:
             ) from None
         return voice_clips(voice)
 
+    def voice_adapter(self, name: str) -> Any:
+        """The trained voice ``name``'s adapter, None when it is not trained (or there is no
+        library)."""
+        from desktop_app.session.voices import voice_adapter
+
+        library = self.library()
+        if library is None or library.voices.id_of(name) is None:
+            return None
+        return voice_adapter(library, name)
+
     # -- health --------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

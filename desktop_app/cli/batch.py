@@ -249,6 +249,8 @@ def _jobs(
     library: Any,
 ) -> dict[str | None, list[LineJob]]:
     """Each voice's lines as requests; a voice that cannot be read fails its lines alone."""
+    from desktop_app.session.voices import voice_adapter
+
     groups: dict[str | None, list[Line]] = {}
     for line in todo:
         groups.setdefault(line.voice if not args.ref else None, []).append(line)
@@ -256,6 +258,7 @@ def _jobs(
     for voice, group in groups.items():
         try:
             references = common.voice_references(args, voice, library)
+            adapter = voice_adapter(library, voice) if voice else None
             if any(not clip.transcript.strip() for clip in references):
                 references, _ = common.transcribe_references(args, references, "cpu", None)
         except UserError as exc:
@@ -266,7 +269,11 @@ def _jobs(
             LineJob(
                 line.number,
                 dataclasses.replace(
-                    settings, text=line.text, references=references, seed=seeds[line.number]
+                    settings,
+                    text=line.text,
+                    references=references,
+                    seed=seeds[line.number],
+                    adapter=adapter,
                 ),
             )
             for line in group

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.conversation.script import parse_cast, read_script
     from desktop_app.conversation.speak import SpokenLine, speak_script
     from desktop_app.session.say import checker_for
+    from desktop_app.session.voices import voice_adapter
 
     script = read_script(Path(args.script).expanduser())
     cast = parse_cast(args.cast, script)
@@ -121,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
         library = Library()
     try:
         voices = {name: _clips(args, member, library) for name, member in cast.items()}
+        adapters = {
+            name: voice_adapter(library, member.voice)
+            for name, member in cast.items()
+            if member.voice
+        }
     finally:
         if library is not None:
             library.close()
@@ -153,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         lines=None if redo is None else [redo],
         made=[k.line for k in kept if k.line.index != redo],
         on_line=said,
+        adapters=adapters,
     )
     spans = render.place(lines, SAMPLE_RATE, args.gap, script.lead_in)
     entries = render.report(lines, spans, SAMPLE_RATE)

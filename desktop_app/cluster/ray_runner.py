@@ -71,11 +71,16 @@ class SpeakerActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def make(self, jobs: Sequence[LineJob], references: Any, candidates: int) -> list[MadeLine]:
+    def make(self, jobs: Sequence[LineJob], voice: Any, candidates: int) -> list[MadeLine]:
+        """Make ``jobs`` with ``voice``: their (reference clips, trained adapter or None), sent
+        once per voice rather than with every line."""
         from desktop_app.batch.work import safe_make_lines
 
         jobs = [
-            dataclasses.replace(j, request=dataclasses.replace(j.request, references=references))
+            dataclasses.replace(
+                j,
+                request=dataclasses.replace(j.request, references=voice[0], adapter=voice[1]),
+            )
             for j in jobs
         ]
         return safe_make_lines(
@@ -230,7 +235,10 @@ def run(
             raise RequestError(f"the Ray actors could not load the model: {message}") from None
         started()
         # each voice's clips once in the object store; the batches refer to them
-        clips = {voice: ray.put(group[0].request.references) for voice, group in jobs.items()}
+        clips = {
+            voice: ray.put((group[0].request.references, group[0].request.adapter))
+            for voice, group in jobs.items()
+        }
         work: deque[tuple[str | None, list[LineJob], int]] = deque()
         for voice, group in jobs.items():
             stripped = [_without_references(job) for job in group]
@@ -283,4 +291,6 @@ def run(
 
 
 def _without_references(job: LineJob) -> LineJob:
-    return dataclasses.replace(job, request=dataclasses.replace(job.request, references=()))
+    """The job without its voice (clips and adapter), which travels once per voice."""
+    request = dataclasses.replace(job.request, references=(), adapter=None)
+    return dataclasses.replace(job, request=request)

@@ -40,6 +40,7 @@ from desktop_app.inference.prompt import SAMPLES_PER_FRAME
 
 if TYPE_CHECKING:
     from desktop_app.checks.best_of import MadeTake
+    from desktop_app.inference.adapter import VoiceAdapter
 
 
 class ConversationEngine(BatchEngine, Protocol):
@@ -137,10 +138,12 @@ def speak_script(
     on_line: LineCallback | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
+    adapters: Mapping[str, VoiceAdapter | None] | None = None,
 ) -> list[SpokenLine]:
     """Say the script's turns in order (``lines``: only those indices; ``made``: lines made
     before, kept as they are and used as context). ``settings`` gives the sampling settings and
-    the base seed; ``voices`` each speaker's clips.
+    the base seed; ``voices`` each speaker's clips; ``adapters`` a trained speaker's adapter
+    (each line is spoken with its own speaker's, the context included).
 
     Raises:
         RequestError: a voice's clips leave no room for a line (see :func:`plan_context`).
@@ -179,7 +182,11 @@ def speak_script(
         context = [turns[i][0] for i in before]
         history = [turns[i][1] for i in before]
         request = dataclasses.replace(
-            settings, text=turn.text, speaker=speaker, seed=(seed + index) % 2**31
+            settings,
+            text=turn.text,
+            speaker=speaker,
+            seed=(seed + index) % 2**31,
+            adapter=(adapters or {}).get(turn.speaker),
         )
         plan = plan_context(
             reference_turns,

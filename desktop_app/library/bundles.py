@@ -5,11 +5,13 @@ content under the clip cap, consent asked again)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop_app.defaults import SAMPLE_RATE as MODEL_RATE
 from desktop_app.files import atomic_write
+from desktop_app.library.adapters import CONFIG_NAME, WEIGHTS_NAME
 from desktop_app.library.database import LibraryError
 from desktop_app.library.records import VoiceRecord
 
@@ -29,7 +31,7 @@ def export_voice(library: Library, name: str, target: Path) -> Path:
         {"file": f"clips/{i:02d}.wav", "transcript": c.transcript, "source": c.source}
         for i, c in enumerate(voice.clips)
     ]
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "version": 1,
         "name": voice.name,
@@ -37,15 +39,27 @@ def export_voice(library: Library, name: str, target: Path) -> Path:
         "consent_confirmed": voice.consent_confirmed,
         "clips": entries,
     }
+    adapter = library.adapters.get(name)
+    if adapter is not None:  # a trained voice: peft's own two files, byte for byte
+        manifest["adapter"] = {
+            "config": f"adapter/{CONFIG_NAME}",
+            "weights": f"adapter/{WEIGHTS_NAME}",
+            "info": adapter.info,
+        }
     with atomic_write(target) as handle, zipfile.ZipFile(handle, "w") as bundle:
         bundle.writestr(MANIFEST, json.dumps(manifest, indent=2))
         for entry, clip in zip(entries, voice.clips, strict=True):
             bundle.write(clip.file, entry["file"])
+        if adapter is not None:
+            bundle.write(adapter.config_file, f"adapter/{CONFIG_NAME}")
+            bundle.write(adapter.weights_file, f"adapter/{WEIGHTS_NAME}")
     return target
 
 
 BUNDLE_MEMBER_BYTES = 64_000_000
 """The largest member of a voice bundle (a 5-minute clip as the library keeps it is ~29 MB)."""
+ADAPTER_BYTES = 256_000_000
+"""The largest adapter weights file (CSM-1B's at rank 16 is ~54 MB; rank 64, ~215 MB)."""
 BUNDLE_TOTAL_BYTES = 512_000_000
 """All members of a bundle together (room for a voice of many clips)."""
 BUNDLE_MAX_CLIPS = 100
@@ -92,27 +106,62 @@ def import_voice(
                     bundle.read(str(entry["file"])), what=f"clip {number} of {source.name}"
                 )
                 clips.append((audio, str(entry["transcript"]), str(entry["source"])))
+            adapter = _adapter_of(bundle, manifest, source)
     except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
         raise LibraryError(f"cannot read the voice bundle {source}: {exc}") from exc
     if not clips:
         raise LibraryError(f"the voice bundle {source} holds no clips; export the voice again")
-    return library.voices.add(
+    voice = library.voices.add(
         name or str(manifest.get("name") or ""),
         clips,
         notes=str(manifest.get("notes", "")),
         consent_confirmed=True,
         rate=MODEL_RATE,
     )
+    if adapter is not None:
+        config, weights, info = adapter
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / CONFIG_NAME).write_bytes(config)
+            (folder / WEIGHTS_NAME).write_bytes(weights)
+            library.adapters.attach(voice.name, folder, info)
+    return voice
+
+
+def _adapter_of(bundle: Any, manifest: dict[str, Any], source: Path) -> Any:
+    """A trained voice's adapter files from the bundle (None for an untrained voice), read as
+    LoRA weights before anything is stored: a file that is not is refused.
+
+    Raises:
+        LibraryError: the adapter is damaged or not LoRA weights.
+    """
+    entry = manifest.get("adapter")
+    if not entry:
+        return None
+    from desktop_app.errors import RequestError
+    from desktop_app.inference.adapter import read_adapter_files
+
+    config, weights = bundle.read(str(entry["config"])), bundle.read(str(entry["weights"]))
+    info = dict(entry.get("info") or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / CONFIG_NAME).write_bytes(config)
+        (Path(tmp) / WEIGHTS_NAME).write_bytes(weights)
+        try:
+            read_adapter_files(Path(tmp) / CONFIG_NAME, Path(tmp) / WEIGHTS_NAME, info)
+        except RequestError as exc:
+            raise LibraryError(f"the trained voice in {source} is damaged: {exc}") from exc
+    return config, weights, info
 
 
 def _check_sizes(bundle: Any, source: Path) -> None:
     """Refuse a bundle whose members would decompress past the caps (a zip bomb)."""
     total = 0
     for info in bundle.infolist():
-        if info.file_size > BUNDLE_MEMBER_BYTES:
+        cap = ADAPTER_BYTES if info.filename == f"adapter/{WEIGHTS_NAME}" else BUNDLE_MEMBER_BYTES
+        if info.file_size > cap:
             raise LibraryError(
                 f"{info.filename} in {source} would take {info.file_size / 1e6:.0f} MB: over "
-                f"the {BUNDLE_MEMBER_BYTES / 1e6:.0f} MB a bundle's file may have"
+                f"the {cap / 1e6:.0f} MB a bundle's file may have"
             )
         total += info.file_size
     if total > BUNDLE_TOTAL_BYTES:

@@ -103,3 +103,67 @@ def test_an_adapter_of_another_base_model_is_refused(
         fast.generate(greedy(read_adapter(folder)))
     with pytest.raises(RequestError, match="fast engine only"):
         fast.reference.generate(greedy(read_adapter(adapters[0])))
+
+
+def test_a_trained_voice_is_kept_and_travels_in_its_bundle_byte_for_byte(
+    adapters: list[Path], tmp_path: Path, app_home: Path
+) -> None:
+    import zipfile
+
+    from desktop_app.library.bundles import export_voice, import_voice
+    from desktop_app.library.database import LibraryError
+    from desktop_app.library.store import Library
+
+    names = ("adapter_config.json", "adapter_model.safetensors")
+    with Library(grace_seconds=0) as library:
+        library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "recorded")])
+        library.adapters.attach("Ada", adapters[0], {"base_model": {"files": "x"}})
+        export_voice(library, "Ada", tmp_path / "ada.zip")
+    with Library(grace_seconds=0) as library:  # a restart
+        record = library.adapters.get("Ada")
+        assert record is not None and record.info == {"base_model": {"files": "x"}}
+        import_voice(library, tmp_path / "ada.zip", consent=True, name="Ada again")
+        library.files.remove(library.files.unreferenced())  # the clean-up keeps them
+        for voice in ("Ada", "Ada again"):
+            folder = library.adapters.write_folder(voice, tmp_path / voice)
+            assert folder is not None
+            for name in names:
+                assert (folder / name).read_bytes() == (adapters[0] / name).read_bytes()
+    # a bundle whose adapter is not LoRA weights is refused, and nothing is stored
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(tmp_path / "ada.zip") as good, zipfile.ZipFile(damaged, "w") as bad:
+        for item in good.infolist():
+            data = good.read(item.filename)
+            bad.writestr(
+                item, b"not safetensors" if item.filename.endswith(".safetensors") else data
+            )
+    with Library() as library, pytest.raises(LibraryError, match=r"trained voice .* is damaged"):
+        import_voice(library, damaged, consent=True, name="Broken")
+    with Library() as library:
+        assert library.voices.id_of("Broken") is None
+
+
+def test_a_dialogue_of_two_trained_voices_says_each_line_with_its_own(
+    tiny_model_dir: Path, adapters: list[Path]
+) -> None:
+    from desktop_app.conversation.script import parse_script
+    from desktop_app.conversation.speak import speak_script
+
+    script = parse_script("Ada: Good morning.\nBen: Morning to you.\nAda: Shall we start?\n")
+    voices = {
+        "Ada": [ReferenceClip(voiced(2.5, 24_000, f0=200, seed=3), "I am Ada.")],
+        "Ben": [ReferenceClip(voiced(2.5, 24_000, f0=110, seed=4), "I am Ben.")],
+    }
+    trained = {"Ada": read_adapter(adapters[0]), "Ben": read_adapter(adapters[1])}
+    fast = FastEngine(tiny_model_dir, "cpu")
+    settings = GenerationRequest("-", temperature=0, max_seconds=1.0, seed=1)
+    lines = speak_script(fast, script, voices, settings, adapters=trained)  # type: ignore[arg-type]
+    for line in lines:
+        assert line.request.adapter is trained[line.turn.speaker]
+        fast.prompts.forget()
+        alone = fast.generate(line.request)
+        np.testing.assert_array_equal(line.result.codes, alone.codes)
+    # the same script without the adapters is another conversation
+    plain = speak_script(fast, script, voices, settings)  # type: ignore[arg-type]
+    pairs = zip(lines, plain, strict=True)
+    assert any(not np.array_equal(a.result.codes, b.result.codes) for a, b in pairs)
