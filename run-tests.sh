@@ -11,9 +11,10 @@ echo "== mypy"; mypy
 echo "== import-linter"; lint-imports
 echo "== pytest"
 set +e
-# two workers (pytest-xdist): the sound server's tests stay together on one, each other file on
-# one (tests/conftest.py sets the groups); CSM_TEST_WORKERS=0 runs in this process alone
-python -m pytest -n "${CSM_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# two workers (pytest-xdist), each test file whole on one (its module fixtures, a Ray head on a
+# fixed port, stay together), each worker with a sound server of its own (tests/conftest.py);
+# CSM_TEST_WORKERS=0 runs in this process alone
+python -m pytest -n "${CSM_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.

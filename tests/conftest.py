@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 NONET = Path(__file__).parent / "support" / "nonet"
 
 # Before anything imports sounddevice: real audio I/O goes to a private PulseAudio null sink.
+# Under pytest-xdist each worker starts a server of its own (what one worker's test plays never
+# reaches another's microphone), not the one the controlling process may have started.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("CSM_TEST_PULSE", None)
 PULSE_PROBLEM = ensure_pulseaudio()
 
 
@@ -41,36 +45,23 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-SOUND_GROUP = "sound"
-"""Tests that play into or record from the one private sound server (and every window test,
-which may play a take), run by one worker, one at a time, under pytest-xdist."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by folder: tests/gui -> gui, tests/audio -> audio_hw, tests/hardening ->
-    hardening (plus gui/audio_hw where a hardening test drives the window or the sound server).
-
-    For pytest-xdist's ``--dist loadgroup`` (run-tests.sh) each test also gets a group: the
-    sound server's tests one group, every other file its own (its module fixtures, a Ray head
-    on a fixed port, a server, stay with one worker)."""
+    hardening (plus gui/audio_hw where a hardening test drives the window or the sound server)."""
     tests_dir = Path(__file__).parent
     for item in items:
         folder = Path(str(item.fspath)).relative_to(tests_dir).parts[0]
-        fixtures = getattr(item, "fixturenames", ())
         if folder == "gui":
             item.add_marker(pytest.mark.gui)
         elif folder == "audio":
             item.add_marker(pytest.mark.audio_hw)
         elif folder == "hardening":
             item.add_marker(pytest.mark.hardening)
+            fixtures = getattr(item, "fixturenames", ())
             if "window" in fixtures or "qtbot" in fixtures:
                 item.add_marker(pytest.mark.gui)
             if "pulse" in fixtures:
                 item.add_marker(pytest.mark.audio_hw)
-        sound = folder in ("gui", "audio") or {"pulse", "qtbot", "window"} & set(fixtures)
-        group = SOUND_GROUP if sound else Path(str(item.fspath)).relative_to(tests_dir).as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 _SHARED_CACHE: list[Path] = []

@@ -63,13 +63,14 @@ def read_adapter_files(config_file: Path, weights_file: Path, info: dict[str, An
     Raises:
         RequestError: the files do not hold a LoRA adapter this engine can apply.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load
 
     try:
         config = json.loads(config_file.read_text())
         data = weights_file.read_bytes()
         tensors = load(data)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise RequestError(f"the voice adapter {weights_file} cannot be read ({exc})") from exc
     if config.get("peft_type", "LORA") != "LORA":
         raise RequestError(f"the adapter {config_file} is {config.get('peft_type')}, not LoRA")
