@@ -24,6 +24,12 @@ NONET = Path(__file__).parent / "support" / "nonet"
 # reaches another's microphone), not the one the controlling process may have started.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("CSM_TEST_PULSE", None)
+    # and the machine's cores are shared out among the workers (the processes they start
+    # inherit it): two workers each spinning torch's and onnxruntime's threads on all cores ran
+    # the pass slower than one process did
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
 PULSE_PROBLEM = ensure_pulseaudio()
 
 

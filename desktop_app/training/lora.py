@@ -124,15 +124,60 @@ def device_dtype(device: str) -> tuple[torch.device, torch.dtype]:
     return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
 
 
+MEMORY_FACTOR = 1.35
+"""Training's peak resident memory over the float32 weights' bytes (8.9 GB for CSM-1B's 6.6 GB
+on the CPU: benchmarks/results/train-voice.json), plus :data:`MEMORY_MARGIN`."""
+MEMORY_MARGIN = 0.5 * 2**30
+
+
+def memory_needed(model_dir: Path, dtype: torch.dtype) -> int:
+    """Bytes training the checkpoint in ``model_dir`` needs, from its weight files' sizes
+    (stored as float32 or 16-bit: counted at the training dtype's width)."""
+    import json as _json
+
+    stored = sum(p.stat().st_size for p in model_dir.glob("*.safetensors"))
+    config = model_dir / "config.json"
+    width = 4
+    if config.is_file():
+        declared = str(_json.loads(config.read_text()).get("torch_dtype") or "")
+        width = 2 if declared in ("bfloat16", "float16") else 4
+    wanted = 2 if dtype in (torch.bfloat16, torch.float16) else 4
+    return int(stored / width * wanted * MEMORY_FACTOR + MEMORY_MARGIN)
+
+
+def check_memory(model_dir: Path, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse to start a training the machine has no memory for (not a swap storm later).
+
+    Raises:
+        RequestError: less free memory (or free GPU memory) than the training needs.
+    """
+    import psutil
+
+    needed = memory_needed(model_dir, dtype)
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        where = "free GPU memory"
+    else:
+        free = psutil.virtual_memory().available
+        where = "free memory"
+    if needed > free:
+        raise RequestError(
+            f"training this model needs about {needed / 2**30:.1f} GB of {where}; this machine "
+            f"has {free / 2**30:.1f} GB: close other programs, or train on a machine with more"
+        )
+
+
 def load_base(model_dir: Path, device: str) -> tuple[Any, Any]:
-    """The CSM model (frozen) and its processor, for training.
+    """The CSM model (frozen) and its processor, for training, once the memory is there.
 
     Raises:
         ModelNotFoundError: the folder is incomplete or does not load.
+        RequestError: not enough free memory to train it.
     """
     from transformers import AutoProcessor, CsmForConditionalGeneration
 
     torch_device, dtype = device_dtype(device)
+    check_memory(model_dir, torch_device, dtype)
 
     def load() -> tuple[Any, Any]:
         processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)

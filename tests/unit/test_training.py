@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from desktop_app.errors import RequestError
 from desktop_app.training import lora
 from desktop_app.training.training_set import (
     SessionAudio,
@@ -254,3 +255,21 @@ def test_resume_with_nothing_to_resume_starts_from_the_beginning(
     result = trainer.run(resume=True, on_progress=lambda p: messages.append(p.message))
     assert result.resumed_from == 0
     assert messages[0] == "nothing to resume: training from the beginning"
+
+
+def test_a_machine_without_the_memory_is_refused_before_training(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The free memory is the one thing faked: a machine short of it cannot be made here."""
+    import psutil
+
+    needed = lora.memory_needed(tiny_model_dir, torch.float32)
+    weights = sum(p.stat().st_size for p in tiny_model_dir.glob("*.safetensors"))
+    assert needed == int(weights * lora.MEMORY_FACTOR + lora.MEMORY_MARGIN)
+
+    class Short:
+        available = needed - 1
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Short())
+    with pytest.raises(RequestError, match=r"needs about .* GB of free memory; this machine has"):
+        lora.load_base(tiny_model_dir, "cpu")
