@@ -124,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     transcripts = read_transcripts(args.transcripts) if args.transcripts else {}
     with Library() as library:
         training.check_name(library, args.name, args.replace)
+        consent = _consent(args, library)  # asked before the work, not after it
+        if not consent:
+            raise RequestError(
+                "a voice is stored only with the consent of the person it belongs to: "
+                "confirm it with --consent"
+            )
         set_folder = training.training_folder(args.name) / "set"
         if args.resume and (set_folder / "set.json").is_file():
             status(f"resuming with the training set in {set_folder}")
@@ -161,9 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = training.train(args.name, model_dir, training_set, settings, device,
                                 resume=args.resume, on_progress=progress)  # fmt: skip
-        said = training.keep_trained(
-            library, args.name, result, training_set, consent=_consent(args, library)
-        )
+        said = training.keep_trained(library, args.name, result, training_set, consent=consent)
     history = result.history
     best = (f"best validation loss {history.best_loss:.3f} at step {history.best_step}"
             if history.validation else f"kept the last step ({history.best_step})")  # fmt: skip

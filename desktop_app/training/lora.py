@@ -124,9 +124,10 @@ def device_dtype(device: str) -> tuple[torch.device, torch.dtype]:
     return chosen, torch.bfloat16 if chosen.type == "cuda" else torch.float32
 
 
-MEMORY_FACTOR = 1.35
-"""Training's peak resident memory over the float32 weights' bytes (8.9 GB for CSM-1B's 6.6 GB
-on the CPU: benchmarks/results/train-voice.json), plus :data:`MEMORY_MARGIN`."""
+MEMORY_FACTOR = 1.5
+"""Training's peak resident memory over the float32 weights' bytes (9.3 GiB for CSM-1B's 6.1 GiB
+on the CPU, a 10 s example after a 10 s reference: benchmarks/results/train-voice.json), plus
+:data:`MEMORY_MARGIN`."""
 MEMORY_MARGIN = 0.5 * 2**30
 
 

@@ -46,8 +46,12 @@ def start(repo: Path) -> None:
         f"echo $? > {shlex.quote(str(out / 'rc.tmp'))} && "
         f"mv {shlex.quote(str(out / 'rc.tmp'))} {shlex.quote(str(out / 'rc'))}"
     )
-    proc = subprocess.Popen(["sh", "-c", script], cwd=repo, start_new_session=True)
-    (out / "pid").write_text(str(proc.pid))
+    # started in the background of a shell that ends at once, in a process group of its own: no
+    # child of this process is left running (a Popen of a running child is a ResourceWarning,
+    # an error here), and the controlling process ends the whole group
+    shell = subprocess.Popen(["sh", "-c", f"({script}) &"], cwd=repo, start_new_session=True)
+    shell.wait(timeout=30)
+    (out / "pid").write_text(str(shell.pid))
 
 
 def finished(repo: Path) -> Path:
@@ -78,5 +82,5 @@ def stop() -> None:
     if not out.is_dir():
         return
     with contextlib.suppress(OSError, ValueError):  # ended already
-        os.killpg(int((out / "pid").read_text()), signal.SIGKILL)
+        os.killpg(int((out / "pid").read_text()), signal.SIGKILL)  # the build's process group
     shutil.rmtree(out, ignore_errors=True)
