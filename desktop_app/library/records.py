@@ -137,6 +137,19 @@ class RemovedVoice:
 
     voice: VoiceRecord
     take_ids: tuple[int, ...]
+    adapter: dict[str, Any] | None = None
+    """The voice's adapters row (a trained voice), put back with it."""
+
+    def files(self) -> list[Path]:
+        """The files an undo would bring back into use: the clips and the adapter's two."""
+        found = [clip.file for clip in self.voice.clips]
+        if self.adapter is not None:
+            found += [self.folder / self.adapter["config_file"],
+                      self.folder / self.adapter["weights_file"]]  # fmt: skip
+        return found
+
+    folder: Path = Path()
+    """The library folder the adapter's files are named relative to."""
 
 
 def settings_of(request: GenerationRequest) -> dict[str, float]:

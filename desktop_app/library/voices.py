@@ -159,8 +159,13 @@ class Voices:
                 row[0]
                 for row in self.db.rows("SELECT id FROM takes WHERE voice_id = ?", (voice.id,))
             )
+            rows = self.db.rows(
+                "SELECT config_file, weights_file, info, created FROM adapters WHERE voice_id = ?",
+                (voice.id,),
+            )
             self.db.execute("DELETE FROM voices WHERE id = ?", (voice.id,))
-        return RemovedVoice(voice, take_ids)
+        adapter = dict(rows[0]) if rows else None
+        return RemovedVoice(voice, take_ids, adapter, self.files.folder)
 
     def restore(self, removed: RemovedVoice) -> VoiceRecord:
         """Put back a voice removed in this session, with its clips and the link to its takes.
@@ -189,6 +194,8 @@ class Voices:
                     "UPDATE takes SET voice_id = ? WHERE id = ? AND voice_id IS NULL",
                     [(voice.id, take_id) for take_id in removed.take_ids],
                 )
+                if removed.adapter is not None and all(f.exists() for f in removed.files()):
+                    self.db.insert("adapters", {**removed.adapter, "voice_id": voice.id})
         except LibraryConflict as exc:
             raise LibraryError(
                 f"cannot restore {voice.name!r}: a voice of that name exists again"

@@ -44,7 +44,7 @@ class Housekeeping(QObject):
             command = self.undo.command(index)
             removed = getattr(command, "removed", None)
             if removed is not None:
-                files.update(clip.file for clip in removed.voice.clips)
+                files.update(removed.files())  # its clips, and a trained voice's adapter
             take = getattr(command, "take", None)
             if isinstance(take, TakeRecord):
                 files.add(take.file)

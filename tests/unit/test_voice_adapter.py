@@ -167,3 +167,18 @@ def test_a_dialogue_of_two_trained_voices_says_each_line_with_its_own(
     plain = speak_script(fast, script, voices, settings)  # type: ignore[arg-type]
     pairs = zip(lines, plain, strict=True)
     assert any(not np.array_equal(a.result.codes, b.result.codes) for a, b in pairs)
+
+
+def test_undoing_the_removal_of_a_trained_voice_brings_its_training_back(
+    adapters: list[Path], app_home: Path
+) -> None:
+    from desktop_app.library.store import Library
+
+    with Library() as library:
+        library.voices.add("Ada", [(voiced(3.0, 24_000), "I am Ada.", "recorded")])
+        kept = library.adapters.attach("Ada", adapters[0], {"base_model": {}})
+        removed = library.voices.remove("Ada")
+        assert kept.weights_file in removed.files()
+        library.voices.restore(removed)
+        back = library.adapters.get("Ada")
+        assert back is not None and back.weights_file == kept.weights_file
