@@ -100,6 +100,15 @@ class TakeFlow(QObject):
             return
         clips = tuple(ClipAudio(clip.audio, clip.transcript) for clip in self.voice.clips)
         voice = self.library_box.current_voice() if self.library_box else None
+        if voice is not None and self.library_box is not None:
+            from desktop_app.session.voices import voice_adapter
+
+            try:  # a trained voice speaks with its adapter
+                adapter = voice_adapter(self.library_box.library, voice)
+            except UserError as exc:
+                self.errors.show(exc)
+                return
+            request = dataclasses.replace(request, adapter=adapter)
         if self._submit(request, voice, clips=clips, denoise=self.say.denoise.isChecked()):
             self.say.took(request.seed)
 

@@ -361,3 +361,29 @@ def test_a_newer_library_is_left_alone_and_the_window_still_works(qtbot: QtBot) 
     assert window.tabs.tabText(1) == "History"
     assert (folder / "library.sqlite3").read_bytes() == before
     window.close()
+
+
+def test_a_trained_voice_speaks_with_its_adapter_in_the_window(
+    window: MainWindow, qtbot: QtBot, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from desktop_app.inference.adapter import read_adapter
+    from tests.support.adapters import random_adapter
+
+    folder = random_adapter(tiny_model_dir, tmp_path / "adapter", seed=3)
+    library = Library()
+    library.voices.add(
+        "Ada", [(voiced(3.0, 24_000), "I am Ada.", "imported")], consent_confirmed=True
+    )
+    library.adapters.attach("Ada", folder, {})
+    box = window.library_box
+    assert box is not None
+    box.refresh()
+    box.use("Ada")
+    take = generate(window, qtbot, "Said in the trained voice.")
+    assert take.request.adapter is not None
+    assert take.request.adapter.key == read_adapter(folder).key
+    # edited clips are no longer the trained voice: no adapter
+    window.voice.remove_clip()
+    box.use("Ada")
+    library.adapters.detach("Ada")
+    assert generate(window, qtbot, "And now untrained.").request.adapter is None

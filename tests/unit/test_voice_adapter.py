@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from desktop_app.errors import RequestError
 from desktop_app.inference import GenerationRequest, ReferenceClip
@@ -17,25 +16,8 @@ from desktop_app.inference.adapter import read_adapter
 from desktop_app.inference.fast_engine import FastEngine
 from desktop_app.inference.hf_engine import TransformersEngine
 from desktop_app.training import lora
+from tests.support.adapters import random_adapter
 from tests.support.signals import voiced
-
-
-def random_adapter(model_dir: Path, folder: Path, seed: int) -> Path:
-    """A LoRA adapter with random A and B (peft's ``init_lora_weights=False``), saved by peft."""
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = lora.load_base(model_dir, "cpu")
-    torch.manual_seed(seed)
-    config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=lora.TARGET_MODULES, init_lora_weights=False
-    )
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():  # large enough to change the greedy codes
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.mul_(20)
-    peft_model.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
