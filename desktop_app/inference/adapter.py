@@ -16,11 +16,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from desktop_app.errors import RequestError
+
+if TYPE_CHECKING:  # torch is imported where an adapter is read: the library names files only
+    import torch
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"

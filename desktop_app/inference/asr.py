@@ -43,6 +43,20 @@ class ScoredText:
     mean_logprob: float
 
 
+def _window(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as float32, checked to fit one recognition window.
+
+    Raises:
+        RequestError: it is longer than Whisper hears at once.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.size > MAX_WINDOW_SECONDS * ASR_RATE + 1:
+        raise RequestError(
+            f"a recognition window is at most {MAX_WINDOW_SECONDS:g} s; cut longer audio first"
+        )
+    return audio
+
+
 class SpeechRecognizer:
     """A loaded Whisper checkpoint (model, processor and transformers' ASR pipeline)."""
 
@@ -101,11 +115,7 @@ class SpeechRecognizer:
         Raises:
             RequestError: the window is longer than Whisper hears at once.
         """
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.size > MAX_WINDOW_SECONDS * ASR_RATE + 1:
-            raise RequestError(
-                f"a recognition window is at most {MAX_WINDOW_SECONDS:g} s; cut longer audio first"
-            )
+        audio = _window(audio)
         if audio.size == 0:
             return Transcript("")
         generate: dict[str, Any] = {"task": "transcribe"}
@@ -137,11 +147,7 @@ class SpeechRecognizer:
         Raises:
             RequestError: the window is longer than Whisper hears at once.
         """
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.size > MAX_WINDOW_SECONDS * ASR_RATE + 1:
-            raise RequestError(
-                f"a recognition window is at most {MAX_WINDOW_SECONDS:g} s; cut longer audio first"
-            )
+        audio = _window(audio)
         if audio.size == 0:
             return ScoredText("", 0.0)
         features = self.processor.feature_extractor(

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from desktop_app.inference.adapter import CONFIG_NAME, WEIGHTS_NAME  # peft's file names
 from desktop_app.library.database import Database, LibraryError
 from desktop_app.library.files import FileStore
 from desktop_app.library.voices import Voices
-
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-"""peft's file names."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import torch
 
 from desktop_app.errors import GenerationCancelled, RequestError
 from desktop_app.inference import compute_device
+from desktop_app.inference.adapter import INFO_NAME
 from desktop_app.inference.engine import StopCheck
 from desktop_app.inference.model_store import CSM, load_checked
 from desktop_app.inference.prompt import turn_text
@@ -47,7 +48,7 @@ TARGET_MODULES = (
     r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 )
 """The linears of both transformers' layers (never Mimi's, whose layers have the same names)."""
-ADAPTER_INFO = "csm_studio.json"
+ADAPTER_INFO = INFO_NAME
 """What the studio records beside peft's files: the base model's identity, the settings, the
 data, the curves."""
 SPEAKER = "0"
