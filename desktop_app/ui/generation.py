@@ -176,6 +176,7 @@ class GenerationController(QObject):
         lines: tuple[int, ...] | None = None,
         made: tuple[object, ...] = (),
         hooks: JobHooks | None = None,
+        adapters: dict[str, object] | None = None,
     ) -> Job:
         """Speak a conversation's script (see :class:`ConversationWork`).
 
@@ -184,7 +185,9 @@ class GenerationController(QObject):
         """
         self._refuse_while_busy("speak the conversation")
         job = Job("a conversation is being spoken", precious=True, hooks=hooks or JobHooks())
-        work = ConversationWork(script, voices, settings, check, candidates, lines, made)
+        work = ConversationWork(
+            script, voices, settings, check, candidates, lines, made, dict(adapters or {})
+        )
         return self._submit(
             job,
             lambda t: self.worker.converse(t, work),

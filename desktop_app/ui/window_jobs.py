@@ -122,6 +122,11 @@ class ConversationJobs(_Part):
                 )
                 for name, voice in order.cast.items()
             }
+            from desktop_app.session.voices import voice_adapter
+
+            adapters: dict[str, object] = {
+                name: voice_adapter(self.library, voice) for name, voice in order.cast.items()
+            }
             settings = say.sampling_request("-")
             if order.seed is not None:
                 settings = dataclasses.replace(settings, seed=order.seed)
@@ -129,6 +134,7 @@ class ConversationJobs(_Part):
                 order.script, voices, settings, check=say.check_takes.isChecked(),
                 candidates=say.candidates.value(), lines=order.lines, made=order.made,
                 hooks=JobHooks(on_cancelled=failed, on_failed=lambda _: failed()),
+                adapters=adapters,
             )  # fmt: skip
         except UserError as exc:
             self.errors.show(exc)

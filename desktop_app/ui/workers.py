@@ -13,7 +13,7 @@ import dataclasses
 import gc
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,8 @@ class ConversationWork:
     candidates: int = 1
     lines: tuple[int, ...] | None = None
     made: tuple[object, ...] = ()  # conversation.speak.SpokenLine
+    adapters: dict[str, object] = field(default_factory=dict)
+    """A trained speaker's adapter (inference.adapter.VoiceAdapter), by speaker."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ class InferenceWorker:
             on_line=ticket.item,
             on_progress=ticket.progress,
             should_stop=ticket.should_stop,
+            adapters=work.adapters,  # type: ignore[arg-type]  # VoiceAdapters, typed loosely
         )
 
     def transcribe(self, ticket: Ticket[Any], work: TranscribeWork) -> Any:

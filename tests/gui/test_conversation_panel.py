@@ -130,3 +130,17 @@ def test_lines_are_heard_placed_redone_and_reopened_after_a_restart(
     # the lines' takes are in the History, marked as conversation takes
     sources = {t.source for t in window.library.takes.list()}
     assert sources == {"conversation"}
+
+
+def test_a_trained_cast_voice_speaks_its_lines_with_its_adapter(
+    window: MainWindow, qtbot: QtBot, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.support.adapters import random_adapter
+
+    cast_two_voices(window)
+    assert window.library is not None
+    window.library.adapters.attach("Ben", random_adapter(tiny_model_dir, tmp_path / "b", 1), {})
+    with qtbot.waitSignal(window.conversation_ready, timeout=60_000) as made:
+        window.conversation.generate_button.click()
+    trained = [line.request.adapter is not None for line in made.args[0]]
+    assert trained == [False, True, False]  # Ada, Ben, Ada
