@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         def progress(report: TrainProgress) -> None:
             if report.message:
                 status(report.message)
-            elif report.validation_loss is not None or report.step == report.steps:
+            else:  # a line a step (a step takes a minute or more on a CPU)
                 left = f", {report.seconds_left:.0f} s left" if report.seconds_left else ""
                 valid = (f", validation {report.validation_loss:.3f}"
                          if report.validation_loss is not None else "")  # fmt: skip
