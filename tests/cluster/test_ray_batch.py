@@ -139,9 +139,9 @@ def test_local_ray_makes_the_same_codes_as_the_local_batch_and_bad_lines_fail_al
 def test_a_killed_actor_loses_no_line_and_writes_none_twice(
     model: Path, head: str, voices: None, tmp_path: Path
 ) -> None:
-    lines = write_lines(tmp_path / "lines.jsonl", 12)
+    lines = write_lines(tmp_path / "lines.jsonl", 8)
     out = tmp_path / "out"
-    process = start(batch(model, lines, out, "--max-seconds", "1.5", "--batch-size", "1",
+    process = start(batch(model, lines, out, "--max-seconds", "1", "--batch-size", "1",
                           "--ray", "auto"))  # fmt: skip
     wait_for(out, 1, process)
     actors = subprocess.run(["pgrep", "-f", "^ray::SpeakerActor"], capture_output=True,
@@ -151,8 +151,8 @@ def test_a_killed_actor_loses_no_line_and_writes_none_twice(
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     made = [e["line"] for e in entries(out)]
-    assert sorted(made) == list(range(1, 13))  # every line, exactly once
-    assert "12 take(s)" in stdout and "lines per worker: actor-1" in stdout
+    assert sorted(made) == list(range(1, 9))  # every line, exactly once
+    assert "8 take(s)" in stdout and "lines per worker: actor-1" in stdout
 
 
 def test_a_killed_driver_resumes_where_it_stopped(
