@@ -36,12 +36,16 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Ray head on this machine (2 CPUs), as a user starts one; ended by its PID."""
     port = 6390
-    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    folder = tmp_path_factory.mktemp("ray-head")
+    log = folder / "head.log"
+    # the head's actors start from the head's environment, made before any test's own: they get
+    # a home and a weight cache in the test's folder, never the user's (~/.cache/csm-studio)
+    own = {"CSM_STUDIO_HOME": str(folder / "home"), "CSM_STUDIO_CACHE": str(folder / "cache")}
     ray_cli = str(Path(sys.executable).with_name("ray"))
     command = [ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
                "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env={**os.environ, **RAY_ENV}, stdout=out,
+        process = subprocess.Popen(command, env={**os.environ, **RAY_ENV, **own}, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 90
