@@ -92,7 +92,7 @@ def register(sub: Any) -> None:
     history.set_defaults(handler=run_history)
 
 
-def _consent(args: argparse.Namespace, whose: str) -> bool:
+def ask_consent(args: argparse.Namespace, whose: str) -> bool:
     """``--consent``, else the answer at the terminal (no terminal: no consent)."""
     if args.consent:
         return True
@@ -122,7 +122,7 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
                 "give one --transcript per --clip, in the same order, or none to have the "
                 "clips transcribed"
             )
-        if not _consent(args, printable(repr(args.name))):
+        if not ask_consent(args, printable(repr(args.name))):
             raise RequestError(
                 "a voice is stored only with the consent of the person it "
                 "belongs to: confirm it with --consent"
@@ -179,7 +179,7 @@ def _voices(args: argparse.Namespace, library: Library) -> int:
         print(f"exported {args.name!r} to {target}")
     else:
         source = Path(args.file).expanduser()
-        consent = _consent(args, f"in {printable(source.name)}")
+        consent = ask_consent(args, f"in {printable(source.name)}")
         voice = import_voice(library, source, consent=consent, name=args.name)
         print(f"imported voice {printable(repr(voice.name))} ({len(voice.clips)} clip(s))")
     return EXIT_OK

@@ -7,7 +7,6 @@ arguments, prints progress a line at a time and the outcome.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,13 +184,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _consent(args: argparse.Namespace, library: Any) -> bool:
     """A voice already in the library was stored with consent; a new one needs --consent (or
-    the answer at a terminal)."""
-    if args.consent or library.voices.id_of(args.name) is not None:
+    the answer at a terminal, as ``voices add`` asks it)."""
+    from desktop_app.cli.library import ask_consent
+
+    if library.voices.id_of(args.name) is not None:
         return True
-    if sys.stdin.isatty():
-        answer = input(f"Did the person whose voice {args.name!r} is agree to its cloning? [y/N] ")
-        return answer.strip().lower() in {"y", "yes"}
-    return False
+    return ask_consent(args, printable(repr(args.name)))
 
 
 def _print_review(training_set: Any) -> None:

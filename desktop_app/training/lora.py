@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from desktop_app.errors import GenerationCancelled, RequestError
+from desktop_app.files import atomic_write, write_text_atomic
 from desktop_app.inference import compute_device
 from desktop_app.inference.adapter import INFO_NAME
 from desktop_app.inference.engine import StopCheck
@@ -210,9 +211,8 @@ def codes_of(model: Any, training_set: TrainingSet, utterance: Utterance) -> tor
         values = torch.from_numpy(audio).to(codec.device, codec.dtype)[None, None]
         codes = codec.encode(values).audio_codes[0].transpose(0, 1).cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npy")
-    np.save(temporary, codes.numpy())
-    os.replace(temporary, path)
+    with atomic_write(path) as handle:
+        np.save(handle, codes.numpy())
     return codes
 
 
@@ -331,6 +331,13 @@ def _schedule(settings: TrainSettings) -> Callable[[int], float]:
     return factor
 
 
+def _swap_in(temporary: Path, final: Path) -> None:
+    """A folder written in full at ``temporary`` takes the place of ``final`` (a checkpoint, the
+    best adapter): a crash leaves the old one or the new one, never half of either."""
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(temporary, final)
+
+
 def _seed(settings: TrainSettings, step: int, micro: int) -> int:
     return (settings.seed * 1_000_003 + step * 1_009 + micro) % (2**63)
 
@@ -396,13 +403,8 @@ class Trainer:
                 {"step": step, "settings": asdict(self.settings), "history": asdict(history)}
             )
         )
-        final = self.checkpoints / name
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(temporary, final)
-        pointer = self.checkpoints / "latest.json"
-        pointer_tmp = pointer.with_suffix(".tmp")
-        pointer_tmp.write_text(json.dumps({"folder": name}))
-        os.replace(pointer_tmp, pointer)
+        _swap_in(temporary, self.checkpoints / name)
+        write_text_atomic(self.checkpoints / "latest.json", json.dumps({"folder": name}))
         for old in self.checkpoints.glob("step-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
@@ -569,9 +571,7 @@ class Trainer:
         temporary = self.out / f"{name}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
         model.save_pretrained(temporary)
-        final = self.out / name
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(temporary, final)
+        _swap_in(temporary, self.out / name)
 
     def _finish(self, history: History) -> Path:
         """The kept adapter in ``out/adapter`` with what the studio records beside it."""

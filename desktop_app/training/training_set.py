@@ -9,7 +9,6 @@ nothing but this folder.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from desktop_app import defaults
 from desktop_app.audio import dsp
 from desktop_app.audio.io import read_audio, write_audio
 from desktop_app.errors import RequestError
+from desktop_app.files import write_text_atomic
 from desktop_app.inference.asr import SpeechRecognizer
 from desktop_app.inference.engine import StopCheck, check_stop
 from desktop_app.inference.speaker import SpeakerEncoder
@@ -186,10 +186,7 @@ class TrainingSet:
                 for i, u in enumerate(self.utterances)
             ],
         }
-        target = self.folder / SET_FILE
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, target)
+        write_text_atomic(self.folder / SET_FILE, json.dumps(data, indent=1, ensure_ascii=False))
 
     @classmethod
     def load(cls, folder: Path) -> TrainingSet:
